@@ -1,0 +1,106 @@
+// rlnode --config FILE.ini --id N [--log-file PATH] [--log-level LEVEL]
+#include "config/config.hpp"
+#include "node/node.hpp"
+#include "transport/log.hpp"
+
+#include <boost/asio.hpp>
+#include <boost/program_options.hpp>
+
+#include <iostream>
+
+namespace po = boost::program_options;
+
+namespace {
+
+constexpr int kExitUsage = 2;
+
+struct Args {
+    std::string config;
+    std::uint64_t id = 0;
+    std::string log_file;
+    std::string log_level = "info";
+};
+
+// Returns nullopt after printing help or a usage error (exit code in `code`).
+std::optional<Args> parse_args(int argc, char** argv, int& code) {
+    Args a;
+    po::options_description desc("rlnode: one node of a Ringleader cluster\nOptions");
+    desc.add_options()("help,h", "show this help")(
+        "config,c", po::value(&a.config)->required(), "deployment INI file (the same for every node and tool)")(
+        "id,i", po::value(&a.id)->required(), "this node's id: a [node.N] section of the config")(
+        "log-file", po::value(&a.log_file), "also append log lines to this file")(
+        "log-level", po::value(&a.log_level), "debug | info | warn | error (default info)");
+    try {
+        po::variables_map vm;
+        po::store(po::parse_command_line(argc, argv, desc), vm);
+        if (vm.count("help")) {
+            std::cout << desc << "\n";
+            code = 0;
+            return std::nullopt;
+        }
+        po::notify(vm);
+    } catch (const po::error& e) {
+        std::cerr << "rlnode: " << e.what() << "\n" << desc << "\n";
+        code = kExitUsage;
+        return std::nullopt;
+    }
+    return a;
+}
+
+std::optional<rl::LogLevel> parse_level(const std::string& s) {
+    if (s == "debug") return rl::LogLevel::debug;
+    if (s == "info") return rl::LogLevel::info;
+    if (s == "warn") return rl::LogLevel::warn;
+    if (s == "error") return rl::LogLevel::error;
+    return std::nullopt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int code = 0;
+    auto args = parse_args(argc, argv, code);
+    if (!args) return code;
+    auto level = parse_level(args->log_level);
+    if (!level) {
+        std::cerr << "rlnode: --log-level must be debug, info, warn or error\n";
+        return kExitUsage;
+    }
+    std::optional<rl::config::Config> config;
+    try {
+        config = rl::config::Config::load(args->config);
+    } catch (const rl::config::ConfigError& e) {
+        std::cerr << "rlnode: " << e.what() << "\n";
+        return kExitUsage;
+    }
+    const rl::NodeId self{args->id};
+    if (config->node(self) == nullptr) {
+        std::cerr << "rlnode: " << args->config << ": no [node." << args->id << "] section for --id " << args->id
+                  << "\n";
+        return kExitUsage;
+    }
+    rl::Logger log(std::to_string(args->id), *level);
+    try {
+        if (!args->log_file.empty()) log.also_to_file(args->log_file);
+        boost::asio::io_context io(1);
+        rl::node::Node node(io, *config, self, log);
+        boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+        boost::asio::steady_timer shutdown_guard(io);
+        signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+            if (ec) return;
+            log.info("shutdown").kv("signal", sig);
+            node.stop();
+            // Sockets and timers are closed; whatever handler is still
+            // pending gets a short grace, never more than the promised 1 s.
+            shutdown_guard.expires_after(std::chrono::milliseconds(300));
+            shutdown_guard.async_wait([&](const boost::system::error_code&) { io.stop(); });
+        });
+        node.start();
+        io.run();
+    } catch (const std::exception& e) {
+        log.error("fatal").kv("error", e.what());
+        std::cerr << "rlnode: " << e.what() << "\n";
+        return 1;
+    }
+    return 0;
+}

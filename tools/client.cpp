@@ -1,0 +1,97 @@
+#include "tools/client.hpp"
+
+#include <charconv>
+
+namespace rl::tools {
+std::pair<std::string, std::uint16_t> split_endpoint(const std::string& endpoint) {
+    const auto colon = endpoint.rfind(':');
+    if (colon == std::string::npos || colon == 0) throw std::invalid_argument("expected HOST:PORT, got \"" + endpoint + "\"");
+    std::string host = endpoint.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    const std::string port_text = endpoint.substr(colon + 1);
+    unsigned port = 0;
+    auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (ec != std::errc{} || end != port_text.data() + port_text.size() || port == 0 || port > 65535) {
+        throw std::invalid_argument("bad port in \"" + endpoint + "\"");
+    }
+    return {host, static_cast<std::uint16_t>(port)};
+}
+
+Client::Client(std::string cluster_name, std::uint32_t frame_bytes_max)
+    : cluster_name_(std::move(cluster_name)), frame_bytes_max_(frame_bytes_max) {}
+
+Client::~Client() {
+    if (conn_) conn_->close("closed");
+}
+
+void Client::run_until(Clock::time_point deadline, const std::function<bool()>& done) {
+    io_.restart();
+    while (!done() && Clock::now() < deadline) {
+        if (io_.run_one_until(deadline) == 0 && io_.stopped()) io_.restart();
+    }
+}
+
+void Client::connect(const std::string& endpoint, Clock::time_point deadline) {
+    endpoint_ = endpoint;
+    std::pair<std::string, std::uint16_t> hp;
+    boost::asio::ip::address addr;
+    try {
+        hp = split_endpoint(endpoint);
+        addr = boost::asio::ip::make_address(hp.first);
+    } catch (const std::exception& e) {
+        throw ConnectError(std::string("bad address: ") + e.what());
+    }
+    transport::tcp::socket socket(io_);
+    std::optional<boost::system::error_code> result;
+    socket.async_connect({addr, hp.second}, [&](const boost::system::error_code& ec) { result = ec; });
+    run_until(deadline, [&] { return result.has_value(); });
+    if (!result) throw ConnectError("cannot connect to " + endpoint + ": timed out");
+    if (*result) throw ConnectError("cannot connect to " + endpoint + ": " + result->message());
+
+    conn_ = std::make_shared<transport::Connection>(std::move(socket),
+                                                    transport::ConnectionLimits{frame_bytes_max_, 1024});
+    conn_->start(transport::Connection::Handlers{
+        .on_message = [this](transport::Message&& m) { inbox_.push_back(std::move(m)); },
+        .on_close = [this](const std::string& reason,
+                           const std::string& detail) { closed_reason_ = reason + (detail.empty() ? "" : ": " + detail); },
+    });
+    conn_->send(transport::Hello{transport::Role::client, kNoNode, cluster_name_, transport::kProtocolVersion});
+    run_until(deadline, [&] { return !inbox_.empty() || !conn_->open(); });
+    if (!inbox_.empty()) {
+        transport::Message first = std::move(inbox_.front());
+        inbox_.pop_front();
+        if (auto* refuse = std::get_if<transport::Refuse>(&first)) {
+            throw ConnectError(endpoint + " refused the connection: " + refuse->reason);
+        }
+        if (auto* hello = std::get_if<transport::Hello>(&first)) node_id_ = hello->node_id;
+        if (node_id_ != kNoNode) return;
+    }
+    if (!conn_->open()) throw ConnectError(endpoint + " closed the connection: " + closed_reason_);
+    throw ConnectError(endpoint + " did not answer the handshake in time");
+}
+
+transport::ClientReply Client::call(transport::ClientRequest request, Clock::time_point deadline) {
+    if (!connected()) throw ConnectError("not connected to " + endpoint_ + (closed_reason_.empty() ? "" : ": " + closed_reason_));
+    want_id_ = next_request_id_++;
+    std::visit([&](auto& r) { r.request_id = want_id_; }, request);
+    std::visit([&](const auto& r) { conn_->send(r); }, request);
+    std::optional<transport::ClientReply> reply;
+    run_until(deadline, [&] {
+        while (!inbox_.empty() && !reply) {
+            transport::Message m = std::move(inbox_.front());
+            inbox_.pop_front();
+            std::visit([&](auto&& msg) {
+                using T = std::decay_t<decltype(msg)>;
+                if constexpr (transport::is_alternative_v<T, transport::ClientReply>) {
+                    if (msg.request_id == want_id_ || msg.request_id == 0) reply = std::move(msg);
+                }
+            }, std::move(m));
+        }
+        return reply.has_value() || !conn_->open();
+    });
+    if (reply) return *reply;
+    if (!conn_->open()) throw ConnectError(endpoint_ + " closed the connection: " + closed_reason_);
+    throw TimeoutError("no reply from " + endpoint_ + " in time");
+}
+
+}  // namespace rl::tools

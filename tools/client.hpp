@@ -1,0 +1,68 @@
+// A blocking client for tools (rlcat, rlbench): one connection, Hello, then
+// request/reply with a deadline. Built on transport::Connection and its own
+// io_context so that tools and nodes share one framing implementation.
+#pragma once
+
+#include "transport/connection.hpp"
+
+#include <boost/asio.hpp>
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace rl::tools {
+
+using Clock = std::chrono::steady_clock;
+
+// Could not reach or talk to the node at all (exit code 2 in rlcat).
+class ConnectError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Connected, but no reply came before the deadline (exit code 1).
+class TimeoutError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+class Client {
+public:
+    // cluster_name may be empty when the tool has no config.
+    explicit Client(std::string cluster_name, std::uint32_t frame_bytes_max = 4 * 1024 * 1024);
+    ~Client();
+
+    // "HOST:PORT" (IPv6 as "[::1]:7101"). Resolves numerically; throws
+    // ConnectError on failure, refusal or deadline.
+    void connect(const std::string& endpoint, Clock::time_point deadline);
+    bool connected() const { return conn_ && conn_->open(); }
+    const std::string& endpoint() const { return endpoint_; }
+    NodeId node_id() const { return node_id_; }
+
+    // Sends one request (its request_id is set here) and waits for the
+    // reply with the same id. Throws TimeoutError or ConnectError.
+    transport::ClientReply call(transport::ClientRequest request, Clock::time_point deadline);
+
+private:
+    void run_until(Clock::time_point deadline, const std::function<bool()>& done);
+
+    boost::asio::io_context io_;
+    std::string cluster_name_;
+    std::uint32_t frame_bytes_max_;
+    std::shared_ptr<transport::Connection> conn_;
+    std::string endpoint_;
+    NodeId node_id_;
+    std::uint64_t next_request_id_ = 1;
+    std::deque<transport::Message> inbox_;
+    std::uint64_t want_id_ = 0;
+    std::string closed_reason_;
+};
+
+// Splits "HOST:PORT" / "[V6]:PORT"; throws std::invalid_argument.
+std::pair<std::string, std::uint16_t> split_endpoint(const std::string& endpoint);
+
+}  // namespace rl::tools

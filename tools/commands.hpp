@@ -1,0 +1,43 @@
+// The client command table (DESIGN.md section 4): each command's name, its
+// arguments, how it becomes a request, and how its reply prints as text and
+// as JSON. rlcat and rlbench both read it; a new command is one entry here
+// plus its request/reply structs in transport/messages.hpp.
+#pragma once
+
+#include "transport/messages.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rl::tools {
+
+struct CommandSpec {
+    const char* name;
+    const char* usage;    // e.g. "transfer FROM TO AMOUNT"
+    const char* summary;  // one line for --help
+    std::size_t min_args;
+    std::size_t max_args;
+    // Builds the request; throws std::invalid_argument with a message
+    // naming the bad argument.
+    transport::ClientRequest (*build)(const std::vector<std::string>& args);
+};
+
+const std::vector<CommandSpec>& command_table();
+
+// Splits a command line into words and builds its request. Throws
+// std::invalid_argument for an unknown command or bad arguments.
+transport::ClientRequest parse_command(const std::string& line);
+
+// True for a reply that reports success.
+bool reply_ok(const transport::ClientReply& reply);
+// One JSON object (DESIGN.md section 4 fields).
+nlohmann::ordered_json reply_json(const transport::ClientReply& reply);
+// One line of key=value text.
+std::string reply_text(const transport::ClientReply& reply);
+// The error line for a request that got no reply (timeouts, unreachable).
+nlohmann::ordered_json local_error_json(const std::string& code, const std::string& message);
+
+}  // namespace rl::tools

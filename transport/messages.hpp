@@ -1,0 +1,150 @@
+// Every message that crosses a TCP connection, gathered in one variant
+// (DESIGN.md section 3). Each struct names its frame type byte in kWireType:
+//   1..19   connection control (this file)
+//   20..59  election (election/messages.hpp)
+//   60..99  replication and transactions
+//   100..159 client requests and replies (this file)
+// A type byte, once shipped, never changes meaning.
+#pragma once
+
+#include "config/types.hpp"
+#include "election/messages.hpp"
+
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace rl::transport {
+
+inline constexpr std::uint8_t kProtocolVersion = 1;
+
+enum class Role : std::uint8_t { peer = 1, client = 2 };
+
+// First frame on every connection, both ways for clients.
+struct Hello {
+    static constexpr std::uint8_t kWireType = 1;
+    Role role = Role::client;       // what the sender is
+    NodeId node_id;                 // sender's node id; kNoNode for a client
+    std::string cluster_name;       // must match the receiver's; a client may leave it empty
+    std::uint8_t version = kProtocolVersion;  // protocol version the sender speaks
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(role, node_id, cluster_name, version); }
+};
+
+// Sent just before a connection is closed on purpose, so the other side
+// can log why instead of guessing.
+struct Refuse {
+    static constexpr std::uint8_t kWireType = 2;
+    std::string reason;  // human-readable, one line
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(reason); }
+};
+
+// ---- client requests (DESIGN.md section 4) ----
+
+struct PingRequest {
+    static constexpr std::uint8_t kWireType = 100;
+    std::uint64_t request_id = 0;  // echoed in the reply; chosen by the client
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(request_id); }
+};
+
+struct StatusRequest {
+    static constexpr std::uint8_t kWireType = 101;
+    std::uint64_t request_id = 0;  // echoed in the reply
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(request_id); }
+};
+
+// ---- client replies ----
+
+struct PingReply {
+    static constexpr std::uint8_t kWireType = 130;
+    std::uint64_t request_id = 0;  // from the request
+    NodeId leader_hint;            // leader of the answering node's shard as it knows it; kNoNode if none
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(request_id, leader_hint); }
+};
+
+struct PeerStatus {
+    NodeId id;                       // a member of the same shard
+    bool suspected = false;          // the failure detector's verdict
+    std::uint64_t last_heard_ms = 0; // time since the last frame from it
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(id, suspected, last_heard_ms); }
+};
+
+enum class NodeRole : std::uint8_t { follower = 1, candidate = 2, leader = 3 };
+
+struct StatusReply {
+    static constexpr std::uint8_t kWireType = 131;
+    std::uint64_t request_id = 0;    // from the request
+    NodeId node;                     // the answering node
+    ShardId shard;                   // its shard
+    NodeRole role = NodeRole::follower;
+    Epoch epoch;                     // its current epoch
+    NodeId leader;                   // leader it knows for `epoch`; kNoNode if none
+    LogIndex commit_index;           // highest index known committed
+    LogIndex applied_index;          // highest index applied to its state
+    std::vector<PeerStatus> peers;   // the other members of its shard
+
+    template <class Archive>
+    void serialize(Archive& ar) {
+        ar(request_id, node, shard, role, epoch, leader, commit_index, applied_index, peers);
+    }
+};
+
+// Any request that failed: bad input, no leader, unknown item...
+struct ErrorReply {
+    static constexpr std::uint8_t kWireType = 159;
+    std::uint64_t request_id = 0;  // from the request (0 if it could not be read)
+    std::string code;              // machine-readable: unavailable, bad_request, unknown_item, ...
+    std::string message;           // one human-readable line
+    NodeId leader_hint;            // best known leader of the relevant shard; kNoNode if none
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(request_id, code, message, leader_hint); }
+};
+
+namespace detail {
+template <class... A>
+struct Cat;
+template <class... A>
+struct Cat<std::variant<A...>> {
+    using type = std::variant<A...>;
+};
+template <class... A, class... B, class... Rest>
+struct Cat<std::variant<A...>, std::variant<B...>, Rest...> {
+    using type = typename Cat<std::variant<A..., B...>, Rest...>::type;
+};
+}  // namespace detail
+
+using ControlMessage = std::variant<Hello, Refuse>;
+using ClientRequest = std::variant<PingRequest, StatusRequest>;
+using ClientReply = std::variant<PingReply, StatusReply, ErrorReply>;
+
+using Message = typename detail::Cat<ControlMessage, election::ElectionMessage, ClientRequest, ClientReply>::type;
+
+// The frame type byte of a message.
+std::uint8_t wire_type(const Message& m);
+// True when some message kind uses this type byte.
+bool known_wire_type(std::uint8_t type);
+
+template <class T, class V>
+struct is_alternative;
+template <class T, class... A>
+struct is_alternative<T, std::variant<A...>> : std::bool_constant<(std::is_same_v<T, A> || ...)> {};
+template <class T, class V>
+inline constexpr bool is_alternative_v = is_alternative<T, V>::value;
+
+}  // namespace rl::transport

@@ -1,0 +1,106 @@
+#include "transport/peer_link.hpp"
+
+#include <algorithm>
+
+namespace rl::transport {
+
+PeerLink::PeerLink(boost::asio::io_context& io, PeerLinkParams params, Logger& log)
+    : io_(io), params_(std::move(params)), log_(log), timer_(io), rng_(params_.seed) {}
+
+void PeerLink::start() { dial(); }
+
+void PeerLink::stop() {
+    stopped_ = true;
+    timer_.cancel();
+    if (dialing_) {
+        boost::system::error_code ignored;
+        dialing_->close(ignored);
+    }
+    if (conn_) conn_->close("closed");
+}
+
+void PeerLink::dial() {
+    if (stopped_) return;
+    auto socket = std::make_shared<tcp::socket>(io_);
+    boost::system::error_code ec;
+    socket->open(params_.remote.protocol(), ec);
+    if (!ec) socket->set_option(tcp::socket::reuse_address(true), ec);
+    if (!ec) socket->bind(params_.local, ec);
+    if (ec) {
+        log_.warn("peer_bind_failed").kv("peer", params_.peer).kv("local", params_.local).kv("error", ec.message());
+        schedule_redial();
+        return;
+    }
+    dialing_ = socket;
+    socket->async_connect(params_.remote, [self = shared_from_this(), socket](const boost::system::error_code& e) {
+        self->dialing_.reset();
+        if (self->stopped_) return;
+        if (e) {
+            self->on_lost("connect_failed", e.message());
+            return;
+        }
+        self->on_connected(std::move(*socket));
+    });
+}
+
+void PeerLink::on_connected(tcp::socket socket) {
+    conn_ = std::make_shared<Connection>(std::move(socket), params_.limits);
+    std::weak_ptr<PeerLink> weak = weak_from_this();
+    conn_->start(Connection::Handlers{
+        .on_message =
+            [weak](Message&& m) {
+                // The peer speaks on this connection only to refuse us.
+                auto self = weak.lock();
+                if (!self) return;
+                if (auto* refuse = std::get_if<Refuse>(&m)) {
+                    self->log_.warn("peer_refused").kv("peer", self->params_.peer).kv("reason", refuse->reason);
+                }
+            },
+        .on_close = [weak](const std::string& reason,
+                           const std::string& detail) {
+            if (auto self = weak.lock()) self->on_lost(reason, detail);
+        }});
+    conn_->send(Hello{Role::peer, params_.self, params_.cluster_name, kProtocolVersion});
+    ++stats_.connects;
+    failures_ = 0;
+    was_up_ = true;
+    log_.info("peer_connected").kv("peer", params_.peer).kv("remote", params_.remote);
+}
+
+void PeerLink::on_lost(const std::string& reason, const std::string& detail) {
+    if (stopped_) return;
+    if (was_up_) {
+        log_.info("peer_disconnected").kv("peer", params_.peer).kv("reason", reason).kv("detail", detail);
+        was_up_ = false;
+    }
+    schedule_redial();
+}
+
+// Exponential backoff with full jitter in [delay/2, delay]: peers that lost
+// the same node do not redial it in lockstep.
+void PeerLink::schedule_redial() {
+    if (stopped_) return;
+    const std::uint64_t shift = std::min<std::uint32_t>(failures_, 16);
+    const std::uint64_t ceiling =
+        std::min<std::uint64_t>(params_.reconnect_max_ms, std::uint64_t{params_.reconnect_min_ms} << shift);
+    std::uniform_int_distribution<std::uint64_t> jitter(ceiling / 2, ceiling);
+    ++failures_;
+    timer_.expires_after(std::chrono::milliseconds(jitter(rng_)));
+    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+        if (!ec) self->dial();
+    });
+}
+
+bool PeerLink::send(const Message& m) {
+    if (connected() && conn_->send(m)) return true;
+    ++stats_.dropped;
+    return false;
+}
+
+bool PeerLink::send_frame(std::shared_ptr<const Bytes> frame) {
+    if (connected() && conn_->send_frame(std::move(frame))) return true;
+    ++stats_.dropped;
+    return false;
+}
+
+}  // namespace rl::transport

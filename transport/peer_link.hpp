@@ -1,0 +1,69 @@
+// The outbound half of a peer pair: this node dials the peer from its own
+// configured address (so iptables rules on addresses cut exactly that pair),
+// says Hello, then streams frames. It redials with exponential backoff and
+// jitter forever. While down, messages are dropped and counted: everything
+// sent to peers is either periodic or retried by the core that sent it.
+#pragma once
+
+#include "transport/connection.hpp"
+#include "transport/log.hpp"
+
+#include <boost/asio.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+
+namespace rl::transport {
+
+struct PeerLinkParams {
+    NodeId self;
+    NodeId peer;
+    std::string cluster_name;
+    tcp::endpoint local;   // bound before connect (port 0)
+    tcp::endpoint remote;
+    ConnectionLimits limits;
+    std::uint32_t reconnect_min_ms = 20;
+    std::uint32_t reconnect_max_ms = 1000;
+    std::uint64_t seed = 0;
+};
+
+struct PeerLinkStats {
+    std::uint64_t connects = 0;
+    std::uint64_t dropped = 0;  // messages not sent: link down or queue full
+};
+
+class PeerLink : public std::enable_shared_from_this<PeerLink> {
+public:
+    PeerLink(boost::asio::io_context& io, PeerLinkParams params, Logger& log);
+
+    void start();
+    void stop();
+    // Queues for the peer; false (and counted) when down or full.
+    bool send(const Message& m);
+    bool send_frame(std::shared_ptr<const Bytes> frame);
+    bool connected() const { return conn_ && conn_->open(); }
+    const PeerLinkStats& stats() const { return stats_; }
+    NodeId peer() const { return params_.peer; }
+
+private:
+    void dial();
+    void on_connected(tcp::socket socket);
+    void on_lost(const std::string& reason, const std::string& detail);
+    void schedule_redial();
+
+    boost::asio::io_context& io_;
+    PeerLinkParams params_;
+    Logger& log_;
+    boost::asio::steady_timer timer_;
+    std::mt19937_64 rng_;
+    std::shared_ptr<Connection> conn_;
+    std::shared_ptr<tcp::socket> dialing_;
+    std::uint32_t failures_ = 0;
+    bool stopped_ = false;
+    bool was_up_ = false;
+    PeerLinkStats stats_;
+};
+
+}  // namespace rl::transport
