@@ -35,8 +35,8 @@ constexpr std::uint64_t kFrameBytesMax = 64 * 1024 * 1024;
 constexpr std::uint64_t kU32Max = std::numeric_limits<std::uint32_t>::max();
 constexpr std::uint64_t kU64Max = std::numeric_limits<std::uint64_t>::max();
 
-std::string describe(const std::string& file, std::size_t line, const std::string& section,
-                     const std::string& key, const std::string& problem) {
+std::string describe(const std::string& file, std::size_t line, const std::string& section, const std::string& key,
+                     const std::string& problem) {
     std::string where = file;
     if (line != kNoLine) where += ":" + std::to_string(line);
     // File-level problems (unreadable file, stray line before any section) have no section.
@@ -98,8 +98,8 @@ bool all_digits(const std::string& s) {
 // that a lenient parser would silently turn into a different timeout.
 std::uint64_t parse_uint(const std::string& text, std::uint64_t min, std::uint64_t max) {
     if (!all_digits(text)) {
-        throw Problem{quoted(text) + " is not a whole decimal number, expected " + std::to_string(min) +
-                      ".." + std::to_string(max)};
+        throw Problem{quoted(text) + " is not a whole decimal number, expected " + std::to_string(min) + ".." +
+                      std::to_string(max)};
     }
     std::uint64_t value = 0;
     for (char c : text) {
@@ -137,9 +137,10 @@ std::string parse_cluster_name(const std::string& text) {
                       std::to_string(kClusterNameMax)};
     }
     for (char c : text) {
-        const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                        c == '_' || c == '.' || c == '-';
-        if (!ok) throw Problem{quoted(text) + " has character '" + std::string(1, c) + "', expected only A-Z a-z 0-9 _ . -"};
+        const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+                        c == '.' || c == '-';
+        if (!ok)
+            throw Problem{quoted(text) + " has character '" + std::string(1, c) + "', expected only A-Z a-z 0-9 _ . -"};
     }
     return text;
 }
@@ -310,8 +311,9 @@ void Scanner::classify(Section& s) const {
         const std::string n = s.name.substr(std::strlen(prefix));
         // Leading zeros would let [shard.1] and [shard.01] name one shard twice.
         if (n.starts_with("0") || !all_digits(n)) {
-            fail(s.name, "", "section id " + quoted(n) + " is not a positive whole number without leading zeros, expected [" +
-                                 prefix + "N] with N = 1, 2, ...");
+            fail(s.name, "",
+                 "section id " + quoted(n) + " is not a positive whole number without leading zeros, expected [" +
+                     prefix + "N] with N = 1, 2, ...");
         }
         try {
             s.id = parse_uint(n, 1, kU64Max);
@@ -428,7 +430,8 @@ Deployment Checker::run() {
     const auto cluster_section =
         std::find_if(sections.begin(), sections.end(), [](const Section& s) { return s.kind == Kind::cluster; });
     if (cluster_section == sections.end()) {
-        throw ConfigError(file_, "cluster", "", "missing [cluster] section, it is required (name = ..., election = ...)");
+        throw ConfigError(file_, "cluster", "",
+                          "missing [cluster] section, it is required (name = ..., election = ...)");
     }
     d.cluster = cluster(*cluster_section);
     for (const Section& s : sections) {
@@ -465,19 +468,28 @@ const std::vector<std::pair<const char*, ClusterSetter>>& cluster_keys() {
     using S = const std::string&;
     static const std::vector<std::pair<const char*, ClusterSetter>> table = {
         {"name", [](C& c, S v) { c.name = parse_cluster_name(v); }},
-        {"election", [](C& c, S v) {
-             c.election = parse_choice(v, {std::pair{"bully", ElectionAlgorithm::bully}, std::pair{"ring", ElectionAlgorithm::ring}});
+        {"election",
+         [](C& c, S v) {
+             c.election = parse_choice(
+                 v, {std::pair{"bully", ElectionAlgorithm::bully}, std::pair{"ring", ElectionAlgorithm::ring}});
          }},
         {"heartbeat_ms", [](C& c, S v) { c.heartbeat_ms = parse_u32(v); }},
         {"suspect_after_ms", [](C& c, S v) { c.suspect_after_ms = parse_u32(v); }},
         {"election_timeout_ms", [](C& c, S v) { c.election_timeout_ms = parse_u32(v); }},
         {"tick_ms", [](C& c, S v) { c.tick_ms = parse_u32(v); }},
-        {"initial_balance", [](C& c, S v) {
+        {"initial_balance",
+         [](C& c, S v) {
              c.initial_balance = static_cast<std::int64_t>(parse_uint(v, 0, std::numeric_limits<std::int64_t>::max()));
          }},
         {"data_dir", [](C& c, S v) { c.data_dir = parse_path(v); }},
-        {"fsync", [](C& c, S v) { c.fsync = parse_choice(v, {std::pair{"always", FsyncMode::always}, std::pair{"never", FsyncMode::never}}); }},
-        {"fault_injection", [](C& c, S v) { c.fault_injection = parse_choice(v, {std::pair{"true", true}, std::pair{"false", false}}); }},
+        {"fsync",
+         [](C& c, S v) {
+             c.fsync = parse_choice(v, {std::pair{"always", FsyncMode::always}, std::pair{"never", FsyncMode::never}});
+         }},
+        {"fault_injection",
+         [](C& c, S v) {
+             c.fault_injection = parse_choice(v, {std::pair{"true", true}, std::pair{"false", false}});
+         }},
         {"frame_bytes_max", [](C& c, S v) { c.limits.frame_bytes_max = parse_u32(v, kFrameBytesMin, kFrameBytesMax); }},
         {"peer_queue_frames_max", [](C& c, S v) { c.limits.peer_queue_frames_max = parse_u32(v); }},
         {"client_connections_max", [](C& c, S v) { c.limits.client_connections_max = parse_u32(v); }},
@@ -516,9 +528,12 @@ void Checker::check_relation(const Section& s, const char* key, std::uint64_t va
                     : rel == Relation::at_least   ? value >= other_value
                                                   : value <= other_value;
     if (ok) return;
-    const char* words = rel == Relation::greater_than ? "greater than" : rel == Relation::at_least ? "at least" : "at most";
-    fail(s, s.keys.contains(key) ? key : other, std::string(key) + " (" + std::to_string(value) + ") must be " + words +
-                                                    " " + other + " (" + std::to_string(other_value) + ")");
+    const char* words = rel == Relation::greater_than ? "greater than"
+                        : rel == Relation::at_least   ? "at least"
+                                                      : "at most";
+    fail(s, s.keys.contains(key) ? key : other,
+         std::string(key) + " (" + std::to_string(value) + ") must be " + words + " " + other + " (" +
+             std::to_string(other_value) + ")");
 }
 
 void Checker::check_timing(const Section& s, const ClusterConfig& c) const {
@@ -568,8 +583,9 @@ void Checker::check_items(const Deployment& d) const {
         const auto& [next, next_shard] = all[i];
         const Section& s = *d.shard_sections.at(next_shard);
         if (next.first <= prev.last) {
-            fail(s, "items", "range " + range_text(next) + " overlaps [" + d.shard_sections.at(prev_shard)->name +
-                                 "] items " + range_text(prev));
+            fail(s, "items",
+                 "range " + range_text(next) + " overlaps [" + d.shard_sections.at(prev_shard)->name + "] items " +
+                     range_text(prev));
         }
         if (next.first.value != prev.last.value + 1) {
             fail(s, "items", "item " + std::to_string(prev.last.value + 1) + " is not in any shard; " + cover);
@@ -584,20 +600,23 @@ void Checker::check_membership(Deployment& d) const {
             const std::string node_name = "node." + std::to_string(n.value);
             const auto it = d.nodes.find(n);
             if (it == d.nodes.end()) {
-                throw ConfigError(file_, node_name, "", "node " + std::to_string(n.value) + " is listed in [" + s.name +
-                                                            "] nodes but has no [" + node_name + "] section");
+                throw ConfigError(file_, node_name, "",
+                                  "node " + std::to_string(n.value) + " is listed in [" + s.name +
+                                      "] nodes but has no [" + node_name + "] section");
             }
             // A node runs one replicated log; serving two shards would mix them.
             if (it->second.shard != ShardId{}) {
-                fail(s, "nodes", "node " + std::to_string(n.value) + " is already in [" +
-                                     d.shard_sections.at(it->second.shard)->name + "] nodes; a node serves exactly one shard");
+                fail(s, "nodes",
+                     "node " + std::to_string(n.value) + " is already in [" +
+                         d.shard_sections.at(it->second.shard)->name + "] nodes; a node serves exactly one shard");
             }
             it->second.shard = shard_id;
         }
     }
     for (const auto& [id, node] : d.nodes) {
         if (node.shard == ShardId{}) {
-            fail(*d.node_sections.at(id), "", "node " + std::to_string(id.value) + " is not listed in any [shard.N] nodes");
+            fail(*d.node_sections.at(id), "",
+                 "node " + std::to_string(id.value) + " is not listed in any [shard.N] nodes");
         }
     }
 }
@@ -607,8 +626,8 @@ void Checker::check_addresses(const Deployment& d) const {
     for (const auto& [id, node] : d.nodes) {
         const auto [it, fresh] = seen.emplace(std::pair{node.address.host, node.address.port}, id);
         if (!fresh) {
-            fail(*d.node_sections.at(id), "address", node.address.to_string() + " is already used by [" +
-                                                         d.node_sections.at(it->second)->name + "]");
+            fail(*d.node_sections.at(id), "address",
+                 node.address.to_string() + " is already used by [" + d.node_sections.at(it->second)->name + "]");
         }
     }
 }

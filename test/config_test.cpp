@@ -159,9 +159,10 @@ BOOST_AUTO_TEST_CASE(absent_optional_keys_keep_defaults) {
 }
 
 BOOST_AUTO_TEST_CASE(limit_keys_override_defaults) {
-    const std::string limits = "name = t\nframe_bytes_max = 1024\npeer_queue_frames_max = 7\n"
-                               "client_connections_max = 8\nclient_inflight_max = 9\nreconnect_min_ms = 5\n"
-                               "reconnect_max_ms = 5\nhandshake_timeout_ms = 11\ntick_ms = 50\nelection = ring\n";
+    const std::string limits =
+        "name = t\nframe_bytes_max = 1024\npeer_queue_frames_max = 7\n"
+        "client_connections_max = 8\nclient_inflight_max = 9\nreconnect_min_ms = 5\n"
+        "reconnect_max_ms = 5\nhandshake_timeout_ms = 11\ntick_ms = 50\nelection = ring\n";
     const Config c = Config::parse(edit(edit(base(), "election = bully", ""), "name = t", limits), "t.ini");
     const auto& l = c.cluster().limits;
     BOOST_TEST(l.frame_bytes_max == 1024u);
@@ -387,8 +388,9 @@ BOOST_AUTO_TEST_CASE(tick_longer_than_heartbeat_is_rejected) {
 }
 
 BOOST_AUTO_TEST_CASE(election_timeout_below_heartbeat_is_rejected) {
-    expect_error(edit(base(), "election_timeout_ms = 300", "election_timeout_ms = 40"),
-                 {6, "cluster", "election_timeout_ms", {"election_timeout_ms (40) must be at least heartbeat_ms (50)"}});
+    expect_error(
+        edit(base(), "election_timeout_ms = 300", "election_timeout_ms = 40"),
+        {6, "cluster", "election_timeout_ms", {"election_timeout_ms (40) must be at least heartbeat_ms (50)"}});
 }
 
 BOOST_AUTO_TEST_CASE(reconnect_min_above_max_is_rejected) {
@@ -419,7 +421,8 @@ BOOST_AUTO_TEST_CASE(unknown_shard_key_is_rejected) {
 }
 
 BOOST_AUTO_TEST_CASE(shard_without_items_is_rejected) {
-    expect_error(edit(base(), "items = 101-200", ""), {16, "shard.2", "items", {"missing required key", "items = 1-3000"}});
+    expect_error(edit(base(), "items = 101-200", ""),
+                 {16, "shard.2", "items", {"missing required key", "items = 1-3000"}});
 }
 
 BOOST_AUTO_TEST_CASE(shard_with_empty_nodes_is_rejected) {
@@ -433,8 +436,9 @@ BOOST_AUTO_TEST_CASE(reversed_item_range_is_rejected) {
 }
 
 BOOST_AUTO_TEST_CASE(junk_item_range_is_rejected) {
-    expect_error(edit(base(), "items = 101-200", "items = 101-2x0"),
-                 {17, "shard.2", "items", {"bad range \"101-2x0\"", "expected comma-separated item ranges like 1-3000"}});
+    expect_error(
+        edit(base(), "items = 101-200", "items = 101-2x0"),
+        {17, "shard.2", "items", {"bad range \"101-2x0\"", "expected comma-separated item ranges like 1-3000"}});
 }
 
 BOOST_AUTO_TEST_CASE(item_zero_is_rejected) {
@@ -468,7 +472,8 @@ BOOST_AUTO_TEST_CASE(items_not_starting_at_one_are_rejected) {
 }
 
 BOOST_AUTO_TEST_CASE(node_listed_twice_in_a_shard_is_rejected) {
-    expect_error(edit(base(), "nodes = 1,2,3", "nodes = 1,2,2,3"), {14, "shard.1", "nodes", {"node 2 is listed twice"}});
+    expect_error(edit(base(), "nodes = 1,2,3", "nodes = 1,2,2,3"),
+                 {14, "shard.1", "nodes", {"node 2 is listed twice"}});
 }
 
 BOOST_AUTO_TEST_CASE(bad_node_id_in_shard_is_rejected) {
@@ -522,8 +527,9 @@ BOOST_AUTO_TEST_CASE(duplicate_ipv6_address_in_other_spelling_is_rejected) {
 }
 
 BOOST_AUTO_TEST_CASE(address_without_port_is_rejected) {
-    expect_error(edit(base(), "address = 127.0.0.1:7101", "address = 127.0.0.1"),
-                 {21, "node.1", "address", {"\"127.0.0.1\" is not host:port", "expected IPv4:port like 127.0.0.1:7101"}});
+    expect_error(
+        edit(base(), "address = 127.0.0.1:7101", "address = 127.0.0.1"),
+        {21, "node.1", "address", {"\"127.0.0.1\" is not host:port", "expected IPv4:port like 127.0.0.1:7101"}});
 }
 
 BOOST_AUTO_TEST_CASE(port_out_of_range_is_rejected) {
