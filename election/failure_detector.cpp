@@ -1,12 +1,12 @@
 #include "election/failure_detector.hpp"
 
-#include <cassert>
+#include "election/check.hpp"
 
 namespace rl::election {
 
 FailureDetector::FailureDetector(const std::vector<NodeId>& peers, std::uint64_t suspect_after_ticks)
     : suspect_after_ticks_(suspect_after_ticks) {
-    assert(suspect_after_ticks_ > 0);
+    require(suspect_after_ticks_ > 0, "suspect_after_ticks > 0");
     for (NodeId p : peers) peers_[p] = State{};
 }
 
@@ -23,7 +23,7 @@ std::vector<DetectorEvent> FailureDetector::tick() {
     std::vector<DetectorEvent> events;
     for (auto& [id, state] : peers_) {
         ++state.silent_ticks;
-        if (!state.suspected && state.silent_ticks > suspect_after_ticks_) {
+        if (!state.suspected && state.silent_ticks >= suspect_after_ticks_) {
             state.suspected = true;
             events.push_back(DetectorEvent{DetectorEvent::Kind::suspect, id});
         }

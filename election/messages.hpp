@@ -2,14 +2,38 @@
 // serialize(); transport/messages.hpp gathers them into the wire variant.
 // kWireType is the frame's type byte (DESIGN.md section 3): election owns
 // the range 20..59; a value, once shipped, never changes meaning.
+//
+// Every message carries the sender's epoch first, so the core can fence
+// stale senders before looking at anything else (STYLE.md habit 3).
 #pragma once
 
 #include "config/types.hpp"
 
+#include <cereal/types/vector.hpp>
+
+#include <compare>
+#include <cstddef>
 #include <cstdint>
 #include <variant>
+#include <vector>
 
 namespace rl::election {
+
+// Upper bound on the members of one shard. Bounds every id list on the wire
+// (TIGER_STYLE: limits on everything); a shard config above it is refused.
+inline constexpr std::size_t kShardMembersMax = 64;
+
+// Where a node's replicated log ends. Ordered epoch first, then index (Raft's
+// "more up to date" rule), so the promise round can pick the best log.
+struct LogPosition {
+    Epoch last_epoch;     // epoch of the last entry in the log; 0 when empty
+    LogIndex last_index;  // index of the last entry; 0 when empty
+
+    auto operator<=>(const LogPosition&) const = default;
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(last_epoch, last_index); }
+};
 
 // Sent by every node to each peer of its shard every heartbeat_ms. Any frame
 // from a peer proves it alive; this one also spreads who leads.
@@ -23,6 +47,87 @@ struct Heartbeat {
     void serialize(Archive& ar) { ar(epoch, leader, commit_index); }
 };
 
-using ElectionMessage = std::variant<Heartbeat>;
+// Bully: "I am starting an election", sent to every live member with a
+// higher id than the sender.
+struct BullyElection {
+    static constexpr std::uint8_t kWireType = 21;
+    Epoch epoch;  // the sender's current epoch (fencing)
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(epoch); }
+};
+
+// Bully: a higher id's answer to BullyElection: "I am alive and take over;
+// wait for my announcement".
+struct BullyOk {
+    static constexpr std::uint8_t kWireType = 22;
+    Epoch epoch;  // the sender's current epoch (fencing)
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(epoch); }
+};
+
+// Bully: the winner's announcement, sent to all members once it holds a
+// majority of promises for `epoch`; also the answer of a live leader to a
+// BullyElection.
+struct BullyCoordinator {
+    static constexpr std::uint8_t kWireType = 23;
+    Epoch epoch;    // the epoch the sender leads (fencing)
+    NodeId leader;  // the sender itself; a receiver ignores any other value
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(epoch, leader); }
+};
+
+// Ring phase 1: travels once around the id-ordered ring collecting the ids
+// of the members that want a new leader.
+struct RingElection {
+    static constexpr std::uint8_t kWireType = 24;
+    Epoch epoch;                // the forwarding node's current epoch (fencing)
+    NodeId initiator;           // who started this election; it ends the trip
+    std::uint32_t hops = 0;     // forwards so far; a message past members.size() hops is dropped
+    std::vector<NodeId> ids;    // distinct members collected so far, at most members.size()
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(epoch, initiator, hops, ids); }
+};
+
+// Ring phase 2: the initiator sends the winner (highest collected id) once
+// around the ring; the winner runs the promise round for the next epoch.
+struct RingCoordinator {
+    static constexpr std::uint8_t kWireType = 25;
+    Epoch epoch;             // the forwarding node's current epoch; the winner stands for a higher one
+    NodeId initiator;        // who completed phase 1; it ends the trip
+    NodeId winner;           // the highest id phase 1 collected
+    std::uint32_t hops = 0;  // forwards so far; a message past members.size() hops is dropped
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(epoch, initiator, winner, hops); }
+};
+
+// The safety round common to both algorithms (DESIGN.md section 5): the
+// winner asks every member to promise `epoch`.
+struct PromiseRequest {
+    static constexpr std::uint8_t kWireType = 26;
+    Epoch epoch;  // the epoch the sender stands for; it is also the sender's current epoch
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(epoch); }
+};
+
+// Answer to PromiseRequest. A grant is on the sender's disk before it leaves.
+struct PromiseReply {
+    static constexpr std::uint8_t kWireType = 27;
+    Epoch epoch;          // the sender's current epoch; equals the requested one when granted
+    bool granted = false; // true: the sender will never promise this epoch or a lower one again
+    NodeId leader;        // a refusal's reason when not kNoNode: the live leader the sender hears
+    LogPosition log;      // the sender's log position, so the winner can adopt the best log
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(epoch, granted, leader, log); }
+};
+
+using ElectionMessage = std::variant<Heartbeat, BullyElection, BullyOk, BullyCoordinator, RingElection,
+                                     RingCoordinator, PromiseRequest, PromiseReply>;
 
 }  // namespace rl::election

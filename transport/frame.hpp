@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <ostream>
 #include <span>
 #include <string>
 #include <variant>
@@ -37,6 +38,7 @@ enum class FrameError {
     truncated,      // the connection ended inside a frame
 };
 const char* to_string(FrameError e);
+inline std::ostream& operator<<(std::ostream& os, FrameError e) { return os << to_string(e); }
 
 struct DecodeFailure {
     FrameError error;

@@ -1,0 +1,392 @@
+// The parts of the core common to both algorithms: the epoch gate, the
+// promise round, check-quorum, stickiness, timers and the invariants.
+// Bully and Ring live in bully.cpp and ring.cpp.
+#include "election/core.hpp"
+
+#include "election/check.hpp"
+#include "election/quorum.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace rl::election {
+namespace {
+
+bool contains(const std::vector<NodeId>& ids, NodeId id) {
+    return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+
+// Validates the parameters once (programmer errors: the config layer has
+// already refused bad files) and sorts the members into ring order.
+Params checked(Params p) {
+    require(p.timing.heartbeat_ticks > 0 && p.timing.suspect_after_ticks > 0 &&
+                p.timing.election_timeout_ticks > 0,
+            "timing: every timeout is at least one tick");
+    require(!p.members.empty() && p.members.size() <= kShardMembersMax, "members: 1..kShardMembersMax");
+    std::sort(p.members.begin(), p.members.end());
+    require(std::adjacent_find(p.members.begin(), p.members.end()) == p.members.end(), "members: distinct");
+    require(!contains(p.members, kNoNode), "members: no kNoNode");
+    require(contains(p.members, p.self), "members: self included");
+    return p;
+}
+
+std::vector<NodeId> others(const Params& p) {
+    std::vector<NodeId> out;
+    for (NodeId id : p.members) {
+        if (id != p.self) out.push_back(id);
+    }
+    return out;
+}
+
+}  // namespace
+
+Core::Core(Params params, Durable restored)
+    : params_(checked(std::move(params))),
+      fd_(others(params_), params_.timing.suspect_after_ticks),
+      durable_(restored),
+      rng_(params_.seed),
+      // Stickiness (DESIGN.md 5): a node that (re)starts listens one full
+      // suspect timeout, plus the tick in which the detector can first
+      // suspect, before it may stand; by then it has heard any live leader.
+      listen_ticks_left_(params_.timing.suspect_after_ticks + 1),
+      view_{restored.epoch, kNoNode, RoleKind::follower},
+      checked_epoch_(restored.epoch) {
+    require(restored.promised <= restored.epoch, "restored state: promised <= epoch");
+    // A one-node shard is its own majority: it leads at once.
+    if (params_.members.size() == 1) stand();
+    finish();
+}
+
+RoleKind Core::role_kind() const {
+    if (std::holds_alternative<Leader>(role_)) return RoleKind::leader;
+    if (std::holds_alternative<Candidate>(role_)) return RoleKind::candidate;
+    return RoleKind::follower;
+}
+
+Output Core::take_output() { return std::exchange(out_, Output{}); }
+
+void Core::step(NodeId from, const ElectionMessage& msg) {
+    if (from == params_.self || !is_member(from)) {
+        bad_message(from, "not_a_peer");
+    } else {
+        for (const auto& ev : fd_.heard(from)) on_detector(ev);
+        std::visit([&](const auto& m) { on_message(from, m); }, msg);
+    }
+    finish();
+}
+
+void Core::tick() {
+    for (const auto& ev : fd_.tick()) on_detector(ev);
+    tick_timers();
+    if (std::holds_alternative<Leader>(role_)) {
+        tick_leader();
+    } else if (auto* c = std::get_if<Candidate>(&role_)) {
+        tick_candidate(*c);
+    } else if (retry_ticks_left_ == 0 && may_stand()) {
+        start_election();
+    }
+    // Every node heartbeats, not only the leader, so that failure detection
+    // is symmetric and check-quorum can count followers.
+    if (heartbeat_ticks_left_ == 0) {
+        broadcast(heartbeat());
+        heartbeat_ticks_left_ = params_.timing.heartbeat_ticks;
+    }
+    --heartbeat_ticks_left_;
+    finish();
+}
+
+// ---- the one gate ----
+
+// Every message passes here first (STYLE.md habit 3, DESIGN.md 5 fencing):
+// a lower epoch is rejected and its sender told ours; a higher one is
+// adopted, which ends any leadership or candidacy in the older epoch.
+bool Core::admit(NodeId from, Epoch theirs) {
+    if (theirs < epoch()) {
+        emit(EventKind::fenced, from);
+        send(from, heartbeat());
+        return false;
+    }
+    if (theirs > epoch()) adopt_epoch(theirs, from);
+    return true;
+}
+
+void Core::adopt_epoch(Epoch e, NodeId from) {
+    durable_.epoch = e;  // persisted, so the epoch never decreases across restarts
+    durable_dirty_ = true;
+    emit(EventKind::epoch_adopted, from);
+    become_follower("higher_epoch");
+    leader_ = kNoNode;  // nobody is known to lead the new epoch yet
+    ring_reset();
+}
+
+void Core::recognise_leader(NodeId leader) {
+    if (std::holds_alternative<Leader>(role_) || (leader_ != kNoNode && leader_ != leader)) {
+        // Two leaders claimed for one epoch: a broken or malicious peer.
+        return bad_message(leader, "second_leader_claim");
+    }
+    become_follower("leader_known");
+    leader_ = leader;
+    failed_attempts_ = 0;
+    retry_ticks_left_ = 0;
+    ring_reset();
+}
+
+void Core::become_follower(const char* reason) {
+    if (std::holds_alternative<Follower>(role_)) return;
+    emit(EventKind::stepped_down, kNoNode, kNoNode, reason);
+    if (leader_ == params_.self) leader_ = kNoNode;
+    role_ = Follower{};
+}
+
+void Core::on_detector(const DetectorEvent& ev) {
+    if (ev.kind == DetectorEvent::Kind::recover) return emit(EventKind::peer_recovered, ev.peer);
+    emit(EventKind::peer_suspected, ev.peer);
+    // A suspected leader is no longer "a live leader" (DESIGN.md 5): forget
+    // it, so this node may promise and stand.
+    if (ev.peer == leader_) leader_ = kNoNode;
+}
+
+void Core::on_message(NodeId from, const Heartbeat& m) {
+    if (!admit(from, m.epoch)) return;
+    if (m.leader == from) return recognise_leader(from);
+    // The leader itself says it no longer leads this epoch (it stepped down
+    // on check-quorum or restarted): it is not a live leader any more.
+    if (from == leader_) leader_ = kNoNode;
+}
+
+// ---- timers ----
+
+void Core::tick_timers() {
+    if (listen_ticks_left_ > 0) --listen_ticks_left_;
+    if (retry_ticks_left_ > 0) --retry_ticks_left_;
+    if (ring_round_ticks_left_ > 0 && --ring_round_ticks_left_ == 0) ring_best_ = kNoNode;
+}
+
+// Check-quorum (DESIGN.md 5): a leader that does not hear a majority within
+// suspect_after steps down, so a minority side has no leader.
+void Core::tick_leader() {
+    if (has_live_majority()) return;
+    become_follower("check_quorum");
+    // Tell the followers at once rather than letting them time out.
+    broadcast(heartbeat());
+}
+
+void Core::tick_candidate(Candidate& c) {
+    if (--c.ticks_left > 0) return;
+    if (std::holds_alternative<Promising>(c.stage)) return fail_attempt("promise_timeout");
+    // Bully: no higher id answered in time, so this node is the highest
+    // live id and stands. Ring: the ELECTION was lost on the way.
+    if (params_.algorithm == config::ElectionAlgorithm::bully) return stand();
+    fail_attempt("ring_timeout");
+}
+
+void Core::start_election() {
+    emit(EventKind::election_started);
+    if (params_.algorithm == config::ElectionAlgorithm::bully) return start_bully();
+    start_ring();
+}
+
+void Core::fail_attempt(const char* reason) {
+    emit(EventKind::election_failed, kNoNode, kNoNode, reason);
+    role_ = Follower{};
+    ++failed_attempts_;
+    retry_ticks_left_ = backoff_ticks();
+}
+
+// Exponential backoff with seeded jitter between attempts, so that nodes
+// that collided pick different moments next time: a quarter of the election
+// timeout doubled per consecutive failure, capped at the timeout, plus up to
+// another quarter at random.
+std::uint64_t Core::backoff_ticks() {
+    const std::uint64_t timeout = params_.timing.election_timeout_ticks;
+    const std::uint64_t base = std::max<std::uint64_t>(1, timeout / 4);
+    const std::uint32_t doublings = std::min<std::uint32_t>(failed_attempts_ - 1, 3);
+    const std::uint64_t span = std::min(timeout, base << doublings);
+    return span + std::uniform_int_distribution<std::uint64_t>(0, base)(rng_);
+}
+
+// A higher id's OK must come back within a fifth of the election timeout;
+// the rest of the budget is for the promise round.
+std::uint64_t Core::answer_wait_ticks() const {
+    return std::max<std::uint64_t>(1, params_.timing.election_timeout_ticks / 5);
+}
+
+std::uint64_t Core::promise_wait_ticks() const {
+    return std::max<std::uint64_t>(1, params_.timing.election_timeout_ticks / 2);
+}
+
+// ---- the promise round (DESIGN.md 5, "Safety") ----
+
+// The winner stands for an epoch above any it has seen or promised. Its own
+// promise is part of the same persist, which the shell writes before any
+// PromiseRequest leaves.
+void Core::stand() {
+    const Epoch e{epoch().value + 1};
+    durable_ = Durable{e, e};
+    durable_dirty_ = true;
+    leader_ = kNoNode;
+    ring_reset();
+    role_ = Candidate{Promising{e, {params_.self}, {}, log_, params_.self}, promise_wait_ticks()};
+    emit(EventKind::promise_round);
+    broadcast(PromiseRequest{e});
+    if (is_majority(1, params_.members.size())) become_leader();
+}
+
+void Core::on_message(NodeId from, const PromiseRequest& m) {
+    // While this node hears a live leader it neither promises nor lets a
+    // candidate's higher epoch depose that leader (DESIGN.md 5; Raft 9.6).
+    if (m.epoch > epoch() && hears_live_leader(from)) return refuse(from, "live_leader");
+    if (!admit(from, m.epoch)) return;
+    // Only an epoch higher than any promised: one promise per epoch, so two
+    // candidates for one epoch can never both hold a majority.
+    if (durable_.promised >= m.epoch) return refuse(from, "not_higher");
+    if (hears_live_leader(from)) return refuse(from, "live_leader");
+    grant(from, m.epoch);
+}
+
+void Core::grant(NodeId candidate, Epoch e) {
+    durable_.promised = e;  // in Output::persist, on disk before the reply leaves
+    durable_dirty_ = true;
+    emit(EventKind::promised, candidate);
+    send(candidate, PromiseReply{e, true, kNoNode, log_});
+    // Give the candidate its round before standing ourselves.
+    retry_ticks_left_ = std::max(retry_ticks_left_, params_.timing.election_timeout_ticks);
+}
+
+void Core::refuse(NodeId candidate, const char* reason) {
+    const NodeId live = hears_live_leader(candidate) ? leader_ : kNoNode;
+    emit(EventKind::promise_refused, candidate, live, reason);
+    send(candidate, PromiseReply{epoch(), false, live, log_});
+}
+
+void Core::on_message(NodeId from, const PromiseReply& m) {
+    if (!admit(from, m.epoch)) return;
+    Promising* p = promising();
+    if (p == nullptr || p->epoch != m.epoch) return;  // a late answer to an attempt that is over
+    if (m.granted) return count_grant(*p, from, m.log);
+    if (contains(p->refused, from)) return;
+    p->refused.push_back(from);
+    emit(EventKind::promise_refused, from, m.leader, "refused");
+    if (majority_lost(p->refused.size(), params_.members.size())) fail_attempt("refused");
+}
+
+void Core::count_grant(Promising& p, NodeId from, LogPosition log) {
+    if (contains(p.granted, from)) return;  // a duplicate
+    p.granted.push_back(from);
+    if (log > p.best_log) {
+        p.best_log = log;
+        p.best_log_holder = from;
+    }
+    if (is_majority(p.granted.size(), params_.members.size())) become_leader();
+}
+
+void Core::become_leader() {
+    Promising p = *promising();
+    std::sort(p.granted.begin(), p.granted.end());
+    role_ = Leader{p.epoch, p.granted};
+    leader_ = params_.self;
+    failed_attempts_ = 0;
+    retry_ticks_left_ = 0;
+    emit(EventKind::became_leader);
+    out_.elected = Elected{p.epoch, p.best_log, p.best_log_holder, std::move(p.granted)};
+    // Announce at once: Bully's COORDINATOR; Ring announced its winner
+    // before the round, so a heartbeat naming the leader suffices.
+    if (params_.algorithm == config::ElectionAlgorithm::bully) {
+        broadcast(BullyCoordinator{epoch(), params_.self});
+    } else {
+        broadcast(heartbeat());
+    }
+    heartbeat_ticks_left_ = params_.timing.heartbeat_ticks;
+}
+
+// ---- predicates ----
+
+// May this node start an election now? Not alone, not while listening after
+// a restart (stickiness), not while a live leader is heard, and not without
+// a live majority: a minority could never win, and standing would only
+// raise its epoch and disrupt the majority once the partition heals.
+bool Core::may_stand() const {
+    return params_.members.size() > 1 && listen_ticks_left_ == 0 && !hears_live_leader(kNoNode) &&
+           has_live_majority();
+}
+
+// A live leader is this node leading, or a known leader of the current epoch
+// that the failure detector does not suspect. `except` is a node asking for
+// promises: asking proves it no longer leads.
+bool Core::hears_live_leader(NodeId except) const {
+    if (std::holds_alternative<Leader>(role_)) return true;
+    return leader_ != kNoNode && leader_ != except && !fd_.suspected(leader_);
+}
+
+bool Core::has_live_majority() const { return is_majority(1 + fd_.live_peers(), params_.members.size()); }
+
+bool Core::is_member(NodeId id) const {
+    return std::binary_search(params_.members.begin(), params_.members.end(), id);
+}
+
+// Bully and Ring messages are only valid in a shard running that algorithm.
+bool Core::runs(config::ElectionAlgorithm a, NodeId from) {
+    if (params_.algorithm == a) return true;
+    bad_message(from, "wrong_algorithm");
+    return false;
+}
+
+Promising* Core::promising() {
+    auto* c = std::get_if<Candidate>(&role_);
+    return c == nullptr ? nullptr : std::get_if<Promising>(&c->stage);
+}
+
+bool Core::soliciting() const {
+    const auto* c = std::get_if<Candidate>(&role_);
+    return c != nullptr && std::holds_alternative<Soliciting>(c->stage);
+}
+
+// ---- output ----
+
+void Core::send(NodeId to, ElectionMessage msg) { out_.messages.push_back(Envelope{to, std::move(msg)}); }
+
+void Core::broadcast(const ElectionMessage& msg) {
+    for (NodeId id : params_.members) {
+        if (id != params_.self) send(id, msg);
+    }
+}
+
+void Core::emit(EventKind kind, NodeId peer, NodeId leader, const char* reason) {
+    out_.events.push_back(Event{kind, epoch(), peer, leader, reason});
+}
+
+// Closes every step and tick: queue the persist, report a changed view,
+// check the invariants.
+void Core::finish() {
+    if (durable_dirty_) {
+        out_.persist = durable_;
+        durable_dirty_ = false;
+    }
+    const LeaderChange now{epoch(), leader_, role_kind()};
+    if (now != view_) {
+        if (now.epoch != view_.epoch || now.leader != view_.leader) emit(EventKind::leader_changed, kNoNode, leader_);
+        view_ = now;
+        out_.leader_change = now;
+    }
+    check_invariants();
+}
+
+// Local invariants after every step and tick (STYLE.md habit 6).
+void Core::check_invariants() {
+    require(epoch() >= checked_epoch_, "epoch never decreases");
+    checked_epoch_ = epoch();
+    require(durable_.promised <= durable_.epoch, "promised never exceeds epoch");
+    require((leader_ == params_.self) == std::holds_alternative<Leader>(role_), "self is leader iff leading");
+    if (const auto* l = std::get_if<Leader>(&role_)) {
+        require(l->epoch == epoch() && durable_.promised == epoch(), "leader only in its own promised epoch");
+        require(is_majority(l->quorum.size(), params_.members.size()), "leader only with a majority of promises");
+    }
+    if (const Promising* p = promising()) {
+        require(p->epoch == epoch() && durable_.promised == epoch(), "candidate stands for its current epoch");
+        require(!p->granted.empty() && p->granted.front() == params_.self, "candidate promised itself first");
+        require(!is_majority(p->granted.size(), params_.members.size()), "a majority makes a leader at once");
+    }
+    require(leader_ == kNoNode || is_member(leader_), "leader is a member");
+}
+
+}  // namespace rl::election

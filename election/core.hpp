@@ -1,0 +1,175 @@
+// The election core of one node (DESIGN.md section 5): a pure state machine
+// in the style of etcd-io/raft and scylladb's raft::fsm. It owns no socket,
+// clock, thread or global RNG. The node shell calls step() for every peer
+// message, tick() once per tick_ms, and after either drains take_output():
+// persist, then send, then log (STYLE.md habit 1).
+//
+// Who leads is picked by Bully or Ring; safety comes from the promise round
+// common to both: the winner leads epoch e only with a majority of durable
+// promises for e, and every message is fenced by epoch.
+#pragma once
+
+#include "config/config.hpp"
+#include "config/types.hpp"
+#include "election/failure_detector.hpp"
+#include "election/messages.hpp"
+#include "election/output.hpp"
+
+#include <cstdint>
+#include <random>
+#include <variant>
+#include <vector>
+
+namespace rl::election {
+
+// Timeouts in ticks; the node converts its *_ms settings with tick_ms.
+struct Timing {
+    std::uint64_t heartbeat_ticks;         // period of this node's heartbeats
+    std::uint64_t suspect_after_ticks;     // silence after which a peer is suspected
+    std::uint64_t election_timeout_ticks;  // budget of one election attempt
+};
+
+struct Params {
+    NodeId self;
+    std::vector<NodeId> members;  // the whole shard, self included; at most kShardMembersMax
+    config::ElectionAlgorithm algorithm;
+    Timing timing;
+    std::uint64_t seed;  // seeds the jitter of the retry backoff; nothing else is random
+};
+
+// ---- roles (scylladb fsm style: one variant, no pile of booleans) ----
+
+struct Follower {};
+
+// The algorithm's own phase: Bully waits for an OK from a higher id, Ring
+// waits for its ELECTION to come back around.
+struct Soliciting {};
+
+// The promise round for `epoch` (DESIGN.md section 5).
+struct Promising {
+    Epoch epoch;                   // the epoch stood for; also the node's current epoch
+    std::vector<NodeId> granted;   // members that promised, self first
+    std::vector<NodeId> refused;   // members that refused
+    LogPosition best_log;          // the most up-to-date log among `granted`
+    NodeId best_log_holder;        // who holds best_log
+};
+
+struct Candidate {
+    std::variant<Soliciting, Promising> stage;
+    std::uint64_t ticks_left;  // when it reaches 0 the stage times out
+};
+
+struct Leader {
+    Epoch epoch;                 // the epoch led; always the node's current epoch
+    std::vector<NodeId> quorum;  // the majority whose promises made this leadership
+};
+
+using Role = std::variant<Follower, Candidate, Leader>;
+
+class Core {
+public:
+    // `restored` is what the node last persisted (Durable{} on first start).
+    // A one-node shard leads at once: drain take_output() right after.
+    Core(Params params, Durable restored);
+
+    // A message from peer `from`. Any message proves the peer alive.
+    void step(NodeId from, const ElectionMessage& msg);
+    // One tick of logical time.
+    void tick();
+    // Everything produced since the last call, in handling order.
+    Output take_output();
+
+    // Set by the log layer; carried in promises so the winner adopts the best log.
+    void set_log_position(LogPosition pos) { log_ = pos; }
+    // Carried in heartbeats.
+    void set_commit_index(LogIndex index) { commit_index_ = index; }
+
+    const Role& role() const { return role_; }
+    RoleKind role_kind() const;
+    Epoch epoch() const { return durable_.epoch; }
+    // Who leads epoch() as far as this node knows; kNoNode if nobody.
+    NodeId leader() const { return leader_; }
+    std::vector<PeerHealth> peers() const { return fd_.health(); }
+    const Durable& durable() const { return durable_; }
+    NodeId self() const { return params_.self; }
+    const std::vector<NodeId>& members() const { return params_.members; }
+
+private:
+    // Message handlers; each one passes the epoch gate first.
+    void on_message(NodeId from, const Heartbeat& m);
+    void on_message(NodeId from, const BullyElection& m);
+    void on_message(NodeId from, const BullyOk& m);
+    void on_message(NodeId from, const BullyCoordinator& m);
+    void on_message(NodeId from, const RingElection& m);
+    void on_message(NodeId from, const RingCoordinator& m);
+    void on_message(NodeId from, const PromiseRequest& m);
+    void on_message(NodeId from, const PromiseReply& m);
+
+    bool admit(NodeId from, Epoch theirs);
+    void adopt_epoch(Epoch e, NodeId from);
+    void recognise_leader(NodeId leader);
+    void become_follower(const char* reason);
+    void on_detector(const DetectorEvent& ev);
+
+    void tick_timers();
+    void tick_leader();
+    void tick_candidate(Candidate& c);
+    void start_election();
+    void fail_attempt(const char* reason);
+    std::uint64_t backoff_ticks();
+
+    void stand();
+    void grant(NodeId candidate, Epoch e);
+    void refuse(NodeId candidate, const char* reason);
+    void count_grant(Promising& p, NodeId from, LogPosition log);
+    void become_leader();
+
+    void start_bully();
+    void start_ring();
+    void ring_election_returned(const RingElection& m);
+    bool ring_valid(const RingElection& m) const;
+    NodeId ring_next() const;
+    void ring_reset();
+
+    bool may_stand() const;
+    bool hears_live_leader(NodeId except) const;
+    bool has_live_majority() const;
+    bool is_member(NodeId id) const;
+    bool runs(config::ElectionAlgorithm a, NodeId from);
+    Promising* promising();
+    bool soliciting() const;
+
+    Heartbeat heartbeat() const { return Heartbeat{epoch(), leader_, commit_index_}; }
+    void send(NodeId to, ElectionMessage msg);
+    void broadcast(const ElectionMessage& msg);
+    void emit(EventKind kind, NodeId peer = kNoNode, NodeId leader = kNoNode, const char* reason = "");
+    void bad_message(NodeId from, const char* reason) { emit(EventKind::bad_message, from, kNoNode, reason); }
+    void finish();
+    void check_invariants();
+
+    std::uint64_t answer_wait_ticks() const;
+    std::uint64_t promise_wait_ticks() const;
+
+    Params params_;
+    FailureDetector fd_;
+    Durable durable_;
+    bool durable_dirty_ = false;
+    Role role_;
+    NodeId leader_ = kNoNode;
+    LogPosition log_;
+    LogIndex commit_index_;
+    std::mt19937_64 rng_;
+
+    std::uint64_t listen_ticks_left_;         // stickiness after (re)start
+    std::uint64_t retry_ticks_left_ = 0;      // no new attempt of our own before this reaches 0
+    std::uint32_t failed_attempts_ = 0;       // consecutive attempts without a leader (backoff)
+    std::uint64_t heartbeat_ticks_left_ = 0;  // 0: heartbeat on the next tick
+    NodeId ring_best_ = kNoNode;              // highest ring initiator seen in the current round
+    std::uint64_t ring_round_ticks_left_ = 0; // the round, and its suppression, end at 0
+
+    Output out_;
+    LeaderChange view_;   // last view reported in Output::leader_change
+    Epoch checked_epoch_; // epoch at the last invariant check
+};
+
+}  // namespace rl::election

@@ -1,0 +1,166 @@
+// rlcat and rlnode as a user meets them: replies, JSON, stdin mode, exit
+// codes, and one clear line for every kind of error.
+#define BOOST_TEST_MODULE rlcat
+#include "test/support/cluster.hpp"
+
+#include <boost/test/unit_test.hpp>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <sstream>
+
+using namespace std::chrono_literals;
+using rl::test::LocalCluster;
+using rl::test::run_command;
+
+namespace {
+
+struct Running {
+    LocalCluster cluster{rl::test::ClusterSpec{.shards = {{1, 2, 3}}}};
+    Running() {
+        cluster.start_all();
+        for (auto id : cluster.ids()) BOOST_REQUIRE(cluster.wait_ready(id, 10s));
+    }
+};
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string l; std::getline(in, l);) out.push_back(l);
+    return out;
+}
+
+std::string rlcat() { return rl::test::rlcat_path().string(); }
+std::string rlnode() { return rl::test::rlnode_path().string(); }
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(with_cluster, Running)
+
+BOOST_AUTO_TEST_CASE(ping_prints_ok_and_exits_zero) {
+    const auto r = cluster.rlcat(1, {"-c", "ping"});
+    BOOST_TEST(r.code == 0);
+    BOOST_TEST(r.output == "ok\n");
+}
+
+BOOST_AUTO_TEST_CASE(status_json_has_every_contract_field) {
+    const auto r = cluster.rlcat(2, {"--json", "-c", "status"});
+    BOOST_REQUIRE(r.code == 0);
+    const auto j = nlohmann::json::parse(r.output);
+    BOOST_TEST(j.at("ok").get<bool>());
+    BOOST_TEST(j.at("node").get<int>() == 2);
+    BOOST_TEST(j.at("shard").get<int>() == 1);
+    BOOST_TEST(j.contains("role"));
+    BOOST_TEST(j.contains("epoch"));
+    BOOST_TEST(j.contains("leader"));
+    BOOST_TEST(j.contains("commit_index"));
+    BOOST_TEST(j.contains("applied_index"));
+    BOOST_REQUIRE(j.at("peers").size() == 2u);
+    for (const auto& p : j.at("peers")) {
+        BOOST_TEST(p.contains("id"));
+        BOOST_TEST(p.contains("suspected"));
+        BOOST_TEST(p.contains("last_heard_ms"));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(stdin_mode_prints_one_reply_per_line) {
+    const auto r = run_command({rlcat(), cluster.endpoint(3)}, 10s, "ping\n\n# a comment\nstatus\nping\n");
+    BOOST_TEST(r.code == 0);
+    const auto lines = lines_of(r.output);
+    BOOST_REQUIRE(lines.size() == 3u);
+    BOOST_TEST(lines[0] == "ok");
+    BOOST_TEST(lines[1].rfind("ok node=3 shard=1 role=", 0) == 0);
+    BOOST_TEST(lines[2] == "ok");
+}
+
+BOOST_AUTO_TEST_CASE(stdin_mode_reports_a_bogus_command_and_goes_on) {
+    const auto r = run_command({rlcat(), "--json", cluster.endpoint(1)}, 10s, "frobnicate 3\nping\n");
+    BOOST_TEST(r.code == 1);
+    const auto lines = lines_of(r.output);
+    BOOST_REQUIRE(lines.size() == 2u);
+    const auto err = nlohmann::json::parse(lines[0]);
+    BOOST_TEST(!err.at("ok").get<bool>());
+    BOOST_TEST(err.at("error").get<std::string>() == "bad_command");
+    BOOST_TEST(nlohmann::json::parse(lines[1]).at("ok").get<bool>());
+}
+
+BOOST_AUTO_TEST_CASE(bogus_command_with_c_is_a_usage_error) {
+    const auto r = cluster.rlcat(1, {"-c", "frobnicate"});
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.output.find("unknown command \"frobnicate\"") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(wrong_argument_count_prints_the_usage) {
+    const auto r = cluster.rlcat(1, {"-c", "ping extra"});
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.output.find("usage: ping") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(config_and_node_id_pick_the_node) {
+    const auto r = run_command({rlcat(), "--config", cluster.ini().string(), "-n", "3", "--json", "-c", "status"}, 10s);
+    BOOST_REQUIRE(r.code == 0);
+    BOOST_TEST(nlohmann::json::parse(r.output).at("node").get<int>() == 3);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_CASE(unreachable_node_gives_one_line_and_exit_two) {
+    const auto port = rl::test::free_ports(1)[0];
+    const auto r = run_command({rlcat(), "127.0.0.1:" + std::to_string(port), "-c", "ping"}, 10s);
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(lines_of(r.output).size() == 1u);
+    BOOST_TEST(r.output.rfind("rlcat: cannot connect to 127.0.0.1:", 0) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(node_id_without_config_is_a_usage_error) {
+    const auto r = run_command({rlcat(), "-n", "3", "-c", "ping"}, 10s);
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.output.find("-n needs --config") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(bad_endpoint_is_a_usage_error) {
+    const auto r = run_command({rlcat(), "localhost", "-c", "ping"}, 10s);
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(lines_of(r.output).size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(help_lists_the_commands) {
+    const auto r = run_command({rlcat(), "--help"}, 10s);
+    BOOST_TEST(r.code == 0);
+    BOOST_TEST(r.output.find("status") != std::string::npos);
+    BOOST_TEST(r.output.find("--timeout") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(rlnode_with_a_bad_config_exits_two_naming_file_section_key) {
+    rl::test::TempDir dir;
+    const auto ini = dir.path() / "bad.ini";
+    std::ofstream(ini) << "[cluster]\nname = x\nelection = raft\n[shard.1]\nitems = 1-10\nnodes = 1\n"
+                          "[node.1]\naddress = 127.0.0.1:7999\n";
+    const auto r = run_command({rlnode(), "--config", ini.string(), "--id", "1"}, 10s);
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.output.find("bad.ini") != std::string::npos);
+    BOOST_TEST(r.output.find("[cluster] election") != std::string::npos);
+    BOOST_TEST(r.output.find("raft") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(rlnode_with_an_unknown_id_exits_two) {
+    LocalCluster c;
+    const auto r = run_command({rlnode(), "--config", c.ini().string(), "--id", "42"}, 10s);
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.output.find("no [node.42]") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(rlnode_without_arguments_exits_two_with_usage) {
+    const auto r = run_command({rlnode()}, 10s);
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.output.find("--config") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(rlnode_on_a_taken_address_fails_with_a_clear_error) {
+    LocalCluster c(rl::test::ClusterSpec{.shards = {{1}}});
+    c.start(1);
+    BOOST_REQUIRE(c.wait_ready(1, 10s));
+    const auto r = run_command({rlnode(), "--config", c.ini().string(), "--id", "1"}, 10s);
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(r.output.find("Address already in use") != std::string::npos);
+}
