@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds one flavour of Ringleader: `release` (optimised, warnings as errors)
+# into build/, or `asan` (Debug with AddressSanitizer and UBSan) into
+# build-asan/. Extra arguments are build targets (default: everything).
+#   tools/build.sh release rlnode rlcat
+set -euo pipefail
+cd "$(dirname "$0")/.."
+flavour=${1:-release}
+shift || true
+targets=()
+for t in "$@"; do targets+=(--target "$t"); done
+case "$flavour" in
+  release) dir=build; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DRL_WERROR=ON -DRL_BUILD_TESTS=ON) ;;
+  asan) dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=Debug -DRL_SANITIZE=ON -DRL_WERROR=ON -DRL_BUILD_TESTS=ON) ;;
+  *) echo "build.sh: flavour must be release or asan" >&2; exit 2 ;;
+esac
+cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null
+cmake --build "$dir" -j "$(nproc)" "${targets[@]}"
