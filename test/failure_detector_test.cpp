@@ -106,3 +106,22 @@ BOOST_AUTO_TEST_CASE(killed_node_is_suspected_in_time_and_recovers_on_restart) {
     const auto status = cluster.rlcat(1, {"--json", "-c", "status"});
     BOOST_TEST(status.output.find("\"suspected\":true") == std::string::npos);
 }
+
+// Peer links dial from the node's own configured address, so an iptables
+// rule on a pair of addresses cuts exactly that pair of nodes.
+BOOST_AUTO_TEST_CASE(peer_links_dial_from_the_nodes_own_address) {
+    rl::test::ClusterSpec spec;
+    spec.distinct_hosts = true;
+    rl::test::LocalCluster cluster(spec);
+    cluster.start_all();
+    for (auto id : cluster.ids()) BOOST_REQUIRE(cluster.wait_ready(id, 10s));
+    for (std::uint64_t id : cluster.ids()) {
+        for (std::uint64_t peer : cluster.ids()) {
+            if (peer == id) continue;
+            const auto line = cluster.wait_event(id, "peer_accepted", {{"peer", std::to_string(peer)}}, 5s);
+            BOOST_REQUIRE_MESSAGE(line.has_value(), "node " << id << " never accepted peer " << peer);
+            const auto remote = line->get("remote");
+            BOOST_TEST(remote.substr(0, remote.rfind(':')) == cluster.host(peer));
+        }
+    }
+}

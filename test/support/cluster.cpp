@@ -65,7 +65,10 @@ LocalCluster::LocalCluster(ClusterSpec spec) : spec_(std::move(spec)) {
     const auto ports = free_ports(n);
     std::size_t k = 0;
     for (const auto& s : spec_.shards)
-        for (auto id : s) ports_[id] = ports[k++];
+        for (auto id : s) {
+            ports_[id] = ports[k++];
+            hosts_[id] = spec_.distinct_hosts ? "127.0.0." + std::to_string(10 + id) : "127.0.0.1";
+        }
     write_ini();
 }
 
@@ -87,10 +90,10 @@ void LocalCluster::write_ini() {
         for (std::size_t i = 0; i < spec_.shards[s].size(); ++i) out << (i ? "," : "") << spec_.shards[s][i];
         out << "\n\n";
     }
-    for (const auto& [id, port] : ports_) out << "[node." << id << "]\naddress = 127.0.0.1:" << port << "\n\n";
+    for (const auto& [id, port] : ports_) out << "[node." << id << "]\naddress = " << hosts_.at(id) << ":" << port << "\n\n";
 }
 
-std::string LocalCluster::endpoint(std::uint64_t id) const { return "127.0.0.1:" + std::to_string(ports_.at(id)); }
+std::string LocalCluster::endpoint(std::uint64_t id) const { return hosts_.at(id) + ":" + std::to_string(ports_.at(id)); }
 
 std::vector<std::uint64_t> LocalCluster::ids() const {
     std::vector<std::uint64_t> out;

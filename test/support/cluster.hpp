@@ -22,6 +22,7 @@ struct ClusterSpec {
     std::uint32_t election_timeout_ms = 300;
     std::string fsync = "never";
     std::string extra_cluster_lines;  // appended to [cluster]
+    bool distinct_hosts = false;      // node N listens on 127.0.0.(10+N) instead of 127.0.0.1
 };
 
 // One parsed log line: its fields by key.
@@ -43,6 +44,7 @@ public:
     const std::filesystem::path& ini() const { return ini_; }
     const std::filesystem::path& dir() const { return dir_.path(); }
     std::string endpoint(std::uint64_t id) const;
+    const std::string& host(std::uint64_t id) const { return hosts_.at(id); }
     std::vector<std::uint64_t> ids() const;
 
     void start(std::uint64_t id);
@@ -75,6 +77,7 @@ private:
     TempDir dir_;
     std::filesystem::path ini_;
     std::map<std::uint64_t, std::uint16_t> ports_;
+    std::map<std::uint64_t, std::string> hosts_;
     std::map<std::uint64_t, std::unique_ptr<Process>> procs_;
 };
 
