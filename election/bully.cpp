@@ -39,8 +39,10 @@ void Core::on_message(NodeId from, const BullyElection& m) {
 
 void Core::on_message(NodeId from, const BullyOk& m) {
     if (!runs(config::ElectionAlgorithm::bully, from)) return;
+    // OK only ever comes from higher ids.
+    if (from < params_.self) return bad_message(from, "ok_from_lower_id");
     if (!admit(from, m.epoch)) return;
-    if (!soliciting() || from < params_.self) return;  // late, or not an answer to our ELECTION
+    if (!soliciting()) return;  // a late answer: this attempt is over
     // A higher id took over: wait one election timeout for its COORDINATOR
     // before trying again (the classic Bully timeout).
     become_follower("higher_id_alive");

@@ -7,10 +7,13 @@
 #include "election/quorum.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 namespace rl::election {
 namespace {
+
+constexpr Epoch kEpochMax{std::numeric_limits<std::uint64_t>::max()};
 
 bool contains(const std::vector<NodeId>& ids, NodeId id) {
     return std::find(ids.begin(), ids.end(), id) != ids.end();
@@ -46,9 +49,9 @@ Core::Core(Params params, Durable restored)
       durable_(restored),
       rng_(params_.seed),
       // Stickiness (DESIGN.md 5): a node that (re)starts listens one full
-      // suspect timeout, plus the tick in which the detector can first
-      // suspect, before it may stand; by then it has heard any live leader.
-      listen_ticks_left_(params_.timing.suspect_after_ticks + 1),
+      // suspect timeout before it may stand. By then it has heard any live
+      // leader, and its detector has judged every peer.
+      listen_ticks_left_(params_.timing.suspect_after_ticks),
       view_{restored.epoch, kNoNode, RoleKind::follower},
       checked_epoch_(restored.epoch) {
     require(restored.promised <= restored.epoch, "restored state: promised <= epoch");
@@ -66,8 +69,13 @@ RoleKind Core::role_kind() const {
 Output Core::take_output() { return std::exchange(out_, Output{}); }
 
 void Core::step(NodeId from, const ElectionMessage& msg) {
+    const Epoch theirs = std::visit([](const auto& m) { return m.epoch; }, msg);
     if (from == params_.self || !is_member(from)) {
         bad_message(from, "not_a_peer");
+    } else if (theirs == kEpochMax) {
+        // Nothing could ever be stood for above it: refuse it rather than
+        // let one bad frame exhaust the epochs.
+        bad_message(from, "epoch_out_of_range");
     } else {
         for (const auto& ev : fd_.heard(from)) on_detector(ev);
         std::visit([&](const auto& m) { on_message(from, m); }, msg);
@@ -86,9 +94,13 @@ void Core::tick() {
         start_election();
     }
     // Every node heartbeats, not only the leader, so that failure detection
-    // is symmetric and check-quorum can count followers.
+    // is symmetric and check-quorum can count followers. A node in its
+    // promise round skips them: its PromiseRequests prove it alive, and a
+    // leaderless heartbeat of the epoch it is about to lead, arriving late,
+    // would read as "no longer leading". So every leaderless heartbeat of an
+    // epoch from that epoch's leader is sent after its leadership ended.
     if (heartbeat_ticks_left_ == 0) {
-        broadcast(heartbeat());
+        if (promising() == nullptr) broadcast(heartbeat());
         heartbeat_ticks_left_ = params_.timing.heartbeat_ticks;
     }
     --heartbeat_ticks_left_;
@@ -103,7 +115,9 @@ void Core::tick() {
 bool Core::admit(NodeId from, Epoch theirs) {
     if (theirs < epoch()) {
         emit(EventKind::fenced, from);
-        send(from, heartbeat());
+        // In a promise round the PromiseRequest already told every member
+        // our epoch; a heartbeat now would be a leaderless one (see tick()).
+        if (promising() == nullptr) send(from, heartbeat());
         return false;
     }
     if (theirs > epoch()) adopt_epoch(theirs, from);
@@ -111,15 +125,18 @@ bool Core::admit(NodeId from, Epoch theirs) {
 }
 
 void Core::adopt_epoch(Epoch e, NodeId from) {
-    durable_.epoch = e;  // persisted, so the epoch never decreases across restarts
+    become_follower("higher_epoch");  // ends a leadership of the old epoch, not of `e`
+    durable_.epoch = e;               // persisted, so the epoch never decreases across restarts
     durable_dirty_ = true;
     emit(EventKind::epoch_adopted, from);
-    become_follower("higher_epoch");
     leader_ = kNoNode;  // nobody is known to lead the new epoch yet
-    ring_reset();
+    ring_abort();       // ring messages of the old epoch would only be fenced
 }
 
 void Core::recognise_leader(NodeId leader) {
+    // A claim that arrives after this epoch's leadership ended is stale:
+    // there is at most one leader per epoch, and it is gone.
+    if (epoch() <= ended_) return;
     if (std::holds_alternative<Leader>(role_) || (leader_ != kNoNode && leader_ != leader)) {
         // Two leaders claimed for one epoch: a broken or malicious peer.
         return bad_message(leader, "second_leader_claim");
@@ -128,14 +145,19 @@ void Core::recognise_leader(NodeId leader) {
     leader_ = leader;
     failed_attempts_ = 0;
     retry_ticks_left_ = 0;
-    ring_reset();
+    ring_abort();
 }
 
 void Core::become_follower(const char* reason) {
     if (std::holds_alternative<Follower>(role_)) return;
     emit(EventKind::stepped_down, kNoNode, kNoNode, reason);
-    if (leader_ == params_.self) leader_ = kNoNode;
+    if (leader_ == params_.self) end_leadership();
     role_ = Follower{};
+}
+
+void Core::end_leadership() {
+    leader_ = kNoNode;
+    ended_ = epoch();
 }
 
 void Core::on_detector(const DetectorEvent& ev) {
@@ -151,7 +173,7 @@ void Core::on_message(NodeId from, const Heartbeat& m) {
     if (m.leader == from) return recognise_leader(from);
     // The leader itself says it no longer leads this epoch (it stepped down
     // on check-quorum or restarted): it is not a live leader any more.
-    if (from == leader_) leader_ = kNoNode;
+    if (from == leader_) end_leadership();
 }
 
 // ---- timers ----
@@ -159,7 +181,7 @@ void Core::on_message(NodeId from, const Heartbeat& m) {
 void Core::tick_timers() {
     if (listen_ticks_left_ > 0) --listen_ticks_left_;
     if (retry_ticks_left_ > 0) --retry_ticks_left_;
-    if (ring_round_ticks_left_ > 0 && --ring_round_ticks_left_ == 0) ring_best_ = kNoNode;
+    tick_ring();
 }
 
 // Check-quorum (DESIGN.md 5): a leader that does not hear a majority within
@@ -225,7 +247,7 @@ void Core::stand() {
     durable_ = Durable{e, e};
     durable_dirty_ = true;
     leader_ = kNoNode;
-    ring_reset();
+    ring_abort();
     role_ = Candidate{Promising{e, {params_.self}, {}, log_, params_.self}, promise_wait_ticks()};
     emit(EventKind::promise_round);
     broadcast(PromiseRequest{e});
@@ -386,7 +408,10 @@ void Core::check_invariants() {
         require(!p->granted.empty() && p->granted.front() == params_.self, "candidate promised itself first");
         require(!is_majority(p->granted.size(), params_.members.size()), "a majority makes a leader at once");
     }
-    require(leader_ == kNoNode || is_member(leader_), "leader is a member");
+    require(leader_ == kNoNode || (is_member(leader_) && ended_ < epoch()), "leader is a member of a live epoch");
+    require(std::all_of(ring_handoffs_.begin(), ring_handoffs_.end(),
+                        [&](const RingHandoff& h) { return h.receipt.epoch == epoch(); }),
+            "ring handoffs carry the current epoch");
 }
 
 }  // namespace rl::election

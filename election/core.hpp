@@ -68,14 +68,22 @@ using Role = std::variant<Follower, Candidate, Leader>;
 
 class Core {
 public:
-    // `restored` is what the node last persisted (Durable{} on first start).
-    // A one-node shard leads at once: drain take_output() right after.
+    // `restored` is what the node last persisted (Durable{} on first start);
+    // its promised epoch may not exceed its epoch. A one-node shard leads at
+    // once: drain take_output() right after.
     Core(Params params, Durable restored);
 
     // A message from peer `from`. Any message proves the peer alive.
     void step(NodeId from, const ElectionMessage& msg);
     // One tick of logical time.
     void tick();
+    // The log layer saw `theirs` on a message from `from`: the same epoch
+    // gate as every election message (a higher epoch is adopted and ends any
+    // leadership of ours).
+    void observe(NodeId from, Epoch theirs);
+    // The leader gives up its epoch (the log layer could not adopt the best
+    // log of its quorum); it becomes a follower and may stand again later.
+    void resign(const char* reason);
     // Everything produced since the last call, in handling order.
     Output take_output();
 
@@ -102,6 +110,7 @@ private:
     void on_message(NodeId from, const BullyCoordinator& m);
     void on_message(NodeId from, const RingElection& m);
     void on_message(NodeId from, const RingCoordinator& m);
+    void on_message(NodeId from, const RingAck& m);
     void on_message(NodeId from, const PromiseRequest& m);
     void on_message(NodeId from, const PromiseReply& m);
 
@@ -109,6 +118,7 @@ private:
     void adopt_epoch(Epoch e, NodeId from);
     void recognise_leader(NodeId leader);
     void become_follower(const char* reason);
+    void end_leadership();
     void on_detector(const DetectorEvent& ev);
 
     void tick_timers();
@@ -129,7 +139,10 @@ private:
     void ring_election_returned(const RingElection& m);
     bool ring_valid(const RingElection& m) const;
     NodeId ring_next() const;
+    void ring_pass(ElectionMessage msg, RingAck receipt, std::size_t tries = 0);
+    void tick_ring();
     void ring_reset();
+    void ring_abort();
 
     bool may_stand() const;
     bool hears_live_leader(NodeId except) const;
@@ -156,6 +169,7 @@ private:
     bool durable_dirty_ = false;
     Role role_;
     NodeId leader_ = kNoNode;
+    Epoch ended_;  // highest epoch whose leadership this node saw end; its leader is never recognised again
     LogPosition log_;
     LogIndex commit_index_;
     std::mt19937_64 rng_;
@@ -166,6 +180,19 @@ private:
     std::uint64_t heartbeat_ticks_left_ = 0;  // 0: heartbeat on the next tick
     NodeId ring_best_ = kNoNode;              // highest ring initiator seen in the current round
     std::uint64_t ring_round_ticks_left_ = 0; // the round, and its suppression, end at 0
+
+    // A ring message passed on and not yet acknowledged by its successor.
+    struct RingHandoff {
+        NodeId to;
+        RingAck receipt;  // the acknowledgement that settles it
+        ElectionMessage msg;
+        std::uint64_t ticks_left;
+        std::size_t tries;  // successors tried so far; at most members.size() - 1
+    };
+    std::vector<RingHandoff> ring_handoffs_;  // at most members.size()
+    // Successors that did not acknowledge, skipped for one suspect timeout;
+    // each member at most once.
+    std::vector<std::pair<NodeId, std::uint64_t>> ring_unreachable_;
 
     Output out_;
     LeaderChange view_;   // last view reported in Output::leader_change

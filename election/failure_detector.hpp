@@ -25,7 +25,7 @@ struct DetectorEvent {
 
 class FailureDetector {
 public:
-    // A peer silent for more than suspect_after_ticks is suspected. Peers
+    // A peer silent for suspect_after_ticks ticks is suspected. Peers
     // start as "just heard": a node that (re)starts gives everyone one full
     // timeout before suspecting them.
     FailureDetector(const std::vector<NodeId>& peers, std::uint64_t suspect_after_ticks);

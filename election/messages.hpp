@@ -105,6 +105,20 @@ struct RingCoordinator {
     void serialize(Archive& ar) { ar(epoch, initiator, winner, hops); }
 };
 
+// Ring: the successor's receipt for a RingElection or RingCoordinator. A
+// successor that does not acknowledge in time is skipped like a dead one,
+// which also covers links that fail in one direction only.
+struct RingAck {
+    static constexpr std::uint8_t kWireType = 28;
+    Epoch epoch;              // the sender's current epoch (fencing)
+    NodeId initiator;         // `initiator` of the message acknowledged
+    std::uint32_t hops = 0;   // `hops` of the message acknowledged
+    bool coordinator = false; // true: acknowledges a RingCoordinator; false: a RingElection
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(epoch, initiator, hops, coordinator); }
+};
+
 // The safety round common to both algorithms (DESIGN.md section 5): the
 // winner asks every member to promise `epoch`.
 struct PromiseRequest {
@@ -128,6 +142,6 @@ struct PromiseReply {
 };
 
 using ElectionMessage = std::variant<Heartbeat, BullyElection, BullyOk, BullyCoordinator, RingElection,
-                                     RingCoordinator, PromiseRequest, PromiseReply>;
+                                     RingCoordinator, RingAck, PromiseRequest, PromiseReply>;
 
 }  // namespace rl::election

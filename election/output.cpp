@@ -13,6 +13,8 @@ const char* to_string(RoleKind r) {
     return "?";
 }
 
+std::ostream& operator<<(std::ostream& os, RoleKind r) { return os << to_string(r); }
+
 const char* to_string(EventKind k) {
     switch (k) {
         case EventKind::peer_suspected: return "peer_suspected";

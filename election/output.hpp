@@ -26,6 +26,7 @@ struct Durable {
 
 enum class RoleKind { follower, candidate, leader };
 const char* to_string(RoleKind r);
+std::ostream& operator<<(std::ostream& os, RoleKind r);
 
 struct Envelope {
     NodeId to;            // a member of the shard, never the sender itself

@@ -2,6 +2,7 @@
 #include "config/config.hpp"
 #include "node/node.hpp"
 #include "transport/log.hpp"
+#include "txn/wal.hpp"
 
 #include <boost/asio.hpp>
 #include <boost/program_options.hpp>
@@ -97,6 +98,11 @@ int main(int argc, char** argv) {
         });
         node.start();
         io.run();
+    } catch (const rl::txn::WalCorruption& e) {
+        // Starting on a damaged log could forget acknowledged writes.
+        log.error("wal_corrupt").kv("file", e.file().string()).kv("offset", e.offset()).kv("error", e.what());
+        std::cerr << "rlnode: refusing to start: " << e.what() << "\n";
+        return 1;
     } catch (const std::exception& e) {
         log.error("fatal").kv("error", e.what());
         std::cerr << "rlnode: " << e.what() << "\n";

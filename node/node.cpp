@@ -1,13 +1,17 @@
 #include "node/node.hpp"
 
+#include <random>
 #include <type_traits>
 
 namespace rl::node {
 namespace {
 
-std::uint64_t ms_to_ticks(std::uint32_t ms, std::uint32_t tick_ms) {
+std::uint64_t ms_to_ticks(std::uint64_t ms, std::uint32_t tick_ms) {
     return std::max<std::uint64_t>(1, (ms + tick_ms - 1) / tick_ms);
 }
+
+template <class T, class V>
+constexpr bool in = transport::is_alternative_v<T, V>;
 
 }  // namespace
 
@@ -18,36 +22,56 @@ Node::Node(boost::asio::io_context& io, const config::Config& config, NodeId sel
       me_(*config.node(self)),
       log_(log),
       server_(io, config, self, log, *this),
-      detector_(config.shard_peers(self),
-                ms_to_ticks(config.cluster().suspect_after_ms, config.cluster().tick_ms)),
-      tick_timer_(io),
-      heartbeat_ticks_(ms_to_ticks(config.cluster().heartbeat_ms, config.cluster().tick_ms)) {}
+      tick_timer_(io) {}
+
+txn::ReplicaParams Node::replica_params() const {
+    const auto& c = config_.cluster();
+    const auto ticks = [&](std::uint64_t ms) { return ms_to_ticks(ms, c.tick_ms); };
+    txn::ReplicaParams p;
+    p.election.self = self_;
+    p.election.members = config_.shard(me_.shard)->nodes;
+    p.election.algorithm = c.election;
+    p.election.timing = {ticks(c.heartbeat_ms), ticks(c.suspect_after_ms), ticks(c.election_timeout_ms)};
+    p.election.seed = std::random_device{}();  // jitter only: nodes must not retry in lockstep
+    p.log.heartbeat_ticks = ticks(c.heartbeat_ms);
+    p.log.retransmit_ticks = ticks(c.suspect_after_ms);
+    p.log.adopt_timeout_ticks = 2 * ticks(c.election_timeout_ms);
+    // A client hears back well within its own (default 5 s) timeout, and
+    // can retry through a failover.
+    p.op_timeout_ticks = ticks(std::max<std::uint64_t>(1000, 2 * (c.suspect_after_ms + c.election_timeout_ms)));
+    p.pending_ops_max = std::size_t{c.limits.client_connections_max} * c.limits.client_inflight_max;
+    return p;
+}
+
+void Node::open_wal() {
+    txn::Recovered rec;
+    const auto dir = config_.node_dir(self_);
+    wal_.emplace(txn::Wal::open(dir, config_.cluster().fsync, txn::WalLimits{}, rec));
+    if (rec.torn_bytes_dropped > 0) {
+        log_.warn("wal_torn_tail").kv("file", rec.torn_file).kv("bytes", rec.torn_bytes_dropped).kv("reason",
+                                                                                                  rec.torn_reason);
+    }
+    log_.info("wal_opened")
+        .kv("dir", dir.string())
+        .kv("epoch", rec.durable.epoch)
+        .kv("promised", rec.durable.promised)
+        .kv("snapshot", rec.snapshot ? rec.snapshot->last_index.value : 0)
+        .kv("entries", rec.entries.size());
+    txn::RecoveredState state{rec.durable, std::move(rec.snapshot), std::move(rec.entries)};
+    replica_ = std::make_unique<txn::Replica>(replica_params(), *config_.shard(me_.shard),
+                                              config_.cluster().initial_balance, std::move(state));
+}
 
 void Node::start() {
+    open_wal();
     server_.start();
+    for (NodeId peer : config_.shard_peers(self_)) link(peer);
     const auto& c = config_.cluster();
-    const auto local = boost::asio::ip::make_address(me_.address.host);
-    for (NodeId peer : config_.shard_peers(self_)) {
-        const auto& addr = config_.node(peer)->address;
-        transport::PeerLinkParams p{
-            .self = self_,
-            .peer = peer,
-            .cluster_name = c.name,
-            .local = transport::tcp::endpoint(local, 0),
-            .remote = transport::tcp::endpoint(boost::asio::ip::make_address(addr.host), addr.port),
-            .limits = {c.limits.frame_bytes_max, c.limits.peer_queue_frames_max},
-            .reconnect_min_ms = c.limits.reconnect_min_ms,
-            .reconnect_max_ms = c.limits.reconnect_max_ms,
-            .seed = self_.value * 1000003 + peer.value,
-        };
-        auto link = std::make_shared<transport::PeerLink>(io_, std::move(p), log_);
-        link->start();
-        links_.emplace(peer, std::move(link));
-    }
     log_.info("started").kv("shard", me_.shard).kv("peers", links_.size()).kv("election",
                                                                             config::to_string(c.election));
     next_tick_ = std::chrono::steady_clock::now();
     schedule_tick();
+    schedule_flush();
 }
 
 void Node::stop() {
@@ -55,12 +79,35 @@ void Node::stop() {
     stopped_ = true;
     tick_timer_.cancel();
     server_.stop();
-    for (auto& [id, link] : links_) link->stop();
+    for (auto& [id, l] : links_) l->stop();
     log_.info("stopped");
 }
 
-// Ticks are scheduled against absolute deadlines so that a slow turn does
-// not stretch every later timeout.
+// Links are made on first use: shard peers at start, nodes of other shards
+// when a request is forwarded there.
+transport::PeerLink& Node::link(NodeId peer) {
+    auto it = links_.find(peer);
+    if (it != links_.end()) return *it->second;
+    const auto& c = config_.cluster();
+    const auto& addr = config_.node(peer)->address;
+    transport::PeerLinkParams p{
+        .self = self_,
+        .peer = peer,
+        .cluster_name = c.name,
+        .local = transport::tcp::endpoint(boost::asio::ip::make_address(me_.address.host), 0),
+        .remote = transport::tcp::endpoint(boost::asio::ip::make_address(addr.host), addr.port),
+        .limits = {c.limits.frame_bytes_max, c.limits.peer_queue_frames_max},
+        .reconnect_min_ms = c.limits.reconnect_min_ms,
+        .reconnect_max_ms = c.limits.reconnect_max_ms,
+        .seed = self_.value * 1000003 + peer.value,
+    };
+    auto l = std::make_shared<transport::PeerLink>(io_, std::move(p), log_);
+    l->start();
+    return *links_.emplace(peer, std::move(l)).first->second;
+}
+
+// Ticks run against absolute deadlines so a slow turn does not stretch
+// every later timeout.
 void Node::schedule_tick() {
     next_tick_ += std::chrono::milliseconds(config_.cluster().tick_ms);
     tick_timer_.expires_at(next_tick_);
@@ -72,61 +119,67 @@ void Node::schedule_tick() {
 }
 
 void Node::on_tick() {
-    ++ticks_;
-    log_detector_events(detector_.tick());
-    if (ticks_ % heartbeat_ticks_ == 0) send_heartbeats();
+    replica_->tick();
+    schedule_flush();
 }
 
-void Node::send_heartbeats() {
-    const election::Heartbeat hb{Epoch{0}, kNoNode, LogIndex{0}};
-    auto frame = transport::encode_frame(hb, config_.cluster().limits.frame_bytes_max);
-    auto shared = std::make_shared<const transport::Bytes>(std::move(*frame));
-    for (auto& [id, link] : links_) link->send_frame(shared);
+// Group commit: every input of this turn lands in the replica first; one
+// posted flush then persists all of it with a single WAL sync.
+void Node::schedule_flush() {
+    if (flush_scheduled_ || stopped_) return;
+    flush_scheduled_ = true;
+    boost::asio::post(io_, [this] { flush(); });
 }
 
-void Node::log_detector_events(const std::vector<election::DetectorEvent>& events) {
-    for (const auto& e : events) {
-        if (e.kind == election::DetectorEvent::Kind::suspect) {
-            log_.warn("suspect").kv("peer", e.peer);
+void Node::flush() {
+    flush_scheduled_ = false;
+    // persisted() can commit, and committing can answer or send more: a few
+    // rounds drain it; anything left waits for the next turn.
+    for (int round = 0; round < 4; ++round) {
+        auto out = replica_->take_output();
+        const bool durable = persist(out);
+        if (durable) {
+            replica_->persisted(wal_->last_index());
+            send_all(out);
         } else {
-            log_.info("recover").kv("peer", e.peer);
+            stats_.dropped_sends += out.election_messages.size() + out.txn_messages.size();
         }
+        deliver_replies(out);
+        log_events(out);
+        if (out.election_messages.empty() && out.txn_messages.empty() && out.replies.empty() && durable) break;
     }
 }
 
-void Node::on_peer_message(NodeId from, Message&& m) {
-    log_detector_events(detector_.heard(from));
-    (void)m;
-}
-
-transport::StatusReply Node::status(std::uint64_t request_id) const {
-    transport::StatusReply r;
-    r.request_id = request_id;
-    r.node = self_;
-    r.shard = me_.shard;
-    r.role = transport::NodeRole::follower;
-    for (const auto& h : detector_.health()) {
-        r.peers.push_back({h.id, h.suspected, h.last_heard_ticks * config_.cluster().tick_ms});
+// Persist before send (STYLE.md habit 1): a promise, an acknowledgement or
+// a commit never leaves before what it vouches for is on disk.
+bool Node::persist(txn::ReplicaOutput& out) {
+    try {
+        if (out.durable) wal_->save_durable(*out.durable);
+        if (out.truncate_after) wal_->truncate_after(*out.truncate_after);
+        if (out.install) wal_->install_snapshot(*out.install);
+        for (const auto& e : out.appended) wal_->append(e);
+        if (out.compact) {
+            wal_->compact(*out.compact);
+            log_.info("wal_compacted").kv("through", out.compact->last_index);
+        }
+        if (wal_->dirty()) wal_->sync();
+        return true;
+    } catch (const txn::WalIoError& e) {
+        // The WAL keeps its buffer and a clean prefix on disk; the next turn
+        // retries. Until then nothing that depends on it is sent.
+        ++stats_.wal_io_errors;
+        log_.error("wal_io_error").kv("error", e.what());
+        return false;
     }
-    return r;
 }
 
-void Node::on_client_message(const std::shared_ptr<Connection>& session, Message&& m) {
-    std::visit(
-        [&](auto&& msg) {
-            using T = std::decay_t<decltype(msg)>;
-            if constexpr (std::is_same_v<T, transport::PingRequest>) {
-                session->send(transport::PingReply{msg.request_id, kNoNode});
-            } else if constexpr (std::is_same_v<T, transport::StatusRequest>) {
-                session->send(status(msg.request_id));
-            } else {
-                session->send(transport::ErrorReply{0, "bad_request",
-                                                    "message type " + std::to_string(T::kWireType) +
-                                                        " is not a client request",
-                                                    kNoNode});
-            }
-        },
-        std::move(m));
+void Node::send_all(txn::ReplicaOutput& out) {
+    for (auto& m : out.election_messages) {
+        std::visit([&](auto& msg) { link(m.to).send(transport::Message{std::move(msg)}); }, m.msg);
+    }
+    for (auto& m : out.txn_messages) {
+        std::visit([&](auto& msg) { link(m.to).send(transport::Message{std::move(msg)}); }, m.msg);
+    }
 }
 
 }  // namespace rl::node

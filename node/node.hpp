@@ -1,27 +1,38 @@
-// The rlnode daemon's wiring: one io_context, one tick timer, the server for
-// inbound connections, one PeerLink per peer, and the cores that decide.
-// The node owns all I/O; cores only take messages and ticks.
+// The rlnode daemon's shell: one io_context, one tick timer, the server for
+// inbound connections, one PeerLink per node it talks to, the WAL, and the
+// shard Replica that decides everything. The shell owns all I/O and handles
+// the replica's output once per io_context turn, in the fixed order
+// persist (one WAL sync for the whole turn), send, reply.
 #pragma once
 
 #include "config/config.hpp"
-#include "election/failure_detector.hpp"
 #include "node/server.hpp"
 #include "transport/log.hpp"
 #include "transport/peer_link.hpp"
+#include "txn/replica.hpp"
+#include "txn/wal.hpp"
 
 #include <boost/asio.hpp>
 
 #include <map>
 #include <memory>
+#include <optional>
 
 namespace rl::node {
+
+struct NodeStats {
+    std::uint64_t wal_io_errors = 0;    // syncs the disk refused
+    std::uint64_t dropped_sends = 0;    // messages not sent because their persist failed
+    std::uint64_t client_requests = 0;
+};
 
 class Node : public ServerHandler {
 public:
     Node(boost::asio::io_context& io, const config::Config& config, NodeId self, Logger& log);
 
-    // Listens and dials peers; throws boost::system::system_error if the
-    // node's address cannot be bound.
+    // Opens the WAL (throws txn::WalCorruption or txn::WalIoError), listens
+    // and dials peers (throws boost::system::system_error if the node's
+    // address cannot be bound).
     void start();
     // Closes every socket and timer so that io_context::run() returns.
     void stop();
@@ -30,11 +41,31 @@ public:
     void on_client_message(const std::shared_ptr<Connection>& session, Message&& m) override;
 
 private:
+    // A client request waiting for the replica's answer.
+    struct PendingRequest {
+        std::weak_ptr<Connection> session;
+        std::uint64_t request_id = 0;
+        ShardId shard;  // whose leader the hint in the reply names
+    };
+
+    void open_wal();
+    txn::ReplicaParams replica_params() const;
     void schedule_tick();
     void on_tick();
-    void send_heartbeats();
-    void log_detector_events(const std::vector<election::DetectorEvent>& events);
+    void schedule_flush();
+    void flush();
+    bool persist(txn::ReplicaOutput& out);
+    void send_all(txn::ReplicaOutput& out);
+    void deliver_replies(txn::ReplicaOutput& out);
+    void log_events(const txn::ReplicaOutput& out);
+    transport::PeerLink& link(NodeId peer);
+
+    void submit(const std::shared_ptr<Connection>& session, std::uint64_t request_id, ShardId shard,
+                const txn::ClientOp& op);
+    void answer_locally(const std::shared_ptr<Connection>& session, Message&& m);
     transport::StatusReply status(std::uint64_t request_id) const;
+    std::optional<transport::ErrorReply> route_check(const transport::TransferRequest& r, ShardId& shard) const;
+    NodeId shard_target(ShardId shard);
 
     boost::asio::io_context& io_;
     const config::Config& config_;
@@ -43,12 +74,16 @@ private:
     Logger& log_;
     Server server_;
     std::map<NodeId, std::shared_ptr<transport::PeerLink>> links_;
-    election::FailureDetector detector_;
+    std::optional<txn::Wal> wal_;
+    std::unique_ptr<txn::Replica> replica_;
+    std::map<std::uint64_t, PendingRequest> pending_;
+    std::map<ShardId, std::size_t> shard_cursor_;  // which node of another shard to ask next
+    std::uint64_t next_handle_ = 1;
     boost::asio::steady_timer tick_timer_;
     std::chrono::steady_clock::time_point next_tick_;
-    std::uint64_t ticks_ = 0;
-    std::uint64_t heartbeat_ticks_;
+    bool flush_scheduled_ = false;
     bool stopped_ = false;
+    NodeStats stats_;
 };
 
 }  // namespace rl::node

@@ -95,3 +95,68 @@ transport::ClientReply Client::call(transport::ClientRequest request, Clock::tim
 }
 
 }  // namespace rl::tools
+
+#include "tools/commands.hpp"
+
+#include <thread>
+
+namespace rl::tools {
+
+RetryingClient::RetryingClient(std::string cluster_name, std::vector<NodeEndpoint> nodes, std::size_t first)
+    : cluster_name_(std::move(cluster_name)), nodes_(std::move(nodes)), current_(first) {
+    if (nodes_.empty()) throw std::invalid_argument("no node to talk to");
+    current_ %= nodes_.size();
+}
+
+void RetryingClient::connect(Clock::time_point deadline) {
+    if (client_ && client_->connected()) return;
+    client_ = std::make_unique<Client>(cluster_name_);
+    client_->connect(nodes_[current_].endpoint, deadline);
+    ever_connected_ = true;
+}
+
+void RetryingClient::move_on(NodeId hint) {
+    client_.reset();
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+        if (hint != kNoNode && nodes_[i].id == hint && i != current_) {
+            current_ = i;
+            return;
+        }
+    }
+    current_ = (current_ + 1) % nodes_.size();
+}
+
+transport::ClientReply RetryingClient::call(const transport::ClientRequest& request, Clock::time_point deadline,
+                                            bool hop) {
+    auto backoff = std::chrono::milliseconds(20);
+    std::optional<transport::ClientReply> last;
+    std::string last_error = "no reply";
+    while (Clock::now() < deadline) {
+        try {
+            connect(deadline);
+            auto reply = client_->call(request, deadline);
+            if (!retryable(reply)) return reply;
+            last = reply;
+            if (hop && nodes_.size() > 1) move_on(leader_hint(reply));
+        } catch (const ConnectError& e) {
+            last_error = e.what();
+            client_.reset();
+            // One address that never answered: a typo or a node that is
+            // down; say so now rather than at the deadline.
+            if (!ever_connected_ && !(hop && nodes_.size() > 1)) throw;
+            if (hop && nodes_.size() > 1) move_on(kNoNode);
+        } catch (const TimeoutError& e) {
+            last_error = e.what();
+            break;
+        }
+        ++retries_;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        std::this_thread::sleep_for(std::max(std::chrono::milliseconds(0), std::min(backoff, left)));
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(500));
+    }
+    if (last) return *last;
+    if (!ever_connected_) throw ConnectError(last_error);
+    throw TimeoutError(last_error);
+}
+
+}  // namespace rl::tools

@@ -66,3 +66,40 @@ private:
 std::pair<std::string, std::uint16_t> split_endpoint(const std::string& endpoint);
 
 }  // namespace rl::tools
+
+namespace rl::tools {
+
+struct NodeEndpoint {
+    NodeId id;             // kNoNode when only an address is known
+    std::string endpoint;  // HOST:PORT
+};
+
+// Sends a request and rides out failovers: on `unavailable` or `timeout`,
+// or a lost connection, it backs off a little and resends the same request
+// (same txid, so exactly once) until the deadline, moving to the leader
+// hint or the next known node when it knows the cluster's nodes.
+class RetryingClient {
+public:
+    RetryingClient(std::string cluster_name, std::vector<NodeEndpoint> nodes, std::size_t first = 0);
+
+    // `hop`: may move to other nodes (transfer, balance, leader); status and
+    // ping stay with the node asked. Returns the final reply (which may be
+    // a retryable error if time ran out after one); throws ConnectError if
+    // no node could be reached at all, TimeoutError if none answered.
+    transport::ClientReply call(const transport::ClientRequest& request, Clock::time_point deadline, bool hop);
+    const std::string& current_endpoint() const { return nodes_[current_].endpoint; }
+    std::uint64_t retries() const { return retries_; }
+
+private:
+    void connect(Clock::time_point deadline);
+    void move_on(NodeId hint);
+
+    std::string cluster_name_;
+    std::vector<NodeEndpoint> nodes_;
+    std::size_t current_;
+    std::unique_ptr<Client> client_;
+    bool ever_connected_ = false;
+    std::uint64_t retries_ = 0;
+};
+
+}  // namespace rl::tools

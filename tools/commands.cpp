@@ -1,5 +1,6 @@
 #include "tools/commands.hpp"
 
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 
@@ -27,12 +28,58 @@ std::vector<std::string> split_words(const std::string& line) {
     return words;
 }
 
+// A whole decimal number in [min, max], or std::invalid_argument naming `what`.
+std::int64_t number(const std::string& text, const char* what, std::int64_t min, std::int64_t max) {
+    std::size_t used = 0;
+    long long v = 0;
+    try {
+        v = std::stoll(text, &used, 10);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used != text.size() || text.empty() || v < min || v > max) {
+        throw std::invalid_argument(std::string(what) + " must be a whole number from " + std::to_string(min) +
+                                    " to " + std::to_string(max) + ", got \"" + text + "\"");
+    }
+    return v;
+}
+
+constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+
+ItemId item_arg(const std::string& text, const char* what) { return ItemId{static_cast<std::uint64_t>(number(text, what, 1, kMax))}; }
+
 const std::vector<CommandSpec> kCommands = {
     {"ping", "ping", "check that the node answers", 0, 0,
-     [](const std::vector<std::string>&) -> ClientRequest { return PingRequest{}; }},
+     [](const std::vector<std::string>&, RequestContext&) -> ClientRequest { return PingRequest{}; }},
     {"status", "status", "the node's role, epoch, leader, log position and peers", 0, 0,
-     [](const std::vector<std::string>&) -> ClientRequest { return StatusRequest{}; }},
+     [](const std::vector<std::string>&, RequestContext&) -> ClientRequest { return StatusRequest{}; }},
+    {"transfer", "transfer FROM TO AMOUNT", "move AMOUNT from item FROM to item TO (exactly once, retried)", 3, 3,
+     [](const std::vector<std::string>& a, RequestContext& ctx) -> ClientRequest {
+         TransferRequest r;
+         r.from = item_arg(a[0], "FROM");
+         r.to = item_arg(a[1], "TO");
+         // The node refuses a non-positive amount as bad_request: let it say so.
+         r.amount = number(a[2], "AMOUNT", std::numeric_limits<std::int64_t>::min(), kMax);
+         r.txid = txn::TxnId{ctx.client_id, ctx.next_seq++};
+         return r;
+     }},
+    {"balance", "balance ITEM [--local]", "ITEM's balance, linearizable; --local: this node's applied state", 1, 2,
+     [](const std::vector<std::string>& a, RequestContext&) -> ClientRequest {
+         BalanceRequest r;
+         r.item = item_arg(a[0], "ITEM");
+         if (a.size() == 2 && a[1] != "--local") throw std::invalid_argument("usage: balance ITEM [--local]");
+         r.local = a.size() == 2;
+         return r;
+     }},
+    {"leader", "leader [SHARD]", "who leads SHARD (default: the node's own shard) and in which epoch", 0, 1,
+     [](const std::vector<std::string>& a, RequestContext&) -> ClientRequest {
+         LeaderRequest r;
+         if (!a.empty()) r.shard = ShardId{static_cast<std::uint64_t>(number(a[0], "SHARD", 1, kMax))};
+         return r;
+     }},
 };
+
+std::string txid_text(const txn::TxnId& t) { return std::to_string(t.client_id) + ":" + std::to_string(t.seq); }
 
 json to_json(const PingReply&) { return {{"ok", true}}; }
 
@@ -52,6 +99,26 @@ json to_json(const StatusReply& r) {
             {"peers", peers}};
 }
 
+json to_json(const TransferReply& r) {
+    json j = {{"ok", true}, {"outcome", r.committed ? "committed" : "aborted"}};
+    if (!r.committed) j["reason"] = r.reason;
+    j["txid"] = txid_text(r.txid);
+    return j;
+}
+
+json to_json(const BalanceReply& r) {
+    json j = {{"ok", true}, {"item", r.item.value}, {"balance", r.balance}};
+    if (r.local) {
+        j["local"] = true;
+        j["applied_index"] = r.applied_index.value;
+    }
+    return j;
+}
+
+json to_json(const LeaderReply& r) {
+    return {{"ok", true}, {"shard", r.shard.value}, {"leader", node_or_null(r.leader)}, {"epoch", r.epoch.value}};
+}
+
 json to_json(const ErrorReply& r) {
     return {{"ok", false}, {"error", r.code}, {"message", r.message}, {"leader_hint", node_or_null(r.leader_hint)}};
 }
@@ -69,7 +136,7 @@ std::string scalar_text(const json& v) {
 
 const std::vector<CommandSpec>& command_table() { return kCommands; }
 
-transport::ClientRequest parse_command(const std::string& line) {
+transport::ClientRequest parse_command(const std::string& line, RequestContext& ctx) {
     const auto words = split_words(line);
     if (words.empty()) throw std::invalid_argument("empty command");
     for (const auto& spec : kCommands) {
@@ -78,7 +145,7 @@ transport::ClientRequest parse_command(const std::string& line) {
         if (args.size() < spec.min_args || args.size() > spec.max_args) {
             throw std::invalid_argument(std::string("usage: ") + spec.usage);
         }
-        return spec.build(args);
+        return spec.build(args, ctx);
     }
     std::string names;
     for (const auto& spec : kCommands) names += std::string(names.empty() ? "" : ", ") + spec.name;
@@ -86,6 +153,21 @@ transport::ClientRequest parse_command(const std::string& line) {
 }
 
 bool reply_ok(const transport::ClientReply& reply) { return !std::holds_alternative<ErrorReply>(reply); }
+
+bool retryable(const transport::ClientReply& reply) {
+    const auto* e = std::get_if<ErrorReply>(&reply);
+    return e != nullptr && (e->code == "unavailable" || e->code == "timeout");
+}
+
+NodeId leader_hint(const transport::ClientReply& reply) {
+    return std::visit([](const auto& r) -> NodeId {
+        if constexpr (requires { r.leader_hint; }) {
+            return r.leader_hint;
+        } else {
+            return kNoNode;
+        }
+    }, reply);
+}
 
 nlohmann::ordered_json reply_json(const transport::ClientReply& reply) {
     return std::visit([](const auto& r) { return to_json(r); }, reply);

@@ -14,6 +14,13 @@
 
 namespace rl::tools {
 
+// Per-run request state: a transfer's txid is (client_id, seq); every new
+// transfer takes the next seq, a retry keeps its own.
+struct RequestContext {
+    std::uint64_t client_id = 0;
+    std::uint64_t next_seq = 1;
+};
+
 struct CommandSpec {
     const char* name;
     const char* usage;    // e.g. "transfer FROM TO AMOUNT"
@@ -22,17 +29,21 @@ struct CommandSpec {
     std::size_t max_args;
     // Builds the request; throws std::invalid_argument with a message
     // naming the bad argument.
-    transport::ClientRequest (*build)(const std::vector<std::string>& args);
+    transport::ClientRequest (*build)(const std::vector<std::string>& args, RequestContext& ctx);
 };
 
 const std::vector<CommandSpec>& command_table();
 
 // Splits a command line into words and builds its request. Throws
 // std::invalid_argument for an unknown command or bad arguments.
-transport::ClientRequest parse_command(const std::string& line);
+transport::ClientRequest parse_command(const std::string& line, RequestContext& ctx);
 
 // True for a reply that reports success.
 bool reply_ok(const transport::ClientReply& reply);
+// True for an error that a retry (maybe at another node) can cure.
+bool retryable(const transport::ClientReply& reply);
+// The leader hint a reply carries (kNoNode if none).
+NodeId leader_hint(const transport::ClientReply& reply);
 // One JSON object (DESIGN.md section 4 fields).
 nlohmann::ordered_json reply_json(const transport::ClientReply& reply);
 // One line of key=value text.

@@ -1,9 +1,12 @@
 // rlbench: load from many concurrent clients in one process, on one
 // io_context. Each connection runs a closed loop (one request in flight),
-// so throughput and latency are measured together, not traded off by an
-// unbounded pipeline.
+// so throughput and latency are measured together.
 //   rlbench ping HOST:PORT [--connections N] [--duration-ms D] [--warmup-ms W]
-// Prints one line of key=value figures (or JSON with --json).
+//   rlbench transfer --config FILE.ini [--shard S] [--connections N] ...
+// `transfer` sends intra-shard transfers of 1 between random items of the
+// shard to its leader (found with `leader`), each client with its own
+// client id. Prints one line of key=value figures, or JSON with --json.
+#include "config/config.hpp"
 #include "tools/client.hpp"
 
 #include <boost/program_options.hpp>
@@ -11,6 +14,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <random>
 
 namespace po = boost::program_options;
 using namespace rl;
@@ -21,6 +25,8 @@ namespace {
 struct Args {
     std::string workload;
     std::string endpoint;
+    std::string config;
+    std::uint64_t shard = 1;
     std::uint32_t connections = 1;
     std::uint32_t duration_ms = 3000;
     std::uint32_t warmup_ms = 500;
@@ -30,35 +36,51 @@ struct Args {
 struct Stats {
     std::vector<std::uint32_t> latencies_us;  // one per completed request after warm-up
     std::uint64_t errors = 0;
+    std::uint64_t aborted = 0;
+    std::string first_error;
 };
+
+using MakeRequest = std::function<transport::Message(std::uint64_t request_id)>;
 
 // One closed-loop connection: send, await the reply, record, repeat.
 class Loop : public std::enable_shared_from_this<Loop> {
 public:
-    Loop(std::shared_ptr<transport::Connection> conn, Stats& stats, Clock::time_point measure_from,
+    Loop(std::shared_ptr<transport::Connection> conn, MakeRequest make, Stats& stats, Clock::time_point measure_from,
          Clock::time_point stop_at)
-        : conn_(std::move(conn)), stats_(stats), measure_from_(measure_from), stop_at_(stop_at) {}
+        : conn_(std::move(conn)), make_(std::move(make)), stats_(stats), measure_from_(measure_from),
+          stop_at_(stop_at) {}
 
-    void start() {
+    void start(const std::string& cluster) {
         std::weak_ptr<Loop> weak = shared_from_this();
         conn_->start(transport::Connection::Handlers{
             .on_message = [weak](transport::Message&& m) { if (auto self = weak.lock()) self->on_reply(m); },
-            .on_close = [weak](const std::string&, const std::string&) {
-                if (auto self = weak.lock()) self->done_ = true;
+            .on_close = [weak](const std::string& reason, const std::string& detail) {
+                auto self = weak.lock();
+                if (!self || self->done_) return;
+                self->done_ = true;
+                self->record_error("connection closed: " + reason + " " + detail);
             }});
-        conn_->send(transport::Hello{transport::Role::client, kNoNode, "", transport::kProtocolVersion});
+        conn_->send(transport::Hello{transport::Role::client, kNoNode, cluster, transport::kProtocolVersion});
     }
-    bool done() const { return done_; }
 
 private:
+    void record_error(const std::string& what) {
+        ++stats_.errors;
+        if (stats_.first_error.empty()) stats_.first_error = what;
+    }
     void on_reply(const transport::Message& m) {
         const auto now = Clock::now();
         if (std::holds_alternative<transport::Hello>(m)) return send_next(now);
-        if (std::holds_alternative<transport::ErrorReply>(m) || std::holds_alternative<transport::Refuse>(m)) {
-            ++stats_.errors;
-        } else if (sent_at_ >= measure_from_) {
-            const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now - sent_at_).count();
-            stats_.latencies_us.push_back(static_cast<std::uint32_t>(us));
+        if (const auto* e = std::get_if<transport::ErrorReply>(&m)) {
+            record_error(e->code + ": " + e->message);
+        } else if (const auto* r = std::get_if<transport::Refuse>(&m)) {
+            record_error("refused: " + r->reason);
+        } else {
+            if (const auto* t = std::get_if<transport::TransferReply>(&m); t && !t->committed) ++stats_.aborted;
+            if (sent_at_ >= measure_from_) {
+                const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now - sent_at_).count();
+                stats_.latencies_us.push_back(static_cast<std::uint32_t>(us));
+            }
         }
         send_next(now);
     }
@@ -69,10 +91,11 @@ private:
             return;
         }
         sent_at_ = now;
-        conn_->send(transport::PingRequest{++seq_});
+        conn_->send(make_(++seq_));
     }
 
     std::shared_ptr<transport::Connection> conn_;
+    MakeRequest make_;
     Stats& stats_;
     Clock::time_point measure_from_, stop_at_, sent_at_;
     std::uint64_t seq_ = 0;
@@ -81,10 +104,14 @@ private:
 
 Args parse_args(int argc, char** argv) {
     Args a;
-    po::options_description desc("rlbench WORKLOAD HOST:PORT [options]\nWorkloads: ping\nOptions");
-    desc.add_options()("help,h", "show this help")("connections", po::value(&a.connections), "concurrent connections")(
+    po::options_description desc(
+        "rlbench WORKLOAD [HOST:PORT] [options]\nWorkloads: ping (HOST:PORT), transfer (--config)\nOptions");
+    desc.add_options()("help,h", "show this help")("connections", po::value(&a.connections),
+                                                   "concurrent connections (closed loops)")(
         "duration-ms", po::value(&a.duration_ms), "measured run length")("warmup-ms", po::value(&a.warmup_ms),
                                                                           "unmeasured start")(
+        "config", po::value(&a.config), "deployment INI (transfer)")("shard", po::value(&a.shard),
+                                                                     "shard to load (transfer, default 1)")(
         "json", po::bool_switch(&a.json), "print the result as JSON");
     po::options_description hidden;
     hidden.add_options()("workload", po::value(&a.workload))("endpoint", po::value(&a.endpoint));
@@ -95,11 +122,13 @@ Args parse_args(int argc, char** argv) {
     po::variables_map vm;
     po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
     po::notify(vm);
-    if (vm.count("help") || a.workload.empty() || a.endpoint.empty()) {
+    if (vm.count("help") || a.workload.empty()) {
         std::cout << desc << "\n";
         std::exit(vm.count("help") ? 0 : 2);
     }
-    if (a.workload != "ping") throw po::error("unknown workload \"" + a.workload + "\"");
+    if (a.workload == "ping" && a.endpoint.empty()) throw po::error("ping needs HOST:PORT");
+    if (a.workload == "transfer" && a.config.empty()) throw po::error("transfer needs --config");
+    if (a.workload != "ping" && a.workload != "transfer") throw po::error("unknown workload \"" + a.workload + "\"");
     if (a.connections == 0 || a.connections > 10000) throw po::error("--connections must be 1..10000");
     return a;
 }
@@ -111,9 +140,55 @@ std::uint32_t percentile(std::vector<std::uint32_t>& v, double p) {
     return v[k];
 }
 
+// The shard's leader, asked of its members (never read from the config).
+std::string find_leader(const config::Config& config, ShardId shard) {
+    std::vector<tools::NodeEndpoint> nodes;
+    for (NodeId id : config.shard(shard)->nodes) nodes.push_back({id, config.node(id)->address.to_string()});
+    tools::RetryingClient client(config.cluster().name, nodes);
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (Clock::now() < deadline) {
+        const auto reply = client.call(transport::LeaderRequest{0, shard}, deadline, true);
+        if (const auto* l = std::get_if<transport::LeaderReply>(&reply); l && l->leader != kNoNode) {
+            return config.node(l->leader)->address.to_string();
+        }
+    }
+    throw std::runtime_error("shard " + std::to_string(shard.value) + " has no leader");
+}
+
+struct Plan {
+    std::string endpoint;
+    std::string cluster;
+    std::function<MakeRequest(std::uint32_t connection)> make;
+};
+
+Plan plan(const Args& a) {
+    if (a.workload == "ping") {
+        return {a.endpoint, "", [](std::uint32_t) -> MakeRequest {
+                    return [](std::uint64_t id) { return transport::Message{transport::PingRequest{id}}; };
+                }};
+    }
+    const auto config = config::Config::load(a.config);
+    const auto* shard = config.shard(ShardId{a.shard});
+    if (shard == nullptr) throw po::error("no shard " + std::to_string(a.shard));
+    const auto range = shard->items.front();
+    const std::uint64_t run = std::random_device{}();
+    return {find_leader(config, shard->id), config.cluster().name, [range, run](std::uint32_t c) -> MakeRequest {
+                auto rng = std::make_shared<std::mt19937_64>(run + c);
+                const std::uint64_t client_id = (run << 20) ^ (c + 1);
+                return [rng, range, client_id](std::uint64_t seq) {
+                    std::uniform_int_distribution<std::uint64_t> pick(range.first.value, range.last.value);
+                    const ItemId from{pick(*rng)};
+                    ItemId to{pick(*rng)};
+                    if (to == from) to = ItemId{from == range.last ? range.first.value : from.value + 1};
+                    return transport::Message{transport::TransferRequest{seq, {client_id, seq}, from, to, 1}};
+                };
+            }};
+}
+
 int run(const Args& a) {
+    const Plan p = plan(a);
     boost::asio::io_context io(1);
-    const auto [host, port] = tools::split_endpoint(a.endpoint);
+    const auto [host, port] = tools::split_endpoint(p.endpoint);
     const transport::tcp::endpoint target(boost::asio::ip::make_address(host), port);
     const auto start = Clock::now();
     const auto measure_from = start + std::chrono::milliseconds(a.warmup_ms);
@@ -123,10 +198,9 @@ int run(const Args& a) {
     for (std::uint32_t i = 0; i < a.connections; ++i) {
         transport::tcp::socket s(io);
         s.connect(target);
-        auto loop = std::make_shared<Loop>(std::make_shared<transport::Connection>(std::move(s),
-                                                                                   transport::ConnectionLimits{}),
-                                           stats, measure_from, stop_at);
-        loop->start();
+        auto conn = std::make_shared<transport::Connection>(std::move(s), transport::ConnectionLimits{});
+        auto loop = std::make_shared<Loop>(std::move(conn), p.make(i), stats, measure_from, stop_at);
+        loop->start(p.cluster);
         loops.push_back(loop);
     }
     io.run_until(stop_at + std::chrono::seconds(5));
@@ -135,14 +209,18 @@ int run(const Args& a) {
     nlohmann::ordered_json r = {{"workload", a.workload},
                                 {"connections", a.connections},
                                 {"requests", n},
+                                {"aborted", stats.aborted},
                                 {"errors", stats.errors},
                                 {"per_second", static_cast<std::uint64_t>(static_cast<double>(n) / secs)},
                                 {"p50_us", percentile(stats.latencies_us, 0.50)},
                                 {"p99_us", percentile(stats.latencies_us, 0.99)}};
+    if (!stats.first_error.empty()) r["first_error"] = stats.first_error;
     if (a.json) {
         std::cout << r.dump() << "\n";
     } else {
-        for (const auto& [k, v] : r.items()) std::cout << k << "=" << (v.is_string() ? v.get<std::string>() : v.dump()) << " ";
+        for (const auto& [k, v] : r.items()) {
+            std::cout << k << "=" << (v.is_string() ? nlohmann::json(v.get<std::string>()).dump() : v.dump()) << " ";
+        }
         std::cout << "\n";
     }
     return stats.errors == 0 && n > 0 ? 0 : 1;

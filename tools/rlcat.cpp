@@ -9,6 +9,7 @@
 #include <boost/program_options.hpp>
 
 #include <iostream>
+#include <random>
 
 namespace po = boost::program_options;
 using rl::tools::Clock;
@@ -26,6 +27,7 @@ struct Args {
     std::string config;
     std::uint64_t node = 0;
     std::uint32_t timeout_ms = 5000;
+    std::uint64_t client_id = 0;
 };
 
 class Usage : public std::runtime_error {
@@ -48,7 +50,8 @@ Args parse_args(int argc, char** argv, bool& help) {
         "json", po::bool_switch(&a.json), "print each reply as one JSON object")(
         "config", po::value(&a.config), "deployment INI file: lets -n pick a node by id")(
         "node,n", po::value(&a.node), "node id to talk to (needs --config)")(
-        "timeout", po::value(&a.timeout_ms), "bound on each request, retries included, in ms (default 5000)");
+        "timeout", po::value(&a.timeout_ms), "bound on each request, retries included, in ms (default 5000)")(
+        "client-id", po::value(&a.client_id), "client id of this run's transfers (default: random)");
     po::options_description hidden;
     hidden.add_options()("endpoint", po::value(&a.endpoint));
     po::options_description all;
@@ -67,58 +70,85 @@ Args parse_args(int argc, char** argv, bool& help) {
     return a;
 }
 
-// The node to talk to: HOST:PORT as given, or node -n from --config.
-std::pair<std::string, std::string> resolve_target(const Args& a) {
+struct Target {
+    std::vector<rl::tools::NodeEndpoint> nodes;  // every node it may talk to
+    std::size_t first = 0;                       // the one to start with
+    std::string cluster;                         // name for Hello ("" without a config)
+};
+
+// The node to talk to: HOST:PORT as given, or node -n from --config; with a
+// config, every node, so retries can follow the leader.
+Target resolve_target(const Args& a) {
     if (!a.endpoint.empty() && a.node != 0) throw Usage("give either HOST:PORT or -n, not both");
     if (a.node != 0 && a.config.empty()) throw Usage("-n needs --config");
     if (a.config.empty()) {
         if (a.endpoint.empty()) throw Usage("no node: give HOST:PORT, or --config FILE -n ID");
-        return {a.endpoint, ""};
+        return {{{rl::kNoNode, a.endpoint}}, 0, ""};
     }
     const auto config = rl::config::Config::load(a.config);
-    if (!a.endpoint.empty()) return {a.endpoint, config.cluster().name};
-    const rl::NodeId id{a.node != 0 ? a.node : config.nodes().begin()->first.value};
-    const auto* node = config.node(id);
-    if (node == nullptr) throw Usage("no [node." + std::to_string(a.node) + "] in " + a.config);
-    return {node->address.to_string(), config.cluster().name};
+    Target t;
+    t.cluster = config.cluster().name;
+    if (!a.endpoint.empty()) t.nodes.push_back({rl::kNoNode, a.endpoint});
+    for (const auto& [id, node] : config.nodes()) {
+        if (id.value == a.node) t.first = t.nodes.size();
+        t.nodes.push_back({id, node.address.to_string()});
+    }
+    if (a.node != 0 && config.node(rl::NodeId{a.node}) == nullptr) {
+        throw Usage("no [node." + std::to_string(a.node) + "] in " + a.config);
+    }
+    return t;
 }
 
 void print_reply(const nlohmann::ordered_json& j, const std::string& text, bool as_json) {
     std::cout << (as_json ? j.dump() : text) << std::endl;
 }
 
+// Requests about data may move between nodes to find the leader; ping and
+// status are about the node asked.
+bool may_hop(const rl::transport::ClientRequest& r) {
+    return !std::holds_alternative<rl::transport::PingRequest>(r) &&
+           !std::holds_alternative<rl::transport::StatusRequest>(r);
+}
+
 // One command: its reply printed, the exit code returned.
-int run_one(rl::tools::Client& client, const std::string& line, const Args& a) {
+int run_one(rl::tools::RetryingClient& client, rl::tools::RequestContext& ctx, const std::string& line,
+            const Args& a) {
     rl::transport::ClientRequest request;
     try {
-        request = rl::tools::parse_command(line);
+        request = rl::tools::parse_command(line, ctx);
     } catch (const std::invalid_argument& e) {
         print_reply(rl::tools::local_error_json("bad_command", e.what()), std::string("error: ") + e.what(), a.json);
         return kExitUsage;
     }
     const auto deadline = Clock::now() + std::chrono::milliseconds(a.timeout_ms);
     try {
-        const auto reply = client.call(std::move(request), deadline);
+        const auto reply = client.call(request, deadline, may_hop(request));
         print_reply(rl::tools::reply_json(reply), rl::tools::reply_text(reply), a.json);
         return rl::tools::reply_ok(reply) ? kExitOk : kExitFailed;
     } catch (const rl::tools::TimeoutError& e) {
-        print_reply(rl::tools::local_error_json("timeout", e.what()), std::string("error: ") + e.what(), a.json);
+        const std::string msg = "no reply within " + std::to_string(a.timeout_ms) + " ms (" + e.what() + ")";
+        print_reply(rl::tools::local_error_json("timeout", msg), "error: " + msg, a.json);
         return kExitFailed;
     }
 }
 
+std::uint64_t random_client_id() {
+    std::random_device rd;
+    return (std::uint64_t{rd()} << 32) | rd();
+}
+
 int run(const Args& a) {
-    const auto [endpoint, cluster] = resolve_target(a);
-    rl::tools::Client client(cluster);
-    client.connect(endpoint, Clock::now() + std::chrono::milliseconds(a.timeout_ms));
-    if (!a.command.empty()) return run_one(client, a.command, a);
+    Target target = resolve_target(a);
+    rl::tools::RetryingClient client(target.cluster, std::move(target.nodes), target.first);
+    rl::tools::RequestContext ctx{a.client_id != 0 ? a.client_id : random_client_id(), 1};
+    if (!a.command.empty()) return run_one(client, ctx, a.command, a);
     int worst = kExitOk;
     for (std::string line; std::getline(std::cin, line);) {
         if (line.find_first_not_of(" \t\r") == std::string::npos || line[line.find_first_not_of(" \t")] == '#') {
             continue;
         }
         // A bad line in a stream is reported and skipped: the rest still runs.
-        worst = std::max(worst, std::min(run_one(client, line, a), kExitFailed));
+        worst = std::max(worst, std::min(run_one(client, ctx, line, a), kExitFailed));
     }
     return worst;
 }

@@ -2,13 +2,14 @@
 // (DESIGN.md section 3). Each struct names its frame type byte in kWireType:
 //   1..19   connection control (this file)
 //   20..59  election (election/messages.hpp)
-//   60..99  replication and transactions
+//   60..99  replication and transactions (txn/messages.hpp)
 //   100..159 client requests and replies (this file)
 // A type byte, once shipped, never changes meaning.
 #pragma once
 
 #include "config/types.hpp"
 #include "election/messages.hpp"
+#include "txn/messages.hpp"
 
 #include <cereal/types/string.hpp>
 #include <cereal/types/vector.hpp>
@@ -64,6 +65,37 @@ struct StatusRequest {
     void serialize(Archive& ar) { ar(request_id); }
 };
 
+struct TransferRequest {
+    static constexpr std::uint8_t kWireType = 102;
+    std::uint64_t request_id = 0;  // echoed in the reply
+    txn::TxnId txid;               // (client_id, seq): a retry reuses it
+    ItemId from;                   // debited
+    ItemId to;                     // credited
+    std::int64_t amount = 0;       // > 0
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(request_id, txid, from, to, amount); }
+};
+
+struct BalanceRequest {
+    static constexpr std::uint8_t kWireType = 103;
+    std::uint64_t request_id = 0;  // echoed in the reply
+    ItemId item;
+    bool local = false;  // answer from this node's applied state instead of through the leader
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(request_id, item, local); }
+};
+
+struct LeaderRequest {
+    static constexpr std::uint8_t kWireType = 104;
+    std::uint64_t request_id = 0;  // echoed in the reply
+    ShardId shard;                 // 0: the answering node's own shard
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(request_id, shard); }
+};
+
 // ---- client replies ----
 
 struct PingReply {
@@ -104,6 +136,42 @@ struct StatusReply {
     }
 };
 
+struct TransferReply {
+    static constexpr std::uint8_t kWireType = 132;
+    std::uint64_t request_id = 0;  // from the request
+    bool committed = false;        // outcome: committed or aborted
+    std::string reason;            // why it aborted (insufficient_funds, ...); empty when committed
+    txn::TxnId txid;               // the transaction's id
+    NodeId leader_hint;            // leader of the items' shard as known where it was answered
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(request_id, committed, reason, txid, leader_hint); }
+};
+
+struct BalanceReply {
+    static constexpr std::uint8_t kWireType = 133;
+    std::uint64_t request_id = 0;  // from the request
+    ItemId item;
+    std::int64_t balance = 0;
+    bool local = false;            // true: one node's applied state, possibly stale
+    LogIndex applied_index;        // the state's log position
+    NodeId leader_hint;
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(request_id, item, balance, local, applied_index, leader_hint); }
+};
+
+struct LeaderReply {
+    static constexpr std::uint8_t kWireType = 134;
+    std::uint64_t request_id = 0;  // from the request
+    ShardId shard;
+    NodeId leader;                 // kNoNode if the answering member knows none
+    Epoch epoch;                   // that member's epoch
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(request_id, shard, leader, epoch); }
+};
+
 // Any request that failed: bad input, no leader, unknown item...
 struct ErrorReply {
     static constexpr std::uint8_t kWireType = 159;
@@ -130,10 +198,11 @@ struct Cat<std::variant<A...>, std::variant<B...>, Rest...> {
 }  // namespace detail
 
 using ControlMessage = std::variant<Hello, Refuse>;
-using ClientRequest = std::variant<PingRequest, StatusRequest>;
-using ClientReply = std::variant<PingReply, StatusReply, ErrorReply>;
+using ClientRequest = std::variant<PingRequest, StatusRequest, TransferRequest, BalanceRequest, LeaderRequest>;
+using ClientReply = std::variant<PingReply, StatusReply, TransferReply, BalanceReply, LeaderReply, ErrorReply>;
 
-using Message = typename detail::Cat<ControlMessage, election::ElectionMessage, ClientRequest, ClientReply>::type;
+using Message = typename detail::Cat<ControlMessage, election::ElectionMessage, txn::TxnMessage, ClientRequest,
+                                     ClientReply>::type;
 
 // The frame type byte of a message.
 std::uint8_t wire_type(const Message& m);

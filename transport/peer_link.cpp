@@ -61,6 +61,9 @@ void PeerLink::on_connected(tcp::socket socket) {
             if (auto self = weak.lock()) self->on_lost(reason, detail);
         }});
     conn_->send(Hello{Role::peer, params_.self, params_.cluster_name, kProtocolVersion});
+    for (auto& frame : waiting_) conn_->send_frame(std::move(frame));
+    waiting_.clear();
+    waiting_bytes_ = 0;
     ++stats_.connects;
     failures_ = 0;
     was_up_ = true;
@@ -92,15 +95,29 @@ void PeerLink::schedule_redial() {
 }
 
 bool PeerLink::send(const Message& m) {
-    if (connected() && conn_->send(m)) return true;
-    ++stats_.dropped;
-    return false;
+    auto frame = encode_frame(m, params_.limits.frame_bytes_max);
+    if (!frame) {
+        ++stats_.dropped;
+        return false;
+    }
+    return send_frame(std::make_shared<const Bytes>(std::move(*frame)));
 }
 
 bool PeerLink::send_frame(std::shared_ptr<const Bytes> frame) {
-    if (connected() && conn_->send_frame(std::move(frame))) return true;
-    ++stats_.dropped;
-    return false;
+    if (connected()) {
+        if (conn_->send_frame(std::move(frame))) return true;
+        ++stats_.dropped;
+        return false;
+    }
+    // Not up: keep the newest few for when it is, drop the oldest.
+    waiting_bytes_ += frame->size();
+    waiting_.push_back(std::move(frame));
+    while (waiting_.size() > kPeerLinkWaitingMax || waiting_bytes_ > kPeerLinkWaitingBytesMax) {
+        waiting_bytes_ -= waiting_.front()->size();
+        waiting_.pop_front();
+        ++stats_.dropped;
+    }
+    return true;
 }
 
 }  // namespace rl::transport

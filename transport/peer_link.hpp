@@ -1,8 +1,10 @@
 // The outbound half of a peer pair: this node dials the peer from its own
 // configured address (so iptables rules on addresses cut exactly that pair),
 // says Hello, then streams frames. It redials with exponential backoff and
-// jitter forever. While down, messages are dropped and counted: everything
-// sent to peers is either periodic or retried by the core that sent it.
+// jitter forever. While it dials, the newest few messages wait (so the
+// first message to a node it has never talked to is not lost); beyond that,
+// and while down after a failure, messages are dropped and counted:
+// everything sent to peers is periodic or retried by the core that sent it.
 #pragma once
 
 #include "transport/connection.hpp"
@@ -11,6 +13,7 @@
 #include <boost/asio.hpp>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <random>
 #include <string>
@@ -28,6 +31,9 @@ struct PeerLinkParams {
     std::uint32_t reconnect_max_ms = 1000;
     std::uint64_t seed = 0;
 };
+
+inline constexpr std::size_t kPeerLinkWaitingMax = 64;            // frames held while dialing
+inline constexpr std::size_t kPeerLinkWaitingBytesMax = 1 << 20;  // and their bytes
 
 struct PeerLinkStats {
     std::uint64_t connects = 0;
@@ -60,6 +66,8 @@ private:
     std::mt19937_64 rng_;
     std::shared_ptr<Connection> conn_;
     std::shared_ptr<tcp::socket> dialing_;
+    std::deque<std::shared_ptr<const Bytes>> waiting_;  // queued before the connection is up
+    std::size_t waiting_bytes_ = 0;
     std::uint32_t failures_ = 0;
     bool stopped_ = false;
     bool was_up_ = false;

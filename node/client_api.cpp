@@ -1,0 +1,212 @@
+// The node's edge: client requests in, replies out, and peer messages
+// handed to the replica. Requests for another shard are passed to a node of
+// that shard; nothing here reads "who leads" from the config.
+#include "node/node.hpp"
+
+#include <type_traits>
+
+namespace rl::node {
+namespace {
+
+template <class... F>
+struct Overload : F... {
+    using F::operator()...;
+};
+template <class... F>
+Overload(F...) -> Overload<F...>;
+
+const char* event_name(election::EventKind k) {
+    // The failure detector's transitions keep the names operators grep for.
+    if (k == election::EventKind::peer_suspected) return "suspect";
+    if (k == election::EventKind::peer_recovered) return "recover";
+    return election::to_string(k);
+}
+
+transport::NodeRole node_role(election::RoleKind r) {
+    switch (r) {
+        case election::RoleKind::leader: return transport::NodeRole::leader;
+        case election::RoleKind::candidate: return transport::NodeRole::candidate;
+        case election::RoleKind::follower: return transport::NodeRole::follower;
+    }
+    return transport::NodeRole::follower;
+}
+
+}  // namespace
+
+void Node::on_peer_message(NodeId from, Message&& m) {
+    std::visit(
+        [&](auto&& msg) {
+            using T = std::decay_t<decltype(msg)>;
+            if constexpr (transport::is_alternative_v<T, election::ElectionMessage>) {
+                replica_->step(from, election::ElectionMessage{std::move(msg)});
+            } else if constexpr (transport::is_alternative_v<T, txn::TxnMessage>) {
+                replica_->step(from, txn::TxnMessage{std::move(msg)});
+            } else {
+                log_.warn("unexpected_peer_message").kv("peer", from).kv("type", int{T::kWireType});
+            }
+        },
+        std::move(m));
+    schedule_flush();
+}
+
+void Node::on_client_message(const std::shared_ptr<Connection>& session, Message&& m) {
+    ++stats_.client_requests;
+    std::visit(Overload{
+                   [&](transport::TransferRequest& r) {
+                       ShardId shard;
+                       if (auto err = route_check(r, shard)) return (void)session->send(*err);
+                       submit(session, r.request_id, shard, txn::TransferOp{r.txid, r.from, r.to, r.amount});
+                   },
+                   [&](transport::BalanceRequest& r) {
+                       const auto shard = config_.shard_of_item(r.item);
+                       if (!shard) {
+                           return (void)session->send(transport::ErrorReply{
+                               r.request_id, "unknown_item",
+                               "item " + std::to_string(r.item.value) + " is in no shard", kNoNode});
+                       }
+                       submit(session, r.request_id, *shard, txn::BalanceOp{r.item, r.local});
+                   },
+                   [&](transport::LeaderRequest& r) {
+                       const ShardId shard = r.shard == ShardId{0} ? me_.shard : r.shard;
+                       if (config_.shard(shard) == nullptr) {
+                           return (void)session->send(transport::ErrorReply{
+                               r.request_id, "bad_request", "no shard " + std::to_string(shard.value), kNoNode});
+                       }
+                       submit(session, r.request_id, shard, txn::LeaderOp{});
+                   },
+                   [&](auto&) { answer_locally(session, std::move(m)); },
+               },
+               m);
+    schedule_flush();
+}
+
+void Node::answer_locally(const std::shared_ptr<Connection>& session, Message&& m) {
+    std::visit(
+        [&](const auto& msg) {
+            using T = std::decay_t<decltype(msg)>;
+            if constexpr (std::is_same_v<T, transport::PingRequest>) {
+                session->send(transport::PingReply{msg.request_id, replica_->leader()});
+            } else if constexpr (std::is_same_v<T, transport::StatusRequest>) {
+                session->send(status(msg.request_id));
+            } else {
+                session->send(transport::ErrorReply{
+                    0, "bad_request", "message type " + std::to_string(T::kWireType) + " is not a client request",
+                    replica_->leader()});
+            }
+        },
+        m);
+}
+
+// Edge checks that need only the config: the items exist, and both are in
+// one shard (transfers across shards need two-phase commit).
+std::optional<transport::ErrorReply> Node::route_check(const transport::TransferRequest& r, ShardId& shard) const {
+    const auto from = config_.shard_of_item(r.from);
+    const auto to = config_.shard_of_item(r.to);
+    auto error = [&](const char* code, const std::string& msg) {
+        return transport::ErrorReply{r.request_id, code, msg, kNoNode};
+    };
+    if (!from) return error("unknown_item", "item " + std::to_string(r.from.value) + " is in no shard");
+    if (!to) return error("unknown_item", "item " + std::to_string(r.to.value) + " is in no shard");
+    if (*from != *to) {
+        return error("bad_request", "items " + std::to_string(r.from.value) + " and " + std::to_string(r.to.value) +
+                                        " are in different shards; cross-shard transfers are not served yet");
+    }
+    shard = *from;
+    return std::nullopt;
+}
+
+void Node::submit(const std::shared_ptr<Connection>& session, std::uint64_t request_id, ShardId shard,
+                  const txn::ClientOp& op) {
+    std::size_t mine = 0;
+    for (const auto& [h, p] : pending_) mine += p.session.lock() == session ? 1 : 0;
+    if (mine >= config_.cluster().limits.client_inflight_max) {
+        session->send(transport::ErrorReply{request_id, "unavailable", "too many requests in flight on this connection",
+                                            replica_->leader()});
+        return;
+    }
+    const std::uint64_t handle = next_handle_++;
+    pending_[handle] = PendingRequest{session, request_id, shard};
+    if (shard == me_.shard) return replica_->submit(handle, op);
+    replica_->forward_elsewhere(handle, shard_target(shard), op);
+}
+
+// A node of another shard to ask: rotates so that a dead one is not asked
+// forever (its members forward to their leader themselves).
+NodeId Node::shard_target(ShardId shard) {
+    const auto& nodes = config_.shard(shard)->nodes;
+    return nodes[shard_cursor_[shard]++ % nodes.size()];
+}
+
+void Node::deliver_replies(txn::ReplicaOutput& out) {
+    for (auto& [handle, result] : out.replies) {
+        auto it = pending_.find(handle);
+        if (it == pending_.end()) continue;
+        const PendingRequest req = it->second;
+        pending_.erase(it);
+        auto session = req.session.lock();
+        if (!session) continue;  // the client left; the answer has nowhere to go
+        const NodeId hint = req.shard == me_.shard ? replica_->leader() : kNoNode;
+        std::visit(Overload{
+                       [&](txn::TransferDone& d) {
+                           session->send(transport::TransferReply{
+                               req.request_id, d.outcome == static_cast<std::uint8_t>(txn::Outcome::committed),
+                               d.reason, d.txid, hint});
+                       },
+                       [&](txn::BalanceDone& d) {
+                           session->send(transport::BalanceReply{req.request_id, d.item, d.balance, d.local,
+                                                                 d.applied_index, hint});
+                       },
+                       [&](txn::LeaderDone& d) {
+                           session->send(transport::LeaderReply{req.request_id, d.shard, d.leader, d.epoch});
+                       },
+                       [&](txn::OpFailed& f) {
+                           if (f.code != "bad_request" && f.code != "unknown_item") ++shard_cursor_[req.shard];
+                           session->send(transport::ErrorReply{req.request_id, f.code, f.message,
+                                                               f.leader_hint != kNoNode ? f.leader_hint : hint});
+                       },
+                   },
+                   result);
+    }
+}
+
+transport::StatusReply Node::status(std::uint64_t request_id) const {
+    transport::StatusReply r;
+    r.request_id = request_id;
+    r.node = self_;
+    r.shard = me_.shard;
+    r.role = node_role(replica_->role());
+    r.epoch = replica_->epoch();
+    r.leader = replica_->leader();
+    r.commit_index = replica_->commit_index();
+    r.applied_index = replica_->applied_index();
+    for (const auto& h : replica_->peers()) {
+        r.peers.push_back({h.id, h.suspected, h.last_heard_ticks * config_.cluster().tick_ms});
+    }
+    return r;
+}
+
+void Node::log_events(const txn::ReplicaOutput& out) {
+    for (const auto& e : out.election_events) {
+        auto line = e.kind == election::EventKind::peer_suspected ? log_.warn(event_name(e.kind))
+                                                                    : log_.info(event_name(e.kind));
+        if (e.peer != kNoNode) line.kv("peer", e.peer);
+        line.kv("epoch", e.epoch);
+        if (e.leader != kNoNode) line.kv("leader", e.leader);
+        if (e.reason[0] != '\0') line.kv("reason", e.reason);
+    }
+    for (const auto& e : out.log_events) {
+        auto line = log_.info(txn::to_string(e.kind));
+        if (e.peer != kNoNode) line.kv("peer", e.peer);
+        if (e.index != LogIndex{}) line.kv("index", e.index);
+        if (e.reason[0] != '\0') line.kv("reason", e.reason);
+    }
+    if (out.leader_change) {
+        const auto& c = *out.leader_change;
+        log_.info("leader_changed")
+            .kv("epoch", c.epoch)
+            .kv("leader", c.leader == kNoNode ? std::string("none") : std::to_string(c.leader.value))
+            .kv("role", election::to_string(c.role));
+    }
+}
+
+}  // namespace rl::node

@@ -1,0 +1,748 @@
+// The write-ahead log: round trips, group commit, and every kind of damage a
+// crash or a bad disk leaves behind (DESIGN.md section 6): a torn tail is cut
+// off and reported, anything else refuses to start with the file and offset.
+#define BOOST_TEST_MODULE wal
+#include "test/support/process.hpp"
+#include "transport/crc32c.hpp"
+#include "txn/wal.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <fstream>
+#include <iterator>
+
+namespace rl::txn {
+namespace {
+
+namespace fs = std::filesystem;
+namespace tt = boost::test_tools;
+using config::FsyncMode;
+
+// ---- Log content
+
+LogEntry entry(std::uint64_t index, std::uint64_t epoch = 1) {
+    return LogEntry{LogIndex{index}, Epoch{epoch}, Transfer{TxnId{7, index}, ItemId{1}, ItemId{2}, 10}};
+}
+
+Snapshot snapshot_at(std::uint64_t index, std::uint64_t epoch = 1) {
+    return Snapshot{LogIndex{index}, Epoch{epoch}, {1, 2, 3, static_cast<std::uint8_t>(index)}};
+}
+
+std::vector<std::uint64_t> indexes_of(const std::vector<LogEntry>& entries) {
+    std::vector<std::uint64_t> out;
+    for (const auto& e : entries) out.push_back(e.index.value);
+    return out;
+}
+
+std::vector<std::uint64_t> epochs_of(const std::vector<LogEntry>& entries) {
+    std::vector<std::uint64_t> out;
+    for (const auto& e : entries) out.push_back(e.epoch.value);
+    return out;
+}
+
+std::vector<std::uint64_t> range(std::uint64_t first, std::uint64_t last) {
+    std::vector<std::uint64_t> out;
+    for (std::uint64_t i = first; i <= last; ++i) out.push_back(i);
+    return out;
+}
+
+// ---- Opening
+
+// Each test works in `<tmp>/node-1`, which open() must create.
+struct NodeDir {
+    test::TempDir tmp;
+    fs::path path = tmp.path() / "node-1";
+};
+
+Wal open_wal(const fs::path& dir, Recovered& out, FsyncMode mode = FsyncMode::always, WalLimits limits = {}) {
+    return Wal::open(dir, mode, limits, out);
+}
+
+// What a restart would find.
+Recovered reopen(const fs::path& dir, WalLimits limits = {}) {
+    Recovered out;
+    open_wal(dir, out, FsyncMode::never, limits);
+    return out;
+}
+
+void append_range(Wal& wal, std::uint64_t first, std::uint64_t last, std::uint64_t epoch = 1) {
+    for (std::uint64_t i = first; i <= last; ++i) wal.append(entry(i, epoch));
+}
+
+// Durable{2, 3}, then entries 1..n at epoch 1, one sync each.
+void write_log(const fs::path& dir, std::uint64_t n, WalLimits limits = {}) {
+    Recovered out;
+    Wal wal = open_wal(dir, out, FsyncMode::never, limits);
+    wal.save_durable({Epoch{2}, Epoch{3}});
+    for (std::uint64_t i = 1; i <= n; ++i) {
+        wal.append(entry(i));
+        wal.sync();
+    }
+}
+
+// ---- Files
+
+std::vector<fs::path> files_named(const fs::path& dir, std::string_view prefix) {
+    std::vector<fs::path> out;
+    for (const auto& f : fs::directory_iterator(dir)) {
+        if (f.path().filename().string().starts_with(prefix)) out.push_back(f.path());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::vector<fs::path> segments(const fs::path& dir) { return files_named(dir, "wal-"); }
+std::vector<fs::path> snapshots(const fs::path& dir) { return files_named(dir, "snapshot-"); }
+
+fs::path only_segment(const fs::path& dir) {
+    const auto all = segments(dir);
+    BOOST_REQUIRE_EQUAL(all.size(), 1u);
+    return all.front();
+}
+
+std::vector<std::uint8_t> slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void spit(const fs::path& p, std::span<const std::uint8_t> bytes) {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+// Start offsets of the records of a well-formed segment, plus its end.
+std::vector<std::uint64_t> record_offsets(std::span<const std::uint8_t> bytes) {
+    std::vector<std::uint64_t> out{0};
+    while (out.back() < bytes.size()) {
+        const auto at = out.back();
+        const std::uint32_t length = (std::uint32_t{bytes[at]} << 24) | (std::uint32_t{bytes[at + 1]} << 16) |
+                                     (std::uint32_t{bytes[at + 2]} << 8) | bytes[at + 3];
+        out.push_back(at + 8 + length);
+    }
+    return out;
+}
+
+void append_bytes(const fs::path& p, std::span<const std::uint8_t> more) {
+    std::ofstream out(p, std::ios::binary | std::ios::app);
+    out.write(reinterpret_cast<const char*>(more.data()), static_cast<std::streamsize>(more.size()));
+}
+
+// Flips one bit in place. Rewriting the file instead would make ext4 flush
+// it on close (its replace-by-truncate heuristic): seconds over a loop.
+void flip_bit(const fs::path& p, std::uint64_t bit) {
+    std::fstream f(p, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekg(static_cast<std::streamoff>(bit / 8));
+    const auto byte = static_cast<char>(f.get() ^ (1 << (bit % 8)));
+    f.seekp(static_cast<std::streamoff>(bit / 8));
+    f.put(byte);
+}
+
+WalCorruption corruption_on_open(const fs::path& dir) {
+    try {
+        reopen(dir);
+    } catch (const WalCorruption& e) {
+        return e;
+    }
+    BOOST_FAIL("open accepted a corrupt log");
+    throw;  // unreachable: BOOST_FAIL throws
+}
+
+// ============================================================ round trips
+
+BOOST_AUTO_TEST_CASE(entries_truncations_and_durable_state_survive_reopen) {
+    NodeDir dir;
+    {
+        Recovered fresh;
+        Wal wal = open_wal(dir.path, fresh);
+        BOOST_TEST(fresh.entries.empty());
+        BOOST_TEST(!fresh.snapshot.has_value());
+        BOOST_TEST(fresh.torn_bytes_dropped == 0u);
+        BOOST_TEST((fresh.durable == election::Durable{}));
+        append_range(wal, 1, 5);
+        wal.save_durable({Epoch{2}, Epoch{2}});
+        wal.sync();
+        wal.truncate_after(LogIndex{3});
+        append_range(wal, 4, 5, 2);
+        wal.sync();
+    }
+    Recovered out;
+    Wal wal = open_wal(dir.path, out);
+    BOOST_TEST(indexes_of(out.entries) == range(1, 5), tt::per_element());
+    BOOST_TEST(epochs_of(out.entries) == (std::vector<std::uint64_t>{1, 1, 1, 2, 2}), tt::per_element());
+    BOOST_TEST((out.durable == election::Durable{Epoch{2}, Epoch{2}}));
+    BOOST_TEST(wal.last_index() == LogIndex{5});
+    BOOST_TEST(out.torn_bytes_dropped == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(one_sync_writes_every_buffered_record_with_one_fsync) {
+    NodeDir dir;
+    Recovered out;
+    Wal wal = open_wal(dir.path, out, FsyncMode::always);
+    const WalStats before = wal.stats();
+    std::uint64_t expected_bytes = 0;
+    for (std::uint64_t i = 1; i <= 100; ++i) {
+        wal.append(entry(i));
+        expected_bytes += encode_record(entry(i)).size();
+    }
+    wal.save_durable({Epoch{1}, Epoch{1}});
+    expected_bytes += encode_record(election::Durable{Epoch{1}, Epoch{1}}).size();
+    BOOST_TEST(wal.dirty());
+    BOOST_TEST(wal.stats().bytes_written == before.bytes_written);  // appends only buffer
+
+    wal.sync();
+    BOOST_TEST(!wal.dirty());
+    BOOST_TEST(wal.stats().syncs == before.syncs + 1);
+    BOOST_TEST(wal.stats().fsyncs == before.fsyncs + 1);
+    BOOST_TEST(wal.stats().records_written == before.records_written + 101);
+    BOOST_TEST(wal.stats().bytes_written == before.bytes_written + expected_bytes);
+
+    wal.sync();  // nothing buffered: no write, no fsync
+    BOOST_TEST(wal.stats().syncs == before.syncs + 1);
+    BOOST_TEST(wal.stats().fsyncs == before.fsyncs + 1);
+}
+
+BOOST_AUTO_TEST_CASE(fsync_never_writes_without_fsync) {
+    NodeDir dir;
+    {
+        Recovered out;
+        Wal wal = open_wal(dir.path, out, FsyncMode::never, WalLimits{.segment_bytes_max = 512});
+        append_range(wal, 1, 40);
+        wal.sync();
+        wal.compact(snapshot_at(30));
+        append_range(wal, 41, 60);
+        wal.sync();
+        BOOST_TEST(wal.stats().fsyncs == 0u);
+        BOOST_TEST(wal.stats().bytes_written > 0u);
+        BOOST_TEST(segments(dir.path).size() > 1u);  // rolled over, still without fsync
+    }
+    const Recovered out = reopen(dir.path, WalLimits{.segment_bytes_max = 512});
+    BOOST_TEST(indexes_of(out.entries) == range(31, 60), tt::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(segments_roll_over_at_segment_bytes_max) {
+    NodeDir dir;
+    const WalLimits limits{.segment_bytes_max = 512};
+    {
+        Recovered out;
+        Wal wal = open_wal(dir.path, out, FsyncMode::always, limits);
+        for (std::uint64_t i = 1; i <= 100; ++i) {
+            wal.append(entry(i));
+            wal.sync();
+        }
+    }
+    const auto all = segments(dir.path);
+    BOOST_TEST(all.size() > 5u);
+    for (const auto& s : all) BOOST_TEST(fs::file_size(s) <= limits.segment_bytes_max);
+    const Recovered out = reopen(dir.path, limits);
+    BOOST_TEST(indexes_of(out.entries) == range(1, 100), tt::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(truncate_after_then_new_appends_replay_the_new_suffix) {
+    NodeDir dir;
+    const WalLimits limits{.segment_bytes_max = 512};
+    {
+        Recovered out;
+        Wal wal = open_wal(dir.path, out, FsyncMode::always, limits);
+        append_range(wal, 1, 20);
+        wal.sync();
+        wal.truncate_after(LogIndex{12});  // reaches back into an earlier segment
+        append_range(wal, 13, 17, 2);
+        wal.sync();
+        wal.truncate_after(LogIndex{15});  // drops synced entries 16 and 17
+        append_range(wal, 16, 19, 2);
+        wal.truncate_after(LogIndex{15});  // drops entries never synced, in the batch that wrote them
+        wal.append(entry(16, 3));
+        wal.sync();
+        BOOST_TEST(wal.last_index() == LogIndex{16});
+    }
+    BOOST_TEST(segments(dir.path).size() > 1u);
+    const Recovered out = reopen(dir.path, limits);
+    BOOST_TEST(indexes_of(out.entries) == range(1, 16), tt::per_element());
+    std::vector<std::uint64_t> epochs(12, 1);
+    epochs.insert(epochs.end(), {2, 2, 2, 3});
+    BOOST_TEST(epochs_of(out.entries) == epochs, tt::per_element());
+}
+
+// ============================================================ torn tails
+
+BOOST_AUTO_TEST_CASE(cutting_the_last_record_at_every_byte_drops_only_that_record) {
+    NodeDir dir;
+    write_log(dir.path, 5);
+    const fs::path segment = only_segment(dir.path);
+    const auto whole = slurp(segment);
+    const auto offsets = record_offsets(whole);
+    const std::uint64_t last = offsets[offsets.size() - 2];
+    for (std::uint64_t cut = 1; last + cut < whole.size(); ++cut) {
+        BOOST_TEST_CONTEXT("cut " << cut << " bytes into the last record") {
+            spit(segment, std::span(whole).first(last + cut));
+            {
+                Recovered out;
+                Wal wal = open_wal(dir.path, out, FsyncMode::never);
+                BOOST_TEST(indexes_of(out.entries) == range(1, 4), tt::per_element());
+                BOOST_TEST((out.durable == election::Durable{Epoch{2}, Epoch{3}}));
+                BOOST_TEST(out.torn_bytes_dropped == cut);
+                BOOST_TEST(out.torn_file == segment.string());
+                BOOST_TEST(fs::file_size(segment) == last);
+                wal.append(entry(5, 2));
+                wal.sync();
+            }
+            const Recovered again = reopen(dir.path);
+            BOOST_TEST(indexes_of(again.entries) == range(1, 5), tt::per_element());
+            BOOST_TEST(again.entries.back().epoch == Epoch{2});
+            BOOST_TEST(again.torn_bytes_dropped == 0u);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(flipping_any_bit_of_the_last_record_is_a_torn_tail) {
+    NodeDir dir;
+    write_log(dir.path, 5);
+    const fs::path segment = only_segment(dir.path);
+    const auto whole = slurp(segment);
+    const auto offsets = record_offsets(whole);
+    const std::uint64_t last = offsets[offsets.size() - 2];
+    const auto last_record = std::span(whole).subspan(last);
+    for (std::uint64_t bit = last * 8; bit < whole.size() * 8; ++bit) {
+        BOOST_TEST_CONTEXT("bit " << bit) {
+            flip_bit(segment, bit);
+            const Recovered out = reopen(dir.path);
+            BOOST_TEST(indexes_of(out.entries) == range(1, 4), tt::per_element());
+            BOOST_TEST(out.torn_bytes_dropped == last_record.size());
+            BOOST_TEST(!out.torn_reason.empty());
+            BOOST_TEST(fs::file_size(segment) == last);
+            append_bytes(segment, last_record);  // undamaged again, for the next bit
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_zero_filled_tail_is_dropped) {
+    NodeDir dir;
+    write_log(dir.path, 5);
+    const fs::path segment = only_segment(dir.path);
+    const auto whole = slurp(segment);
+    const auto offsets = record_offsets(whole);
+    const std::uint64_t last = offsets[offsets.size() - 2];
+    // A crash after the size grew but before the data landed: the last
+    // record's header made it, the rest of the block reads as zeros.
+    auto damaged = std::vector<std::uint8_t>(whole.begin(), whole.begin() + static_cast<std::ptrdiff_t>(last + 8));
+    damaged.resize(4096, 0);
+    spit(segment, damaged);
+    const Recovered out = reopen(dir.path);
+    BOOST_TEST(indexes_of(out.entries) == range(1, 4), tt::per_element());
+    BOOST_TEST(out.torn_bytes_dropped == 4096 - last);
+
+    append_bytes(segment, std::vector<std::uint8_t>(4096, 0));  // zeros after the last whole record
+    const Recovered zeros = reopen(dir.path);
+    BOOST_TEST(zeros.torn_bytes_dropped == 4096u);
+    BOOST_TEST(zeros.torn_reason == "zero record length");
+}
+
+BOOST_AUTO_TEST_CASE(a_huge_length_in_the_last_record_is_a_torn_tail_read_without_allocating) {
+    NodeDir dir;
+    write_log(dir.path, 5);
+    const fs::path segment = only_segment(dir.path);
+    auto bytes = slurp(segment);
+    const auto offsets = record_offsets(bytes);
+    const std::uint64_t last = offsets[offsets.size() - 2];
+    std::fill_n(bytes.begin() + static_cast<std::ptrdiff_t>(last), 4, std::uint8_t{0x7f});  // 2 GiB
+    spit(segment, bytes);
+    const std::uint64_t rss_before_kib = test::rss_kib(::getpid());
+    const Recovered out = reopen(dir.path);
+    BOOST_TEST(test::rss_kib(::getpid()) < rss_before_kib + 64 * 1024);
+    BOOST_TEST(indexes_of(out.entries) == range(1, 4), tt::per_element());
+    BOOST_TEST(out.torn_bytes_dropped == bytes.size() - last);
+    BOOST_TEST(out.torn_reason.find("over the limit") != std::string::npos);
+}
+
+// A rollover cut short by a crash leaves a new segment without a whole
+// header; the segment before it is complete.
+BOOST_AUTO_TEST_CASE(a_new_segment_torn_inside_its_header_is_dropped_whole) {
+    NodeDir dir;
+    const WalLimits limits{.segment_bytes_max = 512};
+    {
+        Recovered out;
+        Wal wal = open_wal(dir.path, out, FsyncMode::never, limits);
+        append_range(wal, 1, 30);
+        wal.sync();
+    }
+    const auto before = segments(dir.path);
+    const fs::path torn = before.back().parent_path() / "wal-00000000000000000099.log";
+    spit(torn, std::vector<std::uint8_t>{0, 0, 0, 30, 1});
+    {
+        Recovered out;
+        Wal wal = open_wal(dir.path, out, FsyncMode::always, limits);
+        BOOST_TEST(indexes_of(out.entries) == range(1, 30), tt::per_element());
+        BOOST_TEST(out.torn_file == torn.string());
+        BOOST_TEST(out.torn_bytes_dropped == 5u);
+        BOOST_TEST(!fs::exists(torn));
+        append_range(wal, 31, 40);
+        wal.sync();
+    }
+    BOOST_TEST(indexes_of(reopen(dir.path, limits).entries) == range(1, 40), tt::per_element());
+}
+
+// ============================================================ corruption
+
+BOOST_AUTO_TEST_CASE(flipping_any_bit_of_an_earlier_record_refuses_start_at_its_offset) {
+    NodeDir dir;
+    write_log(dir.path, 3);
+    const fs::path segment = only_segment(dir.path);
+    const auto whole = slurp(segment);
+    const auto offsets = record_offsets(whole);
+    std::size_t record = 0;  // offsets[record] <= bit / 8 < offsets[record + 1]
+    for (std::uint64_t bit = 0; bit < offsets[offsets.size() - 2] * 8; ++bit) {
+        if (bit / 8 >= offsets[record + 1]) ++record;
+        BOOST_TEST_CONTEXT("bit " << bit << " of record " << record) {
+            flip_bit(segment, bit);
+            auto damaged = whole;
+            damaged[bit / 8] ^= static_cast<std::uint8_t>(1u << (bit % 8));
+            const WalCorruption e = corruption_on_open(dir.path);
+            BOOST_TEST(e.file() == segment);
+            BOOST_TEST(e.offset() == offsets[record]);
+            const std::string what = e.what();
+            BOOST_TEST(what.find(segment.string()) != std::string::npos);
+            BOOST_TEST(what.find("offset " + std::to_string(offsets[record])) != std::string::npos);
+            BOOST_TEST((slurp(segment) == damaged));  // a refusal leaves the evidence as found
+            flip_bit(segment, bit);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_crc_in_an_earlier_segment_refuses_start) {
+    NodeDir dir;
+    const WalLimits limits{.segment_bytes_max = 512};
+    write_log(dir.path, 40, limits);
+    const auto all = segments(dir.path);
+    BOOST_REQUIRE(all.size() > 2u);
+    auto bytes = slurp(all.front());
+    const auto offsets = record_offsets(bytes);
+    const std::uint64_t last = offsets[offsets.size() - 2];
+    bytes.back() ^= 0x01;  // the first segment's last record: not the log's tail
+    spit(all.front(), bytes);
+    const WalCorruption e = corruption_on_open(dir.path);
+    BOOST_TEST(e.file() == all.front());
+    BOOST_TEST(e.offset() == last);
+    BOOST_TEST(std::string(e.what()).find("crc mismatch") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_huge_length_in_an_earlier_record_refuses_start) {
+    NodeDir dir;
+    write_log(dir.path, 5);
+    const fs::path segment = only_segment(dir.path);
+    auto bytes = slurp(segment);
+    const auto offsets = record_offsets(bytes);
+    std::fill_n(bytes.begin() + static_cast<std::ptrdiff_t>(offsets[3]), 4, std::uint8_t{0xff});
+    spit(segment, bytes);
+    const WalCorruption e = corruption_on_open(dir.path);
+    BOOST_TEST(e.offset() == offsets[3]);
+    BOOST_TEST(std::string(e.what()).find("over the limit") != std::string::npos);
+}
+
+// A record with a good CRC around `payload`.
+std::vector<std::uint8_t> framed(std::span<const std::uint8_t> payload) {
+    std::vector<std::uint8_t> out;
+    const auto put = [&out](std::uint32_t v) {
+        for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
+    };
+    put(static_cast<std::uint32_t>(payload.size()));
+    put(transport::crc32c(payload));
+    out.insert(out.end(), payload.begin(), payload.end());
+    return out;
+}
+
+// A payload whose CRC holds was written as it is: a bug, never a torn write.
+BOOST_AUTO_TEST_CASE(an_undecodable_payload_with_a_good_crc_refuses_start_even_at_the_tail) {
+    auto trailing = encode_record(entry(4));
+    trailing.erase(trailing.begin(), trailing.begin() + 8);  // the payload alone
+    trailing.push_back(0);
+    const std::vector<std::pair<std::string, std::vector<std::uint8_t>>> payloads{
+        {"an unknown record kind", {1, 99, 0, 0, 0}},  // little-endian marker, variant index 99
+        {"a payload cut short", {1, 2, 0, 0, 0, 4}},   // an entry whose index has one byte of eight
+        {"bytes after the record", trailing},
+    };
+    for (const auto& [what, payload] : payloads) {
+        BOOST_TEST_CONTEXT(what) {
+            NodeDir dir;
+            write_log(dir.path, 3);
+            const fs::path segment = only_segment(dir.path);
+            const std::uint64_t tail = fs::file_size(segment);
+            append_bytes(segment, framed(payload));
+            const WalCorruption e = corruption_on_open(dir.path);
+            BOOST_TEST(e.offset() == tail);
+            BOOST_TEST(std::string(e.what()).find("payload") != std::string::npos);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(an_impossible_record_sequence_refuses_start) {
+    const std::vector<std::pair<std::string, WalRecord>> forged{
+        {"an index gap", entry(5)},
+        {"a repeated index", entry(3)},
+        {"a truncation past the end", TruncateAfter{LogIndex{3}}},
+        {"a header inside a segment", SegmentStart{1, LogIndex{3}}},
+        {"a durable state going back", election::Durable{Epoch{1}, Epoch{1}}},
+    };
+    for (const auto& [what, record] : forged) {
+        BOOST_TEST_CONTEXT(what) {
+            NodeDir dir;
+            write_log(dir.path, 3);  // Durable{2, 3} last
+            const fs::path segment = only_segment(dir.path);
+            const std::uint64_t tail = fs::file_size(segment);
+            append_bytes(segment, encode_record(record));
+            const WalCorruption e = corruption_on_open(dir.path);
+            BOOST_TEST(e.file() == segment);
+            BOOST_TEST(e.offset() == tail);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_segment_in_the_middle_refuses_start) {
+    NodeDir dir;
+    write_log(dir.path, 40, WalLimits{.segment_bytes_max = 512});
+    const auto all = segments(dir.path);
+    BOOST_REQUIRE(all.size() > 2u);
+    fs::remove(all[1]);
+    const WalCorruption e = corruption_on_open(dir.path);
+    BOOST_TEST(e.file() == all[1]);
+}
+
+// ============================================================ I/O errors
+
+// Sets RLIMIT_FSIZE for the scope: writes past it fail with EFBIG, a disk
+// filling up in the middle of a batch.
+class FileSizeLimit {
+public:
+    explicit FileSizeLimit(std::uint64_t bytes) {
+        ::getrlimit(RLIMIT_FSIZE, &saved_);
+        old_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+        rlimit lowered = saved_;
+        lowered.rlim_cur = bytes;
+        ::setrlimit(RLIMIT_FSIZE, &lowered);
+    }
+    ~FileSizeLimit() {
+        ::setrlimit(RLIMIT_FSIZE, &saved_);
+        std::signal(SIGXFSZ, old_handler_);
+    }
+    FileSizeLimit(const FileSizeLimit&) = delete;
+    FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+private:
+    rlimit saved_{};
+    void (*old_handler_)(int) = nullptr;
+};
+
+BOOST_AUTO_TEST_CASE(a_write_error_cuts_the_file_back_and_keeps_the_batch_for_a_retry) {
+    NodeDir dir;
+    {
+        Recovered out;
+        Wal wal = open_wal(dir.path, out);
+        append_range(wal, 1, 3);
+        wal.sync();
+        const fs::path segment = only_segment(dir.path);
+        const std::uint64_t clean = fs::file_size(segment);
+        append_range(wal, 4, 10);
+        {
+            const FileSizeLimit full(clean + 20);  // the batch gets 20 bytes in, then the disk is full
+            BOOST_CHECK_EXCEPTION(wal.sync(), WalIoError,
+                                  [](const WalIoError& e) { return e.code() == std::errc::file_too_large; });
+        }
+        BOOST_TEST(fs::file_size(segment) == clean);
+        BOOST_TEST(wal.dirty());
+        wal.sync();
+        BOOST_TEST(!wal.dirty());
+    }
+    BOOST_TEST(indexes_of(reopen(dir.path).entries) == range(1, 10), tt::per_element());
+}
+
+// ============================================================ snapshots
+
+BOOST_AUTO_TEST_CASE(compaction_removes_old_segments_and_snapshots) {
+    NodeDir dir;
+    const WalLimits limits{.segment_bytes_max = 512};
+    {
+        Recovered out;
+        Wal wal = open_wal(dir.path, out, FsyncMode::always, limits);
+        for (std::uint64_t i = 1; i <= 50; ++i) {
+            wal.append(entry(i));
+            wal.sync();
+        }
+        wal.save_durable({Epoch{4}, Epoch{4}});
+        wal.sync();
+        BOOST_TEST(segments(dir.path).size() > 2u);
+        wal.compact(snapshot_at(40));
+        BOOST_TEST(segments(dir.path).size() == 1u);
+        BOOST_TEST(snapshots(dir.path).size() == 1u);
+        BOOST_TEST(wal.snapshot_index() == LogIndex{40});
+        BOOST_TEST(wal.last_index() == LogIndex{50});
+        append_range(wal, 51, 60);
+        wal.sync();
+        wal.compact(snapshot_at(55));
+    }
+    BOOST_TEST(snapshots(dir.path) == std::vector<fs::path>{dir.path / "snapshot-00000000000000000055.bin"});
+    BOOST_TEST(segments(dir.path).size() == 1u);
+    const Recovered out = reopen(dir.path, limits);
+    BOOST_REQUIRE(out.snapshot.has_value());
+    BOOST_TEST((*out.snapshot == snapshot_at(55)));
+    BOOST_TEST(indexes_of(out.entries) == range(56, 60), tt::per_element());
+    BOOST_TEST((out.durable == election::Durable{Epoch{4}, Epoch{4}}));
+}
+
+std::uint64_t dir_bytes(const fs::path& dir) {
+    std::uint64_t total = 0;
+    for (const auto& f : fs::directory_iterator(dir)) total += f.file_size();
+    return total;
+}
+
+BOOST_AUTO_TEST_CASE(disk_use_stays_bounded_over_many_appends_and_compactions) {
+    NodeDir dir;
+    const WalLimits limits{.segment_bytes_max = 1024};
+    std::uint64_t most_bytes = 0;
+    {
+        Recovered out;
+        Wal wal = open_wal(dir.path, out, FsyncMode::never, limits);
+        for (std::uint64_t round = 0; round < 200; ++round) {
+            append_range(wal, wal.last_index().value + 1, wal.last_index().value + 50);
+            wal.sync();
+            wal.compact(snapshot_at(wal.last_index().value - 5));
+            most_bytes = std::max(most_bytes, dir_bytes(dir.path));
+        }
+        BOOST_TEST(wal.stats().bytes_written > 500 * most_bytes);
+    }
+    BOOST_TEST(most_bytes < 1024u);  // a snapshot and a segment with five entries, whatever was written
+    const Recovered out = reopen(dir.path, limits);
+    BOOST_TEST(indexes_of(out.entries) == range(9996, 10000), tt::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(install_snapshot_drops_every_entry_and_the_log_continues_after_it) {
+    NodeDir dir;
+    {
+        Recovered out;
+        Wal wal = open_wal(dir.path, out);
+        append_range(wal, 1, 10);  // 9 and 10 conflict with the leader's log
+        wal.save_durable({Epoch{3}, Epoch{3}});
+        wal.sync();
+        wal.install_snapshot(snapshot_at(8, 3));
+        BOOST_TEST(wal.last_index() == LogIndex{8});
+        wal.append(entry(9, 3));
+        wal.sync();
+    }
+    BOOST_TEST(segments(dir.path).size() == 1u);
+    const Recovered out = reopen(dir.path);
+    BOOST_REQUIRE(out.snapshot.has_value());
+    BOOST_TEST((*out.snapshot == snapshot_at(8, 3)));
+    BOOST_TEST(indexes_of(out.entries) == std::vector<std::uint64_t>{9}, tt::per_element());
+    BOOST_TEST(epochs_of(out.entries) == std::vector<std::uint64_t>{3}, tt::per_element());
+    BOOST_TEST((out.durable == election::Durable{Epoch{3}, Epoch{3}}));
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_snapshot_refuses_start) {
+    NodeDir dir;
+    {
+        Recovered out;
+        Wal wal = open_wal(dir.path, out);
+        append_range(wal, 1, 10);
+        wal.sync();
+        wal.compact(snapshot_at(5));
+    }
+    const fs::path snapshot = dir.path / "snapshot-00000000000000000005.bin";
+    fs::remove(snapshot);
+    BOOST_TEST(corruption_on_open(dir.path).file() == snapshot);
+}
+
+// ---- Crash points of compaction, rebuilt from the files before and after
+// one compaction: the old state has snapshot 10 and entries 11..30, the new
+// one snapshot 25 and entries 26..30.
+
+struct CompactionCrash {
+    test::TempDir tmp;
+    fs::path before = tmp.path() / "before";
+    fs::path after = tmp.path() / "after";
+    fs::path crashed = tmp.path() / "crashed";
+    const WalLimits limits{.segment_bytes_max = 512};
+
+    CompactionCrash() {
+        {
+            Recovered out;
+            Wal wal = open_wal(before, out, FsyncMode::never, limits);
+            append_range(wal, 1, 30);
+            wal.sync();
+            wal.compact(snapshot_at(10));
+            for (std::uint64_t i = 31; i <= 60; ++i) {
+                wal.append(entry(i));
+                wal.sync();
+            }
+            wal.truncate_after(LogIndex{30});
+            wal.save_durable({Epoch{2}, Epoch{2}});
+            wal.sync();
+        }
+        fs::copy(before, after);
+        Recovered out;
+        open_wal(after, out, FsyncMode::never, limits).compact(snapshot_at(25));
+        fs::copy(before, crashed);
+    }
+
+    fs::path new_file(std::string_view prefix) const {
+        const auto files = files_named(after, prefix);
+        BOOST_REQUIRE_EQUAL(files.size(), 1u);
+        return files.front();
+    }
+
+    // Recovers `crashed`, checks it holds the expected state and only that
+    // state's files, and that the log goes on from there.
+    void expect_state(std::uint64_t snapshot_index) const {
+        {
+            Recovered out;
+            Wal wal = open_wal(crashed, out, FsyncMode::never, limits);
+            BOOST_REQUIRE(out.snapshot.has_value());
+            BOOST_TEST((*out.snapshot == snapshot_at(snapshot_index)));
+            BOOST_TEST(indexes_of(out.entries) == range(snapshot_index + 1, 30), tt::per_element());
+            BOOST_TEST((out.durable == election::Durable{Epoch{2}, Epoch{2}}));
+            BOOST_TEST(snapshots(crashed).size() == 1u);
+            BOOST_TEST(files_named(crashed, "").size() == segments(crashed).size() + 1);  // no temp files left
+            wal.append(entry(31, 2));
+            wal.sync();
+        }
+        BOOST_TEST(indexes_of(reopen(crashed, limits).entries) == range(snapshot_index + 1, 31), tt::per_element());
+    }
+};
+
+BOOST_FIXTURE_TEST_CASE(a_crash_while_writing_the_snapshot_recovers_the_old_state, CompactionCrash) {
+    const fs::path snapshot = new_file("snapshot-");
+    const auto bytes = slurp(snapshot);
+    spit(crashed / (snapshot.filename().string() + ".tmp"), std::span(bytes).first(bytes.size() / 2));
+    expect_state(10);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_crash_after_the_snapshot_rename_recovers_the_old_state, CompactionCrash) {
+    fs::copy(new_file("snapshot-"), crashed);
+    expect_state(10);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_crash_while_writing_the_new_segment_recovers_the_old_state, CompactionCrash) {
+    fs::copy(new_file("snapshot-"), crashed);
+    fs::copy(new_file("wal-"), crashed / (new_file("wal-").filename().string() + ".tmp"));
+    expect_state(10);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_crash_before_the_old_files_are_deleted_recovers_the_new_state, CompactionCrash) {
+    fs::copy(after, crashed, fs::copy_options::overwrite_existing | fs::copy_options::recursive);
+    expect_state(25);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_crash_midway_through_deleting_the_old_files_recovers_the_new_state, CompactionCrash) {
+    fs::copy(after, crashed, fs::copy_options::overwrite_existing | fs::copy_options::recursive);
+    const auto old_segments = segments(before);
+    BOOST_REQUIRE(old_segments.size() > 2u);
+    fs::remove(crashed / "snapshot-00000000000000000010.bin");  // gone, with the oldest segments
+    fs::remove(crashed / old_segments[0].filename());
+    fs::remove(crashed / old_segments[1].filename());
+    expect_state(25);
+}
+
+}  // namespace
+}  // namespace rl::txn

@@ -1,0 +1,407 @@
+#include "txn/log.hpp"
+
+#include "election/check.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace rl::txn {
+
+using election::require;
+
+const char* to_string(LogEventKind k) {
+    switch (k) {
+        case LogEventKind::leader_ready: return "leader_ready";
+        case LogEventKind::adopt_started: return "adopt_started";
+        case LogEventKind::adopt_failed: return "adopt_failed";
+        case LogEventKind::truncated: return "log_truncated";
+        case LogEventKind::snapshot_sent: return "snapshot_sent";
+        case LogEventKind::snapshot_installed: return "snapshot_installed";
+        case LogEventKind::bad_message: return "bad_message";
+    }
+    return "unknown";
+}
+
+ReplicatedLog::ReplicatedLog(NodeId self, std::vector<NodeId> members, LogLimits limits,
+                             const std::optional<Snapshot>& snapshot, std::vector<LogEntry> entries)
+    : self_(self), members_(std::move(members)), limits_(limits), snapshot_(snapshot) {
+    if (snapshot_) {
+        snapshot_index_ = snapshot_->last_index;
+        snapshot_epoch_ = snapshot_->last_epoch;
+        commit_ = snapshot_index_;  // a snapshot holds only committed state
+    }
+    for (auto& e : entries) {
+        require(e.index.value == last_index().value + 1, "recovered entries are consecutive");
+        entries_.push_back(std::move(e));
+    }
+    durable_ = last_index();
+}
+
+LogIndex ReplicatedLog::last_index() const {
+    return LogIndex{snapshot_index_.value + entries_.size()};
+}
+
+Epoch ReplicatedLog::last_epoch() const { return entries_.empty() ? snapshot_epoch_ : entries_.back().epoch; }
+
+const LogEntry& ReplicatedLog::at(LogIndex index) const {
+    require(index > snapshot_index_ && index <= last_index(), "log index in memory");
+    return entries_[index.value - snapshot_index_.value - 1];
+}
+
+std::optional<Epoch> ReplicatedLog::epoch_at(LogIndex index) const {
+    if (index == snapshot_index_) return snapshot_epoch_;
+    if (index < snapshot_index_ || index > last_index()) return std::nullopt;
+    return at(index).epoch;
+}
+
+// ---- local changes, each mirrored into the output for the WAL ----
+
+void ReplicatedLog::append_local(LogEntry e) {
+    require(e.index.value == last_index().value + 1, "append at last + 1");
+    out_.appended.push_back(e);
+    entries_.push_back(std::move(e));
+}
+
+void ReplicatedLog::truncate_local(LogIndex after) {
+    // Raft: a committed entry is never removed; a leader that asks for it
+    // broke the log-matching rule, which callers rule out before this.
+    require(after >= commit_, "never truncate committed entries");
+    while (last_index() > after) entries_.pop_back();
+    // Appends buffered in this output past the cut never reach the disk.
+    while (!out_.appended.empty() && out_.appended.back().index > after) out_.appended.pop_back();
+    if (out_.appended.empty()) out_.truncate_after = out_.truncate_after ? std::min(*out_.truncate_after, after) : after;
+    durable_ = std::min(durable_, after);
+    event(LogEventKind::truncated, kNoNode, after);
+}
+
+void ReplicatedLog::install_local(const Snapshot& s) {
+    entries_.clear();
+    out_.appended.clear();
+    out_.truncate_after.reset();
+    snapshot_index_ = s.last_index;
+    snapshot_epoch_ = s.last_epoch;
+    snapshot_ = s;
+    commit_ = std::max(commit_, s.last_index);
+    durable_ = std::min(durable_, s.last_index);
+    out_.install = s;
+    event(LogEventKind::snapshot_installed, kNoNode, s.last_index);
+}
+
+// ---- role changes ----
+
+void ReplicatedLog::follow(Epoch e, NodeId leader) {
+    require(e >= epoch_, "epochs only grow");
+    epoch_ = e;
+    leader_ = leader;
+    leading_ = false;
+    ready_ = false;
+    epoch_start_ = LogIndex{};
+    adoption_.reset();
+    progress_.clear();
+}
+
+void ReplicatedLog::lead(const election::Elected& elected) {
+    require(elected.epoch >= epoch_, "epochs only grow");
+    epoch_ = elected.epoch;
+    leader_ = self_;
+    leading_ = true;
+    ready_ = false;
+    progress_.clear();
+    for (NodeId m : members_) {
+        if (m != self_) progress_[m] = Progress{LogIndex{last_index().value + 1}, LogIndex{0}};
+    }
+    if (elected.best_log_holder == self_ || elected.best_log <= position()) return become_ready();
+    // Another promiser holds a more up-to-date log. It holds every committed
+    // entry (a majority has each, and the promise quorum meets that
+    // majority), so fetch its suffix past our commit index before appending.
+    adoption_ = Adoption{elected.best_log_holder, elected.best_log, LogIndex{commit_.value + 1},
+                         limits_.adopt_timeout_ticks};
+    event(LogEventKind::adopt_started, elected.best_log_holder);
+    fetch_next();
+}
+
+void ReplicatedLog::fetch_next() {
+    send(adoption_->holder, FetchLog{epoch_, adoption_->cursor, limits_.append_entries_max});
+    adoption_->refetch_ticks = limits_.heartbeat_ticks * 2;
+}
+
+// Answers a new leader's fetch. Reading our log is harmless whoever asks; a
+// lower epoch is fenced like everything else.
+void ReplicatedLog::step(NodeId from, const FetchLog& m) {
+    if (m.epoch < epoch_) return send(from, AppendReply{epoch_, false, LogIndex{}, LogIndex{}, 0});
+    FetchReply r{epoch_, m.from_index, {}, last_index(), std::nullopt};
+    LogIndex next = m.from_index;
+    if (next <= snapshot_index_) {
+        r.snapshot = snapshot_;
+        next = LogIndex{snapshot_index_.value + 1};
+    }
+    const std::uint32_t max = std::clamp<std::uint32_t>(m.max_entries, 1, limits_.append_entries_max);
+    for (; next <= last_index() && r.entries.size() < max; next = LogIndex{next.value + 1}) {
+        r.entries.push_back(at(next));
+    }
+    send(from, std::move(r));
+}
+
+void ReplicatedLog::step(NodeId from, const FetchReply& m) {
+    if (!adoption_ || from != adoption_->holder || m.from_index != adoption_->cursor) return;
+    if (m.epoch > epoch_) {
+        higher_epoch_ = {from, m.epoch};
+        return;
+    }
+    adopt(m);
+    finish_adoption_if_done();
+}
+
+// Takes the holder's entries in place of ours from the cursor on: entries
+// that agree are kept, the first that disagrees cuts our suffix (never a
+// committed entry: the holder has all of those too).
+void ReplicatedLog::adopt(const FetchReply& m) {
+    if (m.snapshot) {
+        if (m.snapshot->last_index < commit_) return event(LogEventKind::bad_message, adoption_->holder, {}, "old_snapshot");
+        install_local(*m.snapshot);
+        adoption_->cursor = LogIndex{m.snapshot->last_index.value + 1};
+    }
+    for (const auto& e : m.entries) {
+        if (e.index != adoption_->cursor) return event(LogEventKind::bad_message, adoption_->holder, e.index, "gap");
+        const auto mine = epoch_at(e.index);
+        if (mine && *mine == e.epoch) {
+            adoption_->cursor = LogIndex{e.index.value + 1};
+            continue;
+        }
+        if (e.index <= last_index()) truncate_local(LogIndex{e.index.value - 1});
+        append_local(e);
+        adoption_->cursor = LogIndex{e.index.value + 1};
+    }
+    if (m.last_index < adoption_->target.last_index) {
+        // The holder no longer has what it promised: it lost unsynced
+        // writes or lies. Leading on would risk a committed entry.
+        event(LogEventKind::adopt_failed, adoption_->holder, m.last_index, "holder_log_shrank");
+        resign_ = true;
+        adoption_.reset();
+    }
+}
+
+void ReplicatedLog::finish_adoption_if_done() {
+    if (!adoption_) return;
+    if (adoption_->cursor.value <= adoption_->target.last_index.value) return fetch_next();
+    if (last_index() > adoption_->target.last_index) truncate_local(adoption_->target.last_index);
+    adoption_.reset();
+    become_ready();
+}
+
+// Raft's rule for a new leader: it commits earlier epochs' entries only by
+// committing one of its own, so the first thing it appends is a no-op.
+void ReplicatedLog::become_ready() {
+    ready_ = true;
+    for (auto& [id, p] : progress_) p.next = LogIndex{last_index().value + 1};
+    append_local(LogEntry{LogIndex{last_index().value + 1}, epoch_, Noop{}});
+    epoch_start_ = last_index();
+    heartbeat_due_ = true;
+    event(LogEventKind::leader_ready, kNoNode, last_index());
+}
+
+std::optional<LogIndex> ReplicatedLog::propose(Command c) {
+    if (!ready()) return std::nullopt;
+    append_local(LogEntry{LogIndex{last_index().value + 1}, epoch_, std::move(c)});
+    return last_index();
+}
+
+std::uint64_t ReplicatedLog::start_read_round() {
+    heartbeat_due_ = true;
+    return ++round_;
+}
+
+std::uint64_t ReplicatedLog::confirmed_round() const {
+    if (!leading_) return 0;
+    std::vector<std::uint64_t> rounds{round_};
+    for (const auto& [id, p] : progress_) rounds.push_back(p.acked_round);
+    std::sort(rounds.begin(), rounds.end(), std::greater<>());
+    return rounds[majority() - 1];
+}
+
+// ---- follower side ----
+
+// The epoch gate for a leader's message: only the leader this node knows
+// for its current epoch may change its log. A lower epoch is told ours.
+bool ReplicatedLog::accept_from_leader(NodeId from, Epoch e) {
+    if (e < epoch_) {
+        send(from, AppendReply{epoch_, false, LogIndex{}, LogIndex{}, 0});
+        return false;
+    }
+    if (e > epoch_) {
+        higher_epoch_ = {from, e};
+        return false;  // the election adopts it; the leader resends
+    }
+    return !leading_ && from == leader_;
+}
+
+void ReplicatedLog::step(NodeId from, const AppendEntries& m) {
+    if (!accept_from_leader(from, m.epoch)) return;
+    if (m.prev_index > last_index()) {
+        return send(from, AppendReply{epoch_, false, LogIndex{}, LogIndex{last_index().value + 1}, m.round});
+    }
+    const auto prev_epoch = m.prev_index < snapshot_index_ ? std::optional<Epoch>{} : epoch_at(m.prev_index);
+    if (m.prev_index >= snapshot_index_ && prev_epoch != m.prev_epoch) {
+        return send(from, AppendReply{epoch_, false, LogIndex{}, conflict_hint(m.prev_index), m.round});
+    }
+    LogIndex match = m.prev_index;
+    accept_entries(m, match);
+    // Raft: commit no further than what this message proved we share.
+    const LogIndex commit = std::min(m.commit_index, match);
+    if (commit > commit_) commit_ = commit;
+    send(from, AppendReply{epoch_, true, match, LogIndex{}, m.round});
+}
+
+void ReplicatedLog::accept_entries(const AppendEntries& m, LogIndex& match) {
+    for (const auto& e : m.entries) {
+        if (e.index.value != match.value + 1) {
+            event(LogEventKind::bad_message, leader_, e.index, "entries_not_consecutive");
+            return;
+        }
+        match = e.index;
+        if (e.index <= snapshot_index_) continue;  // compacted: committed, so equal
+        const auto mine = epoch_at(e.index);
+        if (mine && *mine == e.epoch) continue;
+        if (mine) {
+            if (e.index <= commit_) {
+                event(LogEventKind::bad_message, leader_, e.index, "conflicts_with_committed");
+                match = LogIndex{e.index.value - 1};
+                return;
+            }
+            truncate_local(LogIndex{e.index.value - 1});
+        }
+        append_local(e);
+    }
+}
+
+// Where the leader should resume: the first index of the epoch that
+// conflicts, so a long divergent suffix costs one round trip per epoch.
+LogIndex ReplicatedLog::conflict_hint(LogIndex prev_index) const {
+    const auto bad = epoch_at(prev_index);
+    LogIndex i = prev_index;
+    while (i > snapshot_index_ && i > commit_ && epoch_at(LogIndex{i.value - 1}) == bad) i = LogIndex{i.value - 1};
+    return std::max(i, LogIndex{commit_.value + 1});
+}
+
+void ReplicatedLog::step(NodeId from, const InstallSnapshot& m) {
+    if (!accept_from_leader(from, m.epoch)) return;
+    if (m.snapshot.last_index > last_index() || epoch_at(m.snapshot.last_index) != m.snapshot.last_epoch) {
+        install_local(m.snapshot);
+    }
+    // Only the snapshot's prefix is proven shared with this leader.
+    commit_ = std::max(commit_, std::min(m.commit_index, m.snapshot.last_index));
+    send(from, AppendReply{epoch_, true, m.snapshot.last_index, LogIndex{}, 0});
+}
+
+// ---- leader side ----
+
+void ReplicatedLog::step(NodeId from, const AppendReply& m) {
+    if (m.epoch > epoch_) {
+        higher_epoch_ = {from, m.epoch};
+        return;
+    }
+    auto it = progress_.find(from);
+    if (!leading_ || m.epoch < epoch_ || it == progress_.end()) return;
+    Progress& p = it->second;
+    p.silent_ticks = 0;
+    p.acked_round = std::max(p.acked_round, m.round);
+    if (p.inflight > 0) --p.inflight;
+    if (m.success) {
+        if (m.match_index > last_index()) return event(LogEventKind::bad_message, from, m.match_index, "match_beyond_log");
+        p.match = std::max(p.match, m.match_index);
+        p.next = std::max(p.next, LogIndex{p.match.value + 1});
+        p.snapshot_pending = false;
+        return advance_commit();
+    }
+    // Mismatch: resume from the hint; what is in flight is now useless.
+    p.next = std::clamp(m.hint, LogIndex{p.match.value + 1}, LogIndex{last_index().value + 1});
+    p.inflight = 0;
+}
+
+// Commit on a durable majority, and only through an entry of the current
+// epoch (Raft section 5.4.2): older entries commit with it.
+void ReplicatedLog::advance_commit() {
+    std::vector<LogIndex> matches{durable_};
+    for (const auto& [id, p] : progress_) matches.push_back(p.match);
+    std::sort(matches.begin(), matches.end(), std::greater<>());
+    const LogIndex n = matches[majority() - 1];
+    if (n > commit_ && epoch_at(n) == epoch_) commit_ = n;
+}
+
+void ReplicatedLog::persisted(LogIndex index) {
+    durable_ = std::max(durable_, std::min(index, last_index()));
+    if (leading_) advance_commit();
+}
+
+void ReplicatedLog::compact(Snapshot s) {
+    require(s.last_index <= commit_ && s.last_index > snapshot_index_, "compact committed entries only");
+    require(epoch_at(s.last_index) == s.last_epoch, "snapshot epoch matches the log");
+    while (!entries_.empty() && entries_.front().index <= s.last_index) entries_.pop_front();
+    snapshot_index_ = s.last_index;
+    snapshot_epoch_ = s.last_epoch;
+    snapshot_ = std::move(s);
+}
+
+void ReplicatedLog::replicate(NodeId peer, bool heartbeat) {
+    Progress& p = progress_.at(peer);
+    if (p.next <= snapshot_index_) {
+        if (p.snapshot_pending || !snapshot_) return;
+        p.snapshot_pending = true;
+        ++p.inflight;
+        event(LogEventKind::snapshot_sent, peer, snapshot_->last_index);
+        return send(peer, InstallSnapshot{epoch_, *snapshot_, commit_});
+    }
+    const bool has_new = p.next <= last_index();
+    if (!(has_new && p.inflight < limits_.inflight_max) && !heartbeat) return;
+    AppendEntries m{epoch_, LogIndex{p.next.value - 1}, *epoch_at(LogIndex{p.next.value - 1}), {}, commit_, round_};
+    if (p.inflight < limits_.inflight_max) {
+        for (LogIndex i = p.next; i <= last_index() && m.entries.size() < limits_.append_entries_max;
+             i = LogIndex{i.value + 1}) {
+            m.entries.push_back(at(i));
+        }
+    }
+    p.next = LogIndex{p.next.value + m.entries.size()};
+    ++p.inflight;
+    send(peer, std::move(m));
+}
+
+void ReplicatedLog::tick() {
+    if (!leading_) return;
+    if (adoption_) {
+        if (adoption_->ticks_left-- == 0) {
+            event(LogEventKind::adopt_failed, adoption_->holder, {}, "timeout");
+            resign_ = true;
+            adoption_.reset();
+        } else if (adoption_->refetch_ticks-- == 0) {
+            fetch_next();
+        }
+        return;
+    }
+    tick_leader();
+}
+
+void ReplicatedLog::tick_leader() {
+    for (auto& [id, p] : progress_) {
+        // A lost message leaves its reply missing forever: after a silence,
+        // restart the pipeline from what the follower is known to have.
+        if (p.inflight > 0 && ++p.silent_ticks >= limits_.retransmit_ticks) {
+            p.inflight = 0;
+            p.silent_ticks = 0;
+            p.next = LogIndex{p.match.value + 1};
+            p.snapshot_pending = false;
+        }
+    }
+    if (heartbeat_ticks_left_ > 0) --heartbeat_ticks_left_;
+    if (heartbeat_ticks_left_ == 0) heartbeat_due_ = true;
+}
+
+LogOutput ReplicatedLog::take_output() {
+    if (ready()) {
+        const bool heartbeat = std::exchange(heartbeat_due_, false);
+        if (heartbeat) heartbeat_ticks_left_ = limits_.heartbeat_ticks;
+        for (const auto& [id, p] : progress_) replicate(id, heartbeat);
+    }
+    return std::exchange(out_, LogOutput{});
+}
+
+}  // namespace rl::txn

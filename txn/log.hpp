@@ -1,0 +1,193 @@
+// The replicated shard log (DESIGN.md section 6), sans-I/O: Raft's log rules
+// under the election's epochs. The election core decides who leads which
+// epoch; this class keeps the entries, replicates them from the leader,
+// fences other epochs, advances the commit index on a durable majority, and
+// lets a new leader adopt the most up-to-date log of its promise quorum.
+//
+// The shell handles Output in order: persist (truncate, append, snapshot),
+// sync, then send; after the sync it reports persisted(). A follower's
+// AppendReply is therefore never on the wire before its entries are on disk.
+#pragma once
+
+#include "config/types.hpp"
+#include "election/messages.hpp"
+#include "election/output.hpp"
+#include "txn/log_entry.hpp"
+#include "txn/messages.hpp"
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace rl::txn {
+
+struct LogLimits {
+    std::uint32_t append_entries_max = 1024;   // entries in one AppendEntries or FetchReply
+    std::uint32_t inflight_max = 16;           // unanswered AppendEntries per follower (pipelining)
+    std::uint64_t heartbeat_ticks = 5;         // empty AppendEntries period
+    std::uint64_t retransmit_ticks = 20;       // silence after which a follower's pipeline restarts
+    std::uint64_t adopt_timeout_ticks = 60;    // a new leader that cannot fetch the best log resigns
+};
+
+struct LogEnvelope {
+    NodeId to;
+    TxnMessage msg;
+};
+
+enum class LogEventKind {
+    leader_ready,    // the new leader adopted the best log and appended its no-op
+    adopt_started,   // peer: the promiser whose log the new leader fetches
+    adopt_failed,    // the holder did not answer in time: the leader resigns
+    truncated,       // index: a conflicting suffix after it was dropped
+    snapshot_sent,   // peer: a follower too far behind gets the snapshot
+    snapshot_installed,  // index: this node's log now restarts after it
+    bad_message,     // peer: an impossible message, dropped; reason
+};
+const char* to_string(LogEventKind k);
+
+struct LogEvent {
+    LogEventKind kind;
+    NodeId peer = kNoNode;
+    LogIndex index;
+    const char* reason = "";
+};
+
+struct LogOutput {
+    // Persist first, in this order.
+    std::optional<LogIndex> truncate_after;   // drop entries after this index
+    std::optional<Snapshot> install;          // the log restarts after install->last_index
+    std::vector<LogEntry> appended;           // then these, in index order
+    // Then send.
+    std::vector<LogEnvelope> messages;
+    std::vector<LogEvent> events;
+
+    bool persist_empty() const { return !truncate_after && !install && appended.empty(); }
+};
+
+class ReplicatedLog {
+public:
+    // `snapshot` and `entries` are what the WAL recovered.
+    ReplicatedLog(NodeId self, std::vector<NodeId> members, LogLimits limits, const std::optional<Snapshot>& snapshot,
+                  std::vector<LogEntry> entries);
+
+    // ---- what the election decided ----
+    // Follow `leader` (kNoNode: nobody known yet) in epoch `e`.
+    void follow(Epoch e, NodeId leader);
+    // This node now leads `elected.epoch`: adopt the best log, then append a no-op.
+    void lead(const election::Elected& elected);
+
+    // ---- leader ----
+    // Appends a command in the current epoch; nullopt unless ready().
+    std::optional<LogIndex> propose(Command c);
+    // A new read-confirmation round; the next heartbeat carries it.
+    std::uint64_t start_read_round();
+    // Highest round a majority (self included) has acknowledged.
+    std::uint64_t confirmed_round() const;
+
+    // ---- from the network and the clock ----
+    void step(NodeId from, const AppendEntries& m);
+    void step(NodeId from, const AppendReply& m);
+    void step(NodeId from, const FetchLog& m);
+    void step(NodeId from, const FetchReply& m);
+    void step(NodeId from, const InstallSnapshot& m);
+    void tick();
+
+    // ---- from the shell and the state machine ----
+    // Everything through `index` is on this node's disk.
+    void persisted(LogIndex index);
+    // The state machine's snapshot through snapshot.last_index (<= commit):
+    // entries up to it leave memory; it serves followers too far behind.
+    void compact(Snapshot snapshot);
+
+    // Builds the messages due now and hands everything over.
+    LogOutput take_output();
+    // A message showed a higher epoch than ours (sender, epoch): the
+    // election must adopt it. Cleared by the call.
+    std::optional<std::pair<NodeId, Epoch>> take_higher_epoch() { return std::exchange(higher_epoch_, std::nullopt); }
+    // Leader: adoption of the best log failed; the epoch must be given up.
+    bool take_resign() { return std::exchange(resign_, false); }
+
+    // ---- queries ----
+    bool leading() const { return leading_; }
+    bool ready() const { return leading_ && ready_; }
+    Epoch epoch() const { return epoch_; }
+    NodeId leader() const { return leader_; }
+    LogIndex last_index() const;
+    Epoch last_epoch() const;
+    election::LogPosition position() const { return {last_epoch(), last_index()}; }
+    LogIndex commit_index() const { return commit_; }
+    LogIndex snapshot_index() const { return snapshot_index_; }
+    // Leader: index of this leadership's no-op (0 before it is appended).
+    LogIndex epoch_start() const { return epoch_start_; }
+    const std::optional<Snapshot>& snapshot() const { return snapshot_; }
+    // The entry at `index` (snapshot_index < index <= last_index).
+    const LogEntry& at(LogIndex index) const;
+    std::optional<Epoch> epoch_at(LogIndex index) const;
+
+private:
+    struct Progress {
+        LogIndex next;               // next index to send
+        LogIndex match;              // highest index known replicated
+        std::uint32_t inflight = 0;  // AppendEntries sent and unanswered
+        std::uint64_t silent_ticks = 0;
+        std::uint64_t acked_round = 0;
+        bool snapshot_pending = false;
+    };
+    struct Adoption {
+        NodeId holder;                  // the promiser with the best log
+        election::LogPosition target;   // its log position when it promised
+        LogIndex cursor;                // next index to fetch
+        std::uint64_t ticks_left;       // resign when it reaches 0
+        std::uint64_t refetch_ticks = 0;
+    };
+
+    void append_local(LogEntry e);
+    void truncate_local(LogIndex after);
+    void install_local(const Snapshot& s);
+    bool accept_from_leader(NodeId from, Epoch e);
+    void accept_entries(const AppendEntries& m, LogIndex& match);
+    LogIndex conflict_hint(LogIndex prev_index) const;
+    void become_ready();
+    void fetch_next();
+    void adopt(const FetchReply& m);
+    void finish_adoption_if_done();
+    void tick_leader();
+    void replicate(NodeId peer, bool heartbeat);
+    void advance_commit();
+    void send(NodeId to, TxnMessage msg) { out_.messages.push_back({to, std::move(msg)}); }
+    void event(LogEventKind k, NodeId peer = kNoNode, LogIndex index = LogIndex{}, const char* reason = "") {
+        out_.events.push_back({k, peer, index, reason});
+    }
+    std::size_t majority() const { return members_.size() / 2 + 1; }
+
+    NodeId self_;
+    std::vector<NodeId> members_;
+    LogLimits limits_;
+    std::deque<LogEntry> entries_;  // snapshot_index_ + 1 onwards
+    LogIndex snapshot_index_;
+    Epoch snapshot_epoch_;
+    std::optional<Snapshot> snapshot_;
+    LogIndex commit_;
+    LogIndex durable_;              // this node's disk holds the log through here
+
+    Epoch epoch_;
+    NodeId leader_;
+    bool leading_ = false;
+    bool ready_ = false;
+    std::optional<Adoption> adoption_;
+    std::map<NodeId, Progress> progress_;
+    std::uint64_t round_ = 0;
+    std::uint64_t heartbeat_ticks_left_ = 0;
+    bool heartbeat_due_ = false;
+    LogIndex epoch_start_;
+    std::optional<std::pair<NodeId, Epoch>> higher_epoch_;
+    bool resign_ = false;
+
+    LogOutput out_;
+};
+
+}  // namespace rl::txn
