@@ -169,11 +169,18 @@ void Core::on_detector(const DetectorEvent& ev) {
 }
 
 void Core::on_message(NodeId from, const Heartbeat& m) {
+    const bool newer = m.epoch > epoch();
     if (!admit(from, m.epoch)) return;
     if (m.leader == from) return recognise_leader(from);
     // The leader itself says it no longer leads this epoch (it stepped down
     // on check-quorum or restarted): it is not a live leader any more.
-    if (from == leader_) end_leadership();
+    if (from == leader_) return end_leadership();
+    // A member tells of a newer epoch that already has a leader (we just
+    // rejoined after a partition): give that leader one suspect timeout to
+    // reach us before standing against it (stickiness, DESIGN.md 5).
+    if (newer && m.leader != kNoNode && m.leader != params_.self) {
+        retry_ticks_left_ = std::max(retry_ticks_left_, params_.timing.suspect_after_ticks);
+    }
 }
 
 // ---- timers ----

@@ -187,6 +187,8 @@ transport::StatusReply Node::status(std::uint64_t request_id) const {
 
 void Node::log_events(const txn::ReplicaOutput& out) {
     for (const auto& e : out.election_events) {
+        // The shell logs the whole view (epoch, leader, role) itself, below.
+        if (e.kind == election::EventKind::leader_changed) continue;
         auto line = e.kind == election::EventKind::peer_suspected ? log_.warn(event_name(e.kind))
                                                                     : log_.info(event_name(e.kind));
         if (e.peer != kNoNode) line.kv("peer", e.peer);

@@ -60,6 +60,10 @@ std::int64_t now_ms() {
 }
 
 LocalCluster::LocalCluster(ClusterSpec spec) : spec_(std::move(spec)) {
+    if (spec_.netns) {
+        spec_.distinct_hosts = true;
+        ns_ = std::make_unique<NetNamespace>();
+    }
     std::size_t n = 0;
     for (const auto& s : spec_.shards) n += s.size();
     const auto ports = free_ports(n);
@@ -73,7 +77,9 @@ LocalCluster::LocalCluster(ClusterSpec spec) : spec_(std::move(spec)) {
 }
 
 LocalCluster::~LocalCluster() {
+    // Processes first, then the namespace they ran in.
     for (auto& [id, p] : procs_) p.reset();
+    ns_.reset();
 }
 
 void LocalCluster::write_ini() {
@@ -103,11 +109,30 @@ std::vector<std::uint64_t> LocalCluster::ids() const {
 
 fs::path LocalCluster::log_path(std::uint64_t id) const { return dir_.path() / ("node-" + std::to_string(id) + ".log"); }
 
+std::vector<std::string> LocalCluster::prefix() const { return ns_ ? ns_->exec_prefix() : std::vector<std::string>{}; }
+
 void LocalCluster::start(std::uint64_t id) {
-    procs_[id] = std::make_unique<Process>(
-        std::vector<std::string>{rlnode_path().string(), "--config", ini_.string(), "--id", std::to_string(id),
-                                 "--log-file", log_path(id).string()},
-        dir_.path() / ("node-" + std::to_string(id) + ".out"));
+    std::vector<std::string> argv = prefix();
+    for (const auto& a : {rlnode_path().string(), std::string("--config"), ini_.string(), std::string("--id"),
+                          std::to_string(id), std::string("--log-file"), log_path(id).string()}) {
+        argv.push_back(a);
+    }
+    procs_[id] = std::make_unique<Process>(argv, dir_.path() / ("node-" + std::to_string(id) + ".out"));
+}
+
+void LocalCluster::partition(const std::vector<std::uint64_t>& a, const std::vector<std::uint64_t>& b) {
+    if (!ns_) throw std::logic_error("partition needs a netns cluster");
+    for (auto x : a)
+        for (auto y : b) ns_->cut(hosts_.at(x), hosts_.at(y));
+}
+
+void LocalCluster::cut_one_way(std::uint64_t from, std::uint64_t to) {
+    if (!ns_) throw std::logic_error("cut_one_way needs a netns cluster");
+    ns_->cut_one_way(hosts_.at(from), hosts_.at(to));
+}
+
+void LocalCluster::heal() {
+    if (ns_) ns_->heal();
 }
 
 void LocalCluster::start_all() {
@@ -164,7 +189,9 @@ std::optional<LogLine> LocalCluster::wait_event(std::uint64_t id, const std::str
 
 RunResult LocalCluster::rlcat(std::uint64_t id, const std::vector<std::string>& args,
                               std::chrono::milliseconds timeout) const {
-    std::vector<std::string> argv{rlcat_path().string(), endpoint(id)};
+    std::vector<std::string> argv = prefix();
+    argv.push_back(rlcat_path().string());
+    argv.push_back(endpoint(id));
     argv.insert(argv.end(), args.begin(), args.end());
     return run_command(argv, timeout);
 }

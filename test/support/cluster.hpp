@@ -3,6 +3,7 @@
 // reads their log files. Everything is torn down by the destructor.
 #pragma once
 
+#include "test/support/netns.hpp"
 #include "test/support/process.hpp"
 
 #include <chrono>
@@ -23,6 +24,7 @@ struct ClusterSpec {
     std::string fsync = "never";
     std::string extra_cluster_lines;  // appended to [cluster]
     bool distinct_hosts = false;      // node N listens on 127.0.0.(10+N) instead of 127.0.0.1
+    bool netns = false;               // run inside a network namespace of the test's own (implies distinct_hosts)
 };
 
 // One parsed log line: its fields by key.
@@ -70,10 +72,18 @@ public:
     // Waits until `id` answers ping.
     bool wait_ready(std::uint64_t id, std::chrono::milliseconds timeout) const;
 
+    // Partitions (netns clusters only): cut every pair across the two sides.
+    void partition(const std::vector<std::uint64_t>& a, const std::vector<std::uint64_t>& b);
+    void cut_one_way(std::uint64_t from, std::uint64_t to);
+    void heal();
+
 private:
     void write_ini();
 
+    std::vector<std::string> prefix() const;
+
     ClusterSpec spec_;
+    std::unique_ptr<NetNamespace> ns_;  // destroyed after the processes (declared before procs_)
     TempDir dir_;
     std::filesystem::path ini_;
     std::map<std::uint64_t, std::uint16_t> ports_;

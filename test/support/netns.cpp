@@ -1,0 +1,81 @@
+#include "test/support/netns.hpp"
+
+#include "test/support/process.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <stdexcept>
+
+namespace rl::test {
+namespace {
+
+constexpr const char* kPrefix = "rl-test-";
+
+std::string ip_binary() {
+    for (const char* p : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) {
+        if (std::filesystem::exists(p)) return p;
+    }
+    return "ip";
+}
+
+void must(const std::vector<std::string>& argv, const std::string& what) {
+    const auto r = run_command(argv, std::chrono::seconds(10));
+    if (r.code != 0) throw std::runtime_error(what + " failed (exit " + std::to_string(r.code) + "): " + r.output);
+}
+
+// Namespaces left by a test process that died before its destructors ran
+// (named after its pid) are removed, so they never pile up.
+void remove_stale() {
+    const std::filesystem::path dir = "/run/netns";
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+        const std::string n = e.path().filename().string();
+        if (n.rfind(kPrefix, 0) != 0) continue;
+        const auto pid = std::stol(n.substr(std::string(kPrefix).size()));
+        if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0) {
+            run_command({ip_binary(), "netns", "del", n}, std::chrono::seconds(10));
+        }
+    }
+}
+
+}  // namespace
+
+bool can_create_namespaces() { return ::geteuid() == 0; }
+
+NetNamespace::NetNamespace() {
+    if (!can_create_namespaces()) {
+        throw std::runtime_error("partition tests need root (CAP_NET_ADMIN) to create a network namespace");
+    }
+    remove_stale();
+    static std::atomic<int> counter{0};
+    name_ = kPrefix + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+    must({ip_binary(), "netns", "add", name_}, "ip netns add " + name_);
+    must({ip_binary(), "-n", name_, "link", "set", "lo", "up"}, "bringing up lo in " + name_);
+}
+
+NetNamespace::~NetNamespace() { run_command({ip_binary(), "netns", "del", name_}, std::chrono::seconds(10)); }
+
+std::vector<std::string> NetNamespace::exec_prefix() const { return {ip_binary(), "netns", "exec", name_}; }
+
+void NetNamespace::iptables(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = exec_prefix();
+    argv.push_back("iptables");
+    argv.insert(argv.end(), args.begin(), args.end());
+    must(argv, "iptables in " + name_);
+}
+
+void NetNamespace::cut_one_way(const std::string& from, const std::string& to) {
+    iptables({"-A", "INPUT", "-s", from, "-d", to, "-j", "DROP"});
+}
+
+void NetNamespace::cut(const std::string& a, const std::string& b) {
+    cut_one_way(a, b);
+    cut_one_way(b, a);
+}
+
+void NetNamespace::heal() { iptables({"-F", "INPUT"}); }
+
+}  // namespace rl::test

@@ -1,0 +1,38 @@
+// A network namespace of the test's own, with loopback up, for partition
+// tests: nodes run inside it on distinct 127.0.0.x addresses, and iptables
+// rules inside it cut pairs of them. Nothing touches the host's network or
+// rules; deleting the namespace (the destructor) removes every rule with it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace rl::test {
+
+class NetNamespace {
+public:
+    // Creates it; throws std::runtime_error with the reason (e.g. not root).
+    NetNamespace();
+    ~NetNamespace();
+    NetNamespace(const NetNamespace&) = delete;
+    NetNamespace& operator=(const NetNamespace&) = delete;
+
+    const std::string& name() const { return name_; }
+    // argv prefix that runs a command inside the namespace.
+    std::vector<std::string> exec_prefix() const;
+    // Drops all traffic between hosts a and b, both ways.
+    void cut(const std::string& a, const std::string& b);
+    // Drops traffic from a to b only.
+    void cut_one_way(const std::string& from, const std::string& to);
+    // Removes every rule: the network is whole again.
+    void heal();
+
+private:
+    void iptables(const std::vector<std::string>& args);
+    std::string name_;
+};
+
+// True when this process may create namespaces (root with CAP_NET_ADMIN).
+bool can_create_namespaces();
+
+}  // namespace rl::test
