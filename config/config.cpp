@@ -497,6 +497,9 @@ const std::vector<std::pair<const char*, ClusterSetter>>& cluster_keys() {
         {"reconnect_min_ms", [](C& c, S v) { c.limits.reconnect_min_ms = parse_u32(v); }},
         {"reconnect_max_ms", [](C& c, S v) { c.limits.reconnect_max_ms = parse_u32(v); }},
         {"handshake_timeout_ms", [](C& c, S v) { c.limits.handshake_timeout_ms = parse_u32(v); }},
+        {"snapshot_after_entries", [](C& c, S v) { c.limits.snapshot_after_entries = parse_u32(v); }},
+        {"dedup_window", [](C& c, S v) { c.limits.dedup_window = parse_u32(v); }},
+        {"dedup_clients_max", [](C& c, S v) { c.limits.dedup_clients_max = parse_u32(v); }},
     };
     return table;
 }

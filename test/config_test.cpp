@@ -546,3 +546,13 @@ BOOST_AUTO_TEST_CASE(ipv6_address_without_brackets_is_rejected) {
     expect_error(edit(base(), "address = 127.0.0.1:7101", "address = ::1:7101"),
                  {21, "node.1", "address", {"is not host:port", "[IPv6]:port like [::1]:7101"}});
 }
+
+BOOST_AUTO_TEST_CASE(log_and_dedup_limits_are_read_from_the_cluster_section) {
+    const auto c = rl::config::Config::parse(
+        "[cluster]\nname = t\nsnapshot_after_entries = 100\ndedup_window = 8\ndedup_clients_max = 50\n"
+        "[shard.1]\nitems = 1-10\nnodes = 1\n[node.1]\naddress = 127.0.0.1:7000\n",
+        "t.ini");
+    BOOST_TEST(c.cluster().limits.snapshot_after_entries == 100u);
+    BOOST_TEST(c.cluster().limits.dedup_window == 8u);
+    BOOST_TEST(c.cluster().limits.dedup_clients_max == 50u);
+}
