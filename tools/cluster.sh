@@ -18,12 +18,15 @@ while [ $# -gt 0 ]; do
     *) echo "cluster.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
+# Alive and not a zombie (a killed node whose parent never reaped it).
+alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
+
 ids=$(sed -n 's/^[[:space:]]*\[node\.\([0-9]\+\)\].*/\1/p' "$config")
 
 start() {
   mkdir -p "$run"
   for id in $ids; do
-    if [ -f "$run/node-$id.pid" ] && kill -0 "$(cat "$run/node-$id.pid")" 2>/dev/null; then
+    if [ -f "$run/node-$id.pid" ] && alive "$(cat "$run/node-$id.pid")"; then
       echo "node $id already running (pid $(cat "$run/node-$id.pid"))"; continue
     fi
     "$bin/node/rlnode" --config "$config" --id "$id" --log-file "$run/node-$id.log" 2>>"$run/node-$id.err" &
@@ -52,7 +55,7 @@ stop() {
     [ -f "$pidfile" ] || continue
     pid=$(cat "$pidfile")
     if kill -TERM "$pid" 2>/dev/null; then
-      for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+      for _ in $(seq 40); do alive "$pid" || break; sleep 0.05; done
       kill -KILL "$pid" 2>/dev/null || true
       echo "node $id stopped"
     fi

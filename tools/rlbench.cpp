@@ -3,6 +3,10 @@
 // so throughput and latency are measured together.
 //   rlbench ping HOST:PORT [--connections N] [--duration-ms D] [--warmup-ms W]
 //   rlbench transfer --config FILE.ini [--shard S] [--connections N] ...
+//   rlbench failover --config FILE.ini --run-dir DIR [--shard S]
+// `failover` finds the shard's leader, SIGKILLs it (pid from DIR/node-N.pid,
+// as tools/cluster.sh writes them) and measures until every survivor
+// reports the same new leader, which itself reports role leader.
 // `transfer` sends intra-shard transfers of 1 between random items of the
 // shard to its leader (found with `leader`), each client with its own
 // client id. Prints one line of key=value figures, or JSON with --json.
@@ -13,6 +17,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <csignal>
+#include <fstream>
 #include <iostream>
 #include <random>
 
@@ -27,6 +33,7 @@ struct Args {
     std::string endpoint;
     std::string config;
     std::uint64_t shard = 1;
+    std::string run_dir;
     std::uint32_t connections = 1;
     std::uint32_t duration_ms = 3000;
     std::uint32_t warmup_ms = 500;
@@ -112,6 +119,7 @@ Args parse_args(int argc, char** argv) {
                                                                           "unmeasured start")(
         "config", po::value(&a.config), "deployment INI (transfer)")("shard", po::value(&a.shard),
                                                                      "shard to load (transfer, default 1)")(
+        "run-dir", po::value(&a.run_dir), "pid files of the cluster (failover)")(
         "json", po::bool_switch(&a.json), "print the result as JSON");
     po::options_description hidden;
     hidden.add_options()("workload", po::value(&a.workload))("endpoint", po::value(&a.endpoint));
@@ -127,8 +135,11 @@ Args parse_args(int argc, char** argv) {
         std::exit(vm.count("help") ? 0 : 2);
     }
     if (a.workload == "ping" && a.endpoint.empty()) throw po::error("ping needs HOST:PORT");
-    if (a.workload == "transfer" && a.config.empty()) throw po::error("transfer needs --config");
-    if (a.workload != "ping" && a.workload != "transfer") throw po::error("unknown workload \"" + a.workload + "\"");
+    if (a.workload != "ping" && a.config.empty()) throw po::error(a.workload + " needs --config");
+    if (a.workload == "failover" && a.run_dir.empty()) throw po::error("failover needs --run-dir");
+    if (a.workload != "ping" && a.workload != "transfer" && a.workload != "failover") {
+        throw po::error("unknown workload \"" + a.workload + "\"");
+    }
     if (a.connections == 0 || a.connections > 10000) throw po::error("--connections must be 1..10000");
     return a;
 }
@@ -185,7 +196,64 @@ Plan plan(const Args& a) {
             }};
 }
 
+// One node's view, asked directly (no hopping): {role, epoch, leader}.
+std::optional<transport::StatusReply> status_of(const config::Config& config, NodeId id) {
+    try {
+        tools::Client c(config.cluster().name);
+        const auto deadline = Clock::now() + std::chrono::milliseconds(200);
+        c.connect(config.node(id)->address.to_string(), deadline);
+        const auto reply = c.call(transport::StatusRequest{}, deadline);
+        if (const auto* s = std::get_if<transport::StatusReply>(&reply)) return *s;
+    } catch (const std::exception&) {
+    }
+    return std::nullopt;
+}
+
+// Every node in `ids` names the same leader, which says it leads.
+NodeId agreed_leader(const config::Config& config, const std::vector<NodeId>& ids) {
+    NodeId leader = kNoNode;
+    Epoch epoch;
+    for (NodeId id : ids) {
+        const auto s = status_of(config, id);
+        if (!s || s->leader == kNoNode) return kNoNode;
+        if (leader == kNoNode) {
+            leader = s->leader;
+            epoch = s->epoch;
+        }
+        if (s->leader != leader || s->epoch != epoch) return kNoNode;
+        if (s->leader == id && s->role != transport::NodeRole::leader) return kNoNode;
+    }
+    return std::find(ids.begin(), ids.end(), leader) == ids.end() ? kNoNode : leader;
+}
+
+int run_failover(const Args& a) {
+    const auto config = config::Config::load(a.config);
+    const auto* shard = config.shard(ShardId{a.shard});
+    if (shard == nullptr) throw po::error("no shard " + std::to_string(a.shard));
+    NodeId old = kNoNode;
+    for (auto until = Clock::now() + std::chrono::seconds(20); old == kNoNode && Clock::now() < until;) {
+        old = agreed_leader(config, shard->nodes);
+    }
+    if (old == kNoNode) throw std::runtime_error("no agreed leader before the kill");
+    std::ifstream pidfile(a.run_dir + "/node-" + std::to_string(old.value) + ".pid");
+    pid_t pid = 0;
+    if (!(pidfile >> pid) || pid <= 0) throw std::runtime_error("no pid file for node " + std::to_string(old.value));
+    std::vector<NodeId> survivors;
+    for (NodeId id : shard->nodes) {
+        if (id != old) survivors.push_back(id);
+    }
+    const auto killed = Clock::now();
+    ::kill(pid, SIGKILL);
+    NodeId fresh = kNoNode;
+    while (fresh == kNoNode && Clock::now() < killed + std::chrono::seconds(30)) fresh = agreed_leader(config, survivors);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed).count();
+    if (fresh == kNoNode) throw std::runtime_error("no new leader within 30 s");
+    std::cout << "killed=" << old.value << " new_leader=" << fresh.value << " failover_ms=" << ms << "\n";
+    return 0;
+}
+
 int run(const Args& a) {
+    if (a.workload == "failover") return run_failover(a);
     const Plan p = plan(a);
     boost::asio::io_context io(1);
     const auto [host, port] = tools::split_endpoint(p.endpoint);

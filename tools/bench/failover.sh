@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Failover benchmark: a 3-node shard of real rlnode processes with
+# heartbeat_ms=50 and suspect_after_ms=150; SIGKILL the leader and measure
+# until every survivor reports the same new leader. TRIALS per algorithm
+# (default 10); median, min and max go to docs/benchmarks.md.
+#   tools/bench/failover.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source tools/bench/lib.sh
+trials=${TRIALS:-10}
+tools/install-deps.sh
+tools/build.sh release rlnode rlcat rlbench >/dev/null
+
+work=$(mktemp -d)
+cleanup() { tools/cluster.sh stop "$work/bench.ini" --run "$work" >/dev/null 2>&1 || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+write_config() {  # algorithm
+  local base=$(( 20000 + RANDOM % 20000 ))
+  cat > "$work/bench.ini" <<INI
+[cluster]
+name = failover
+election = $1
+heartbeat_ms = 50
+suspect_after_ms = 150
+election_timeout_ms = 300
+data_dir = data
+fsync = always
+[shard.1]
+items = 1-100
+nodes = 1,2,3
+[node.1]
+address = 127.0.0.1:$base
+[node.2]
+address = 127.0.0.1:$((base + 1))
+[node.3]
+address = 127.0.0.1:$((base + 2))
+INI
+}
+
+out=$work/section.md
+{
+  echo "## Failover (SIGKILL the leader of a 3-node shard)"
+  echo
+  echo "From the SIGKILL until every survivor reports the same new leader (which itself reports role leader); heartbeat_ms=50, suspect_after_ms=150, election_timeout_ms=300, fsync=always. Target: median under 2 x suspect_after_ms = 300 ms."
+  echo
+  echo "Command: \`TRIALS=$trials tools/bench/failover.sh\` ($(date -u +%Y-%m-%d), $(nproc) cores)"
+  echo
+  echo "| election | trials | median (ms) | min (ms) | max (ms) |"
+  echo "|---|---:|---:|---:|---:|"
+} > "$out"
+for algorithm in bully ring; do
+  write_config "$algorithm"
+  rm -rf "$work/data"
+  tools/cluster.sh start "$work/bench.ini" --run "$work" >/dev/null
+  times=()
+  for trial in $(seq "$trials"); do
+    line=$(build/tools/rlbench failover --config "$work/bench.ini" --run-dir "$work")
+    echo "$algorithm trial $trial: $line"
+    times+=("$(echo "$line" | field failover_ms)")
+    tools/cluster.sh start "$work/bench.ini" --run "$work" >/dev/null  # restarts the killed node
+  done
+  tools/cluster.sh stop "$work/bench.ini" --run "$work" >/dev/null
+  sorted=$(printf '%s\n' "${times[@]}" | sort -n)
+  echo "| $algorithm | $trials | $(echo "$sorted" | median) | $(echo "$sorted" | head -1) | $(echo "$sorted" | tail -1) |" >> "$out"
+done
+cat "$out"
+replace_section failover "$out"
