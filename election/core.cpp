@@ -7,13 +7,10 @@
 #include "election/quorum.hpp"
 
 #include <algorithm>
-#include <limits>
 #include <utility>
 
 namespace rl::election {
 namespace {
-
-constexpr Epoch kEpochMax{std::numeric_limits<std::uint64_t>::max()};
 
 bool contains(const std::vector<NodeId>& ids, NodeId id) {
     return std::find(ids.begin(), ids.end(), id) != ids.end();
@@ -73,8 +70,6 @@ void Core::step(NodeId from, const ElectionMessage& msg) {
     if (from == params_.self || !is_member(from)) {
         bad_message(from, "not_a_peer");
     } else if (theirs == kEpochMax) {
-        // Nothing could ever be stood for above it: refuse it rather than
-        // let one bad frame exhaust the epochs.
         bad_message(from, "epoch_out_of_range");
     } else {
         for (const auto& ev : fd_.heard(from)) on_detector(ev);

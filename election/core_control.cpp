@@ -6,7 +6,11 @@ namespace rl::election {
 
 void Core::observe(NodeId from, Epoch theirs) {
     if (from == params_.self || !is_member(from)) return;
-    if (theirs > epoch()) admit(from, theirs);
+    if (theirs == kEpochMax) {
+        bad_message(from, "epoch_out_of_range");
+    } else if (theirs > epoch()) {
+        admit(from, theirs);
+    }
     finish();
 }
 

@@ -23,6 +23,10 @@ namespace rl::election {
 // (TIGER_STYLE: limits on everything); a shard config above it is refused.
 inline constexpr std::size_t kShardMembersMax = 64;
 
+// No message may carry this epoch: nothing could ever be stood for above it,
+// so one bad frame could otherwise exhaust the epochs.
+inline constexpr Epoch kEpochMax{~std::uint64_t{0}};
+
 // Where a node's replicated log ends. Ordered epoch first, then index (Raft's
 // "more up to date" rule), so the promise round can pick the best log.
 struct LogPosition {

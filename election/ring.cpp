@@ -1,8 +1,11 @@
 // Ring (DESIGN.md 5, "Who"): members form a ring ordered by id. Phase 1: an
 // ELECTION travels once around collecting the ids of the members that want
-// a new leader; dead (suspected) successors are skipped, chains of them too.
-// Phase 2: the initiator sends COORDINATOR with the highest collected id
-// around; that winner runs the promise round. Concurrent elections are
+// a new leader; the initiator sees its own id come back and needs more than
+// N/2 ids. Phase 2: it sends COORDINATOR with the highest collected id
+// around; that winner runs the promise round (a winning initiator stands at
+// once). Dead successors are skipped, chains of them too: those the failure
+// detector suspects, and those that do not acknowledge a handoff within a
+// heartbeat period (a link dead in one direction). Concurrent elections are
 // suppressed: a node forwards only the election with the highest initiator
 // it has seen in the current round.
 #include "election/core.hpp"

@@ -167,15 +167,17 @@ BOOST_DATA_TEST_CASE(restarted_follower_rejoins_without_an_election, bdata::make
 BOOST_DATA_TEST_CASE(epochs_strictly_increase_across_successive_elections, bdata::make(kAlgorithms), algorithm) {
     LocalCluster c(spec_for(algorithm, {1, 2, 3}));
     c.start_all();
-    auto agreed = wait_agreed_leader(c, c.ids(), 15s);
-    BOOST_REQUIRE(agreed.has_value());
-    std::vector<std::uint64_t> epochs{agreed->second};
+    const auto first = wait_agreed_leader(c, c.ids(), 15s);
+    BOOST_REQUIRE(first.has_value());
+    std::uint64_t leader = first->first;
+    std::vector<std::uint64_t> epochs{first->second};
     for (int round = 0; round < 3; ++round) {
-        const auto old = agreed->first;
+        const auto old = leader;
         c.kill(old);
-        agreed = wait_agreed_leader(c, without(c.ids(), old), 15s);
-        BOOST_REQUIRE(agreed.has_value());
-        epochs.push_back(agreed->second);
+        const auto next = wait_agreed_leader(c, without(c.ids(), old), 15s);
+        BOOST_REQUIRE(next.has_value());
+        leader = next->first;
+        epochs.push_back(next->second);
         c.start(old);
         BOOST_REQUIRE(c.wait_ready(old, 10s));
         BOOST_REQUIRE(wait_agreed_leader(c, c.ids(), 15s).has_value());

@@ -1,0 +1,150 @@
+// Deterministic simulator for the election core (DESIGN.md section 7.2, in
+// the spirit of TigerBeetle's VOPR): N cores on a simulated network and
+// clock, no Asio, no threads. Everything random comes from one seed, so a
+// failing run replays exactly. Invariants are checked after every event and
+// a violation throws SimFailure.
+#pragma once
+
+#include "election/core.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace rl::election::sim {
+
+// Faults on every message while they are set.
+struct NetFaults {
+    double drop = 0;                   // probability a message is lost
+    double duplicate = 0;              // probability a message is delivered twice
+    std::uint64_t delay_min_ms = 1;    // each copy is delayed uniformly in [min, max];
+    std::uint64_t delay_max_ms = 3;    // overlapping delays reorder messages
+    double crash_before_persist = 0;   // per output with a persist: crash before writing it
+    double crash_after_persist = 0;    // per output with a persist: crash after writing, before sending
+};
+
+struct SimConfig {
+    std::size_t nodes = 5;  // ids 1..nodes
+    config::ElectionAlgorithm algorithm = config::ElectionAlgorithm::bully;
+    std::uint64_t seed = 1;
+    Timing timing{5, 20, 30};      // heartbeat 50 ms, suspect 200 ms, election 300 ms at 10 ms ticks
+    std::uint64_t tick_ms = 10;
+    bool aligned_ticks = false;    // all nodes tick in the same millisecond
+    bool trace = false;            // print every event and message to stdout
+};
+
+class SimFailure : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct SimStats {
+    std::uint64_t messages_sent = 0;
+    std::uint64_t messages_lost = 0;
+    std::uint64_t crashes = 0;
+    std::uint64_t elections_started = 0;
+    std::uint64_t elections_won = 0;
+};
+
+class Sim {
+public:
+    explicit Sim(const SimConfig& config);
+
+    // (Re)starts a node from its disk; a fresh node's disk is Durable{}.
+    void start(NodeId id);
+    void start_all();
+    // Stops a node now, between two events: everything it persisted stays.
+    void crash(NodeId id);
+
+    void set_faults(const NetFaults& faults);
+    // Cuts every link between different groups, both ways.
+    void partition(const std::vector<std::vector<NodeId>>& groups);
+    // Cuts the one direction from -> to.
+    void cut(NodeId from, NodeId to);
+    void heal();
+
+    void run_for(std::uint64_t ms);
+    // Runs until `done` holds (checked after every event) or `max_ms` pass.
+    bool run_until(const std::function<bool()>& done, std::uint64_t max_ms);
+
+    std::uint64_t now_ms() const { return now_ms_; }
+    std::vector<NodeId> ids() const;
+    bool is_up(NodeId id) const;
+    const Core& core(NodeId id) const;
+    // Up nodes whose role is leader.
+    std::vector<NodeId> leaders() const;
+    // The (epoch, leader) every up node in `among` agrees on, with that
+    // leader up and leading; nullopt when they do not all agree.
+    std::optional<std::pair<Epoch, NodeId>> agreed_leader(const std::vector<NodeId>& among) const;
+    std::vector<NodeId> up_nodes() const;
+    const std::map<Epoch, NodeId>& leader_history() const { return history_; }
+    const SimStats& stats() const { return stats_; }
+    const SimConfig& config() const { return config_; }
+    std::mt19937_64& rng() { return rng_; }
+    // Longest delay any message of this run can have taken.
+    std::uint64_t max_delay_ever_ms() const { return max_delay_ever_ms_; }
+    // DESIGN.md 5: 2 x (suspect_after + election_timeout).
+    std::uint64_t liveness_bound_ms() const;
+    // Check-quorum: how long a leader may keep leading after it last heard
+    // from a majority.
+    std::uint64_t step_down_bound_ms() const;
+
+private:
+    struct Node {
+        NodeId id;
+        std::optional<Core> core;       // empty while crashed
+        Durable disk;                   // what survived: the last persist written
+        std::uint64_t incarnation = 0;  // bumped on every start; ticks of older ones are ignored
+        std::uint64_t tick_offset_ms = 0;
+        Epoch max_epoch;                // highest epoch held after a handled output, over all restarts
+    };
+    // One entry of the event heap; kept small (the message waits in
+    // mail_) because the heap moves entries around on every event.
+    struct Item {
+        enum class Kind { tick, deliver };
+        std::uint64_t time_ms;
+        std::uint64_t seq;  // ties break in scheduling order, so runs are deterministic
+        Kind kind;
+        NodeId to;
+        NodeId from;
+        std::uint64_t incarnation;  // tick: the incarnation it belongs to
+        std::size_t mail_slot;      // deliver: index into mail_
+    };
+
+    Node& node(NodeId id);
+    const Node& node(NodeId id) const;
+    void push(Item item);
+    void process(Item& item);
+    void handle_output(Node& n);
+    bool chance(double p);
+    void send(NodeId from, Envelope&& env);
+    void check_sent(const Node& n, const ElectionMessage& msg) const;
+    void check_invariants();
+    bool heard_majority_lately(NodeId id) const;
+    [[noreturn]] void fail(const std::string& what) const;
+    void trace(const std::string& line) const;
+
+    SimConfig config_;
+    std::mt19937_64 rng_;
+    std::vector<Node> nodes_;
+    std::vector<Item> heap_;
+    std::vector<ElectionMessage> mail_;   // messages in flight, by slot
+    std::vector<std::size_t> free_slots_; // slots of mail_ free for reuse
+    std::uint64_t seq_ = 0;
+    std::uint64_t now_ms_ = 0;
+    NetFaults faults_;
+    std::uint64_t max_delay_ever_ms_ = NetFaults{}.delay_max_ms;
+    std::vector<std::vector<bool>> cut_;  // cut_[from][to], indexed by id - 1
+    // heard_at_[to][from]: when `to` last received a message from `from`
+    // (or started, which its failure detector counts as hearing everyone).
+    std::vector<std::vector<std::uint64_t>> heard_at_;
+    std::map<Epoch, NodeId> history_;     // every leadership seen: at most one leader per epoch, ever
+    SimStats stats_;
+};
+
+}  // namespace rl::election::sim
