@@ -250,3 +250,22 @@ BOOST_AUTO_TEST_CASE(a_torn_wal_tail_is_cut_logged_and_the_node_rejoins) {
     BOOST_TEST(rl::test::wait_until(
         [&] { return local_balance(l.cluster, 2, 12) == std::optional<std::int64_t>(kInitial + 5); }, 15s));
 }
+
+// A follower that comes back with less than it acknowledged (fsync=never
+// and a crash, or a damaged disk: here its last WAL record is cut) is
+// noticed by the leader and brought back up to date.
+BOOST_AUTO_TEST_CASE(a_follower_that_lost_acknowledged_entries_is_repaired) {
+    Ledger l(ledger_spec());
+    const auto leader = l.wait_leader();
+    const std::uint64_t follower = leader == 1 ? 2 : 1;
+    for (int i = 0; i < 5; ++i) BOOST_REQUIRE(l.transfer(13, 14, 1, {l.client_id, ++l.seq}).committed);
+    l.cluster.kill(follower);
+    const auto seg = first_segment(l.cluster, follower);
+    std::filesystem::resize_file(seg, std::filesystem::file_size(seg) - 3);
+    const auto from = l.cluster.log_lines(leader);
+    l.cluster.start(follower);
+    BOOST_TEST(l.cluster.wait_event(leader, "follower_regressed", {{"peer", std::to_string(follower)}}, 10s, from)
+                   .has_value());
+    BOOST_TEST(rl::test::wait_until(
+        [&] { return local_balance(l.cluster, follower, 14) == std::optional<std::int64_t>(kInitial + 5); }, 15s));
+}

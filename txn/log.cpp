@@ -17,6 +17,7 @@ const char* to_string(LogEventKind k) {
         case LogEventKind::truncated: return "log_truncated";
         case LogEventKind::snapshot_sent: return "snapshot_sent";
         case LogEventKind::snapshot_installed: return "snapshot_installed";
+        case LogEventKind::follower_regressed: return "follower_regressed";
         case LogEventKind::bad_message: return "bad_message";
     }
     return "unknown";
@@ -35,6 +36,7 @@ ReplicatedLog::ReplicatedLog(NodeId self, std::vector<NodeId> members, LogLimits
         entries_.push_back(std::move(e));
     }
     durable_ = last_index();
+    handed_ = durable_;
 }
 
 LogIndex ReplicatedLog::last_index() const {
@@ -70,7 +72,10 @@ void ReplicatedLog::truncate_local(LogIndex after) {
     // Appends buffered in this output past the cut never reach the disk.
     while (!out_.appended.empty() && out_.appended.back().index > after) out_.appended.pop_back();
     if (out_.appended.empty()) out_.truncate_after = out_.truncate_after ? std::min(*out_.truncate_after, after) : after;
+    // The disk holds the old entries past `after` until this output is
+    // written: no sync reported before then may count them.
     durable_ = std::min(durable_, after);
+    handed_ = std::min(handed_, after);
     event(LogEventKind::truncated, kNoNode, after);
 }
 
@@ -83,6 +88,7 @@ void ReplicatedLog::install_local(const Snapshot& s) {
     snapshot_ = s;
     commit_ = std::max(commit_, s.last_index);
     durable_ = std::min(durable_, s.last_index);
+    handed_ = std::min(handed_, s.last_index);
     out_.install = s;
     event(LogEventKind::snapshot_installed, kNoNode, s.last_index);
 }
@@ -106,6 +112,8 @@ void ReplicatedLog::lead(const election::Elected& elected) {
     leader_ = self_;
     leading_ = true;
     ready_ = false;
+    epoch_start_ = LogIndex{};
+    adoption_.reset();
     progress_.clear();
     for (NodeId m : members_) {
         if (m != self_) progress_[m] = Progress{LogIndex{last_index().value + 1}, LogIndex{0}};
@@ -115,20 +123,20 @@ void ReplicatedLog::lead(const election::Elected& elected) {
     // entry (a majority has each, and the promise quorum meets that
     // majority), so fetch its suffix past our commit index before appending.
     adoption_ = Adoption{elected.best_log_holder, elected.best_log, LogIndex{commit_.value + 1},
-                         limits_.adopt_timeout_ticks};
+                         std::max<std::uint64_t>(1, limits_.adopt_timeout_ticks)};
     event(LogEventKind::adopt_started, elected.best_log_holder);
     fetch_next();
 }
 
 void ReplicatedLog::fetch_next() {
     send(adoption_->holder, FetchLog{epoch_, adoption_->cursor, limits_.append_entries_max});
-    adoption_->refetch_ticks = limits_.heartbeat_ticks * 2;
+    adoption_->refetch_ticks = std::max<std::uint64_t>(1, limits_.heartbeat_ticks * 2);
 }
 
 // Answers a new leader's fetch. Reading our log is harmless whoever asks; a
 // lower epoch is fenced like everything else.
 void ReplicatedLog::step(NodeId from, const FetchLog& m) {
-    if (m.epoch < epoch_) return send(from, AppendReply{epoch_, false, LogIndex{}, LogIndex{}, 0});
+    if (m.epoch < epoch_) return send(from, AppendReply{epoch_, false, LogIndex{}, LogIndex{}, 0, last_index()});
     FetchReply r{epoch_, m.from_index, {}, last_index(), std::nullopt};
     LogIndex next = m.from_index;
     if (next <= snapshot_index_) {
@@ -184,7 +192,11 @@ void ReplicatedLog::adopt(const FetchReply& m) {
 void ReplicatedLog::finish_adoption_if_done() {
     if (!adoption_) return;
     if (adoption_->cursor.value <= adoption_->target.last_index.value) return fetch_next();
-    if (last_index() > adoption_->target.last_index) truncate_local(adoption_->target.last_index);
+    // Our own entries past the holder's log are not in it, hence not
+    // committed: drop them. A holder snapshot reaching past the promised
+    // position is committed state and stays (never cut below commit).
+    const LogIndex keep = std::max(adoption_->target.last_index, commit_);
+    if (last_index() > keep) truncate_local(keep);
     adoption_.reset();
     become_ready();
 }
@@ -225,7 +237,7 @@ std::uint64_t ReplicatedLog::confirmed_round() const {
 // for its current epoch may change its log. A lower epoch is told ours.
 bool ReplicatedLog::accept_from_leader(NodeId from, Epoch e) {
     if (e < epoch_) {
-        send(from, AppendReply{epoch_, false, LogIndex{}, LogIndex{}, 0});
+        send(from, AppendReply{epoch_, false, LogIndex{}, LogIndex{}, 0, last_index()});
         return false;
     }
     if (e > epoch_) {
@@ -238,18 +250,18 @@ bool ReplicatedLog::accept_from_leader(NodeId from, Epoch e) {
 void ReplicatedLog::step(NodeId from, const AppendEntries& m) {
     if (!accept_from_leader(from, m.epoch)) return;
     if (m.prev_index > last_index()) {
-        return send(from, AppendReply{epoch_, false, LogIndex{}, LogIndex{last_index().value + 1}, m.round});
+        return send(from, AppendReply{epoch_, false, LogIndex{}, LogIndex{last_index().value + 1}, m.round, last_index()});
     }
     const auto prev_epoch = m.prev_index < snapshot_index_ ? std::optional<Epoch>{} : epoch_at(m.prev_index);
     if (m.prev_index >= snapshot_index_ && prev_epoch != m.prev_epoch) {
-        return send(from, AppendReply{epoch_, false, LogIndex{}, conflict_hint(m.prev_index), m.round});
+        return send(from, AppendReply{epoch_, false, LogIndex{}, conflict_hint(m.prev_index), m.round, last_index()});
     }
     LogIndex match = m.prev_index;
     accept_entries(m, match);
     // Raft: commit no further than what this message proved we share.
     const LogIndex commit = std::min(m.commit_index, match);
     if (commit > commit_) commit_ = commit;
-    send(from, AppendReply{epoch_, true, match, LogIndex{}, m.round});
+    send(from, AppendReply{epoch_, true, match, LogIndex{}, m.round, last_index()});
 }
 
 void ReplicatedLog::accept_entries(const AppendEntries& m, LogIndex& match) {
@@ -285,12 +297,14 @@ LogIndex ReplicatedLog::conflict_hint(LogIndex prev_index) const {
 
 void ReplicatedLog::step(NodeId from, const InstallSnapshot& m) {
     if (!accept_from_leader(from, m.epoch)) return;
-    if (m.snapshot.last_index > last_index() || epoch_at(m.snapshot.last_index) != m.snapshot.last_epoch) {
-        install_local(m.snapshot);
-    }
+    // Raft section 7: a snapshot within our committed prefix (a duplicate
+    // or a late one) holds nothing new and must not roll the log back; one
+    // whose last entry we hold in the same epoch keeps the entries after it.
+    const Snapshot& s = m.snapshot;
+    if (s.last_index > commit_ && epoch_at(s.last_index) != s.last_epoch) install_local(s);
     // Only the snapshot's prefix is proven shared with this leader.
-    commit_ = std::max(commit_, std::min(m.commit_index, m.snapshot.last_index));
-    send(from, AppendReply{epoch_, true, m.snapshot.last_index, LogIndex{}, 0});
+    commit_ = std::max(commit_, std::min(m.commit_index, s.last_index));
+    send(from, AppendReply{epoch_, true, s.last_index, LogIndex{}, 0, last_index()});
 }
 
 // ---- leader side ----
@@ -304,18 +318,33 @@ void ReplicatedLog::step(NodeId from, const AppendReply& m) {
     if (!leading_ || m.epoch < epoch_ || it == progress_.end()) return;
     Progress& p = it->second;
     p.silent_ticks = 0;
+    // Any answer in our epoch shows the follower still took us as leader
+    // when it got the append with this stamp (ReadIndex).
     p.acked_round = std::max(p.acked_round, m.round);
-    if (p.inflight > 0) --p.inflight;
-    if (m.success) {
-        if (m.match_index > last_index()) return event(LogEventKind::bad_message, from, m.match_index, "match_beyond_log");
-        p.match = std::max(p.match, m.match_index);
-        p.next = std::max(p.next, LogIndex{p.match.value + 1});
-        p.snapshot_pending = false;
-        return advance_commit();
+    if (m.success) return on_append_success(from, p, m.match_index);
+    // A refusal of a send older than the current pipeline (a duplicate, or
+    // one overtaken by a restart) was acted on already: rewinding again
+    // would resend what is in flight and break the inflight bound.
+    if (m.round < p.pipeline_from) return;
+    if (m.last_index < p.match) {
+        // The follower lost entries it had acknowledged (fsync=never and a
+        // crash, or a damaged disk): what we knew it held is gone.
+        event(LogEventKind::follower_regressed, from, m.last_index);
+        p.match = m.last_index;
     }
-    // Mismatch: resume from the hint; what is in flight is now useless.
-    p.next = std::clamp(m.hint, LogIndex{p.match.value + 1}, LogIndex{last_index().value + 1});
-    p.inflight = 0;
+    restart_pipeline(p, std::clamp(m.hint, LogIndex{p.match.value + 1}, LogIndex{last_index().value + 1}));
+}
+
+// A success stays true however late it arrives: our epoch's log only grows,
+// so the follower still matches it through `match`. It can raise match and
+// settle the sends it covers, never lower anything.
+void ReplicatedLog::on_append_success(NodeId from, Progress& p, LogIndex match) {
+    if (match > last_index()) return event(LogEventKind::bad_message, from, match, "match_beyond_log");
+    p.match = std::max(p.match, match);
+    p.next = std::max(p.next, LogIndex{p.match.value + 1});
+    while (!p.inflight.empty() && p.inflight.front() <= p.match) p.inflight.pop_front();
+    if (p.snapshot_sent <= p.match) p.snapshot_sent = LogIndex{};
+    advance_commit();
 }
 
 // Commit on a durable majority, and only through an entry of the current
@@ -328,8 +357,10 @@ void ReplicatedLog::advance_commit() {
     if (n > commit_ && epoch_at(n) == epoch_) commit_ = n;
 }
 
+// Only what the shell was handed can be on disk: a sync that completes
+// after a truncation vouches for the old entries, not their replacements.
 void ReplicatedLog::persisted(LogIndex index) {
-    durable_ = std::max(durable_, std::min(index, last_index()));
+    durable_ = std::max(durable_, std::min(index, handed_));
     if (leading_) advance_commit();
 }
 
@@ -342,53 +373,81 @@ void ReplicatedLog::compact(Snapshot s) {
     snapshot_ = std::move(s);
 }
 
-void ReplicatedLog::replicate(NodeId peer, bool heartbeat) {
-    Progress& p = progress_.at(peer);
-    if (p.next <= snapshot_index_) {
-        if (p.snapshot_pending || !snapshot_) return;
-        p.snapshot_pending = true;
-        ++p.inflight;
-        event(LogEventKind::snapshot_sent, peer, snapshot_->last_index);
-        return send(peer, InstallSnapshot{epoch_, *snapshot_, commit_});
+// Abandons what is in flight to a follower and resumes at `next`. Answers
+// to the abandoned sends carry older stamps and count as stale.
+void ReplicatedLog::restart_pipeline(Progress& p, LogIndex next) {
+    p.next = next;
+    p.inflight.clear();
+    p.snapshot_sent = LogIndex{};
+    p.silent_ticks = 0;
+    p.pipeline_from = round_ + 1;
+}
+
+void ReplicatedLog::replicate(NodeId peer, Progress& p, bool heartbeat) {
+    // Until the snapshot is in, any append would be refused for its prev.
+    if (p.snapshot_sent.value != 0) return;
+    if (p.next <= snapshot_index_) return send_snapshot(peer, p);
+    bool sent = false;
+    while (p.next <= last_index() && p.inflight.size() < limits_.inflight_max) {
+        send_append(peer, p, true);
+        sent = true;
     }
-    const bool has_new = p.next <= last_index();
-    if (!(has_new && p.inflight < limits_.inflight_max) && !heartbeat) return;
-    AppendEntries m{epoch_, LogIndex{p.next.value - 1}, *epoch_at(LogIndex{p.next.value - 1}), {}, commit_, round_};
-    if (p.inflight < limits_.inflight_max) {
-        for (LogIndex i = p.next; i <= last_index() && m.entries.size() < limits_.append_entries_max;
-             i = LogIndex{i.value + 1}) {
-            m.entries.push_back(at(i));
-        }
+    // Every append carries the commit index and a round: a heartbeat is
+    // needed only when nothing else went out.
+    if (heartbeat && !sent) send_append(peer, p, false);
+}
+
+// One AppendEntries from p.next, stamped with a new round (its answer
+// echoes it: the read round, and which pipeline it belongs to).
+void ReplicatedLog::send_append(NodeId peer, Progress& p, bool with_entries) {
+    const LogIndex prev{p.next.value - 1};
+    AppendEntries m{epoch_, prev, *epoch_at(prev), {}, commit_, ++round_};
+    for (LogIndex i = p.next; with_entries && i <= last_index() && m.entries.size() < limits_.append_entries_max;
+         i = LogIndex{i.value + 1}) {
+        m.entries.push_back(at(i));
     }
-    p.next = LogIndex{p.next.value + m.entries.size()};
-    ++p.inflight;
+    if (!m.entries.empty()) {
+        p.next = LogIndex{p.next.value + m.entries.size()};
+        p.inflight.push_back(m.entries.back().index);
+    }
     send(peer, std::move(m));
+}
+
+// The follower needs entries we compacted away (Raft section 7). Nothing
+// else goes to it until the snapshot is answered or the silence restarts.
+void ReplicatedLog::send_snapshot(NodeId peer, Progress& p) {
+    require(snapshot_.has_value(), "a compacted log has its snapshot");
+    restart_pipeline(p, LogIndex{snapshot_index_.value + 1});
+    p.snapshot_sent = snapshot_index_;
+    p.inflight.push_back(snapshot_index_);
+    event(LogEventKind::snapshot_sent, peer, snapshot_index_);
+    send(peer, InstallSnapshot{epoch_, *snapshot_, commit_});
 }
 
 void ReplicatedLog::tick() {
     if (!leading_) return;
-    if (adoption_) {
-        if (adoption_->ticks_left-- == 0) {
-            event(LogEventKind::adopt_failed, adoption_->holder, {}, "timeout");
-            resign_ = true;
-            adoption_.reset();
-        } else if (adoption_->refetch_ticks-- == 0) {
-            fetch_next();
-        }
-        return;
-    }
+    if (adoption_) return tick_adoption();
     tick_leader();
+}
+
+// The holder must answer within adopt_timeout_ticks; a lost FetchLog or
+// FetchReply is asked for again meanwhile.
+void ReplicatedLog::tick_adoption() {
+    if (--adoption_->ticks_left == 0) {
+        event(LogEventKind::adopt_failed, adoption_->holder, {}, "timeout");
+        resign_ = true;
+        adoption_.reset();
+    } else if (--adoption_->refetch_ticks == 0) {
+        fetch_next();
+    }
 }
 
 void ReplicatedLog::tick_leader() {
     for (auto& [id, p] : progress_) {
         // A lost message leaves its reply missing forever: after a silence,
         // restart the pipeline from what the follower is known to have.
-        if (p.inflight > 0 && ++p.silent_ticks >= limits_.retransmit_ticks) {
-            p.inflight = 0;
-            p.silent_ticks = 0;
-            p.next = LogIndex{p.match.value + 1};
-            p.snapshot_pending = false;
+        if (!p.inflight.empty() && ++p.silent_ticks >= limits_.retransmit_ticks) {
+            restart_pipeline(p, LogIndex{p.match.value + 1});
         }
     }
     if (heartbeat_ticks_left_ > 0) --heartbeat_ticks_left_;
@@ -399,8 +458,9 @@ LogOutput ReplicatedLog::take_output() {
     if (ready()) {
         const bool heartbeat = std::exchange(heartbeat_due_, false);
         if (heartbeat) heartbeat_ticks_left_ = limits_.heartbeat_ticks;
-        for (const auto& [id, p] : progress_) replicate(id, heartbeat);
+        for (auto& [id, p] : progress_) replicate(id, p, heartbeat);
     }
+    handed_ = last_index();
     return std::exchange(out_, LogOutput{});
 }
 

@@ -27,7 +27,7 @@ namespace rl::txn {
 
 struct LogLimits {
     std::uint32_t append_entries_max = 1024;   // entries in one AppendEntries or FetchReply
-    std::uint32_t inflight_max = 16;           // unanswered AppendEntries per follower (pipelining)
+    std::uint32_t inflight_max = 16;           // unanswered AppendEntries with entries per follower (pipelining)
     std::uint64_t heartbeat_ticks = 5;         // empty AppendEntries period
     std::uint64_t retransmit_ticks = 20;       // silence after which a follower's pipeline restarts
     std::uint64_t adopt_timeout_ticks = 60;    // a new leader that cannot fetch the best log resigns
@@ -45,6 +45,7 @@ enum class LogEventKind {
     truncated,       // index: a conflicting suffix after it was dropped
     snapshot_sent,   // peer: a follower too far behind gets the snapshot
     snapshot_installed,  // index: this node's log now restarts after it
+    follower_regressed,  // peer, index: a follower reports less than it acknowledged
     bad_message,     // peer: an impossible message, dropped; reason
 };
 const char* to_string(LogEventKind k);
@@ -97,7 +98,8 @@ public:
     void tick();
 
     // ---- from the shell and the state machine ----
-    // Everything through `index` is on this node's disk.
+    // Everything through `index` is on this node's disk. A sync vouches only
+    // for what take_output() had handed over when it was called.
     void persisted(LogIndex index);
     // The state machine's snapshot through snapshot.last_index (<= commit):
     // entries up to it leave memory; it serves followers too far behind.
@@ -129,13 +131,16 @@ public:
     std::optional<Epoch> epoch_at(LogIndex index) const;
 
 private:
+    // The leader's view of one follower. Sends since the last restart form
+    // the current pipeline; answers to older sends are stale.
     struct Progress {
-        LogIndex next;               // next index to send
-        LogIndex match;              // highest index known replicated
-        std::uint32_t inflight = 0;  // AppendEntries sent and unanswered
-        std::uint64_t silent_ticks = 0;
-        std::uint64_t acked_round = 0;
-        bool snapshot_pending = false;
+        LogIndex next;                    // next index to send
+        LogIndex match;                   // highest index known durable there and equal to ours
+        std::deque<LogIndex> inflight;    // last index of each unanswered send, oldest first
+        LogIndex snapshot_sent;           // the snapshot in flight; 0 when none
+        std::uint64_t pipeline_from = 0;  // stamp of the first append of the current pipeline
+        std::uint64_t silent_ticks = 0;   // ticks without an answer while something is in flight
+        std::uint64_t acked_round = 0;    // highest stamp it answered (read rounds)
     };
     struct Adoption {
         NodeId holder;                  // the promiser with the best log
@@ -155,8 +160,13 @@ private:
     void fetch_next();
     void adopt(const FetchReply& m);
     void finish_adoption_if_done();
+    void tick_adoption();
     void tick_leader();
-    void replicate(NodeId peer, bool heartbeat);
+    void replicate(NodeId peer, Progress& p, bool heartbeat);
+    void send_append(NodeId peer, Progress& p, bool with_entries);
+    void send_snapshot(NodeId peer, Progress& p);
+    void restart_pipeline(Progress& p, LogIndex next);
+    void on_append_success(NodeId from, Progress& p, LogIndex match);
     void advance_commit();
     void send(NodeId to, TxnMessage msg) { out_.messages.push_back({to, std::move(msg)}); }
     void event(LogEventKind k, NodeId peer = kNoNode, LogIndex index = LogIndex{}, const char* reason = "") {
@@ -173,6 +183,7 @@ private:
     std::optional<Snapshot> snapshot_;
     LogIndex commit_;
     LogIndex durable_;              // this node's disk holds the log through here
+    LogIndex handed_;               // take_output() handed the log through here to the shell
 
     Epoch epoch_;
     NodeId leader_;
@@ -180,7 +191,7 @@ private:
     bool ready_ = false;
     std::optional<Adoption> adoption_;
     std::map<NodeId, Progress> progress_;
-    std::uint64_t round_ = 0;
+    std::uint64_t round_ = 0;       // last stamp issued: every append and read round takes a new one
     std::uint64_t heartbeat_ticks_left_ = 0;
     bool heartbeat_due_ = false;
     LogIndex epoch_start_;

@@ -46,10 +46,11 @@ struct AppendReply {
     bool success = false;     // the prev entry matched and the entries are durable
     LogIndex match_index;     // success: the follower's log matches the leader's through here
     LogIndex hint;            // failure: resend from here (prev_index = hint - 1)
-    std::uint64_t round = 0;  // the round of the AppendEntries answered
+    std::uint64_t round = 0;  // stamp of the AppendEntries answered (pipeline and read rounds)
+    LogIndex last_index;      // the follower's last index: below what it acknowledged, it lost entries
 
     template <class Archive>
-    void serialize(Archive& ar) { ar(epoch, success, match_index, hint, round); }
+    void serialize(Archive& ar) { ar(epoch, success, match_index, hint, round, last_index); }
 };
 
 // New leader -> the promiser holding the most up-to-date log: "send me your

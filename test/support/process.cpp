@@ -19,9 +19,16 @@
 namespace rl::test {
 namespace fs = std::filesystem;
 
+// ctest sets RL_BIN_DIR; a test binary run by hand finds the build tree
+// above itself.
 fs::path bin_dir() {
-    const char* env = std::getenv("RL_BIN_DIR");
-    return env != nullptr ? fs::path(env) : fs::current_path();
+    if (const char* env = std::getenv("RL_BIN_DIR")) return env;
+    std::error_code ec;
+    for (fs::path dir = fs::read_symlink("/proc/self/exe", ec).parent_path(); !dir.empty() && dir != dir.root_path();
+         dir = dir.parent_path()) {
+        if (fs::exists(dir / "node" / "rlnode")) return dir;
+    }
+    return fs::current_path();
 }
 
 fs::path source_dir() {
