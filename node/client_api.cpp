@@ -3,18 +3,12 @@
 // that shard; nothing here reads "who leads" from the config.
 #include "node/node.hpp"
 
+#include "config/overload.hpp"
+
 #include <type_traits>
 
 namespace rl::node {
 namespace {
-
-template <class... F>
-struct Overload : F... {
-    using F::operator()...;
-};
-template <class... F>
-Overload(F...) -> Overload<F...>;
-
 const char* event_name(election::EventKind k) {
     // The failure detector's transitions keep the names operators grep for.
     if (k == election::EventKind::peer_suspected) return "suspect";

@@ -1,5 +1,6 @@
 #include "txn/replica.hpp"
 
+#include "config/overload.hpp"
 #include "election/check.hpp"
 
 #include <algorithm>
@@ -7,13 +8,6 @@
 
 namespace rl::txn {
 namespace {
-
-template <class... F>
-struct Overload : F... {
-    using F::operator()...;
-};
-template <class... F>
-Overload(F...) -> Overload<F...>;
 
 election::Core make_core(const ReplicaParams& p, const RecoveredState& r) { return election::Core(p.election, r.durable); }
 

@@ -11,31 +11,14 @@ trials=${TRIALS:-10}
 tools/install-deps.sh
 tools/build.sh release rlnode rlcat rlbench >/dev/null
 
-work=$(mktemp -d)
-cleanup() { tools/cluster.sh stop "$work/bench.ini" --run "$work" >/dev/null 2>&1 || true; rm -rf "$work"; }
-trap cleanup EXIT
-
+bench_workdir
 write_config() {  # algorithm
-  local base=$(( 20000 + RANDOM % 20000 ))
-  cat > "$work/bench.ini" <<INI
-[cluster]
-name = failover
+  shard_config "$work/bench.ini" 1-100 "name = failover
 election = $1
 heartbeat_ms = 50
 suspect_after_ms = 150
 election_timeout_ms = 300
-data_dir = data
-fsync = always
-[shard.1]
-items = 1-100
-nodes = 1,2,3
-[node.1]
-address = 127.0.0.1:$base
-[node.2]
-address = 127.0.0.1:$((base + 1))
-[node.3]
-address = 127.0.0.1:$((base + 2))
-INI
+fsync = always"
 }
 
 out=$work/section.md

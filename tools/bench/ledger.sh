@@ -11,28 +11,11 @@ trials=${TRIALS:-3}; duration=${DURATION_MS:-3000}
 tools/install-deps.sh
 tools/build.sh release rlnode rlcat rlbench >/dev/null
 
-work=$(mktemp -d)
-cleanup() { tools/cluster.sh stop "$work/bench.ini" --run "$work" >/dev/null 2>&1 || true; rm -rf "$work"; }
-trap cleanup EXIT
-
+bench_workdir
 write_config() {  # fsync
-  local base=$(( 20000 + RANDOM % 20000 ))
-  cat > "$work/bench.ini" <<INI
-[cluster]
-name = ledger
+  shard_config "$work/bench.ini" 1-10000 "name = ledger
 initial_balance = 1000000000
-data_dir = data
-fsync = $1
-[shard.1]
-items = 1-10000
-nodes = 1,2,3
-[node.1]
-address = 127.0.0.1:$base
-[node.2]
-address = 127.0.0.1:$((base + 1))
-[node.3]
-address = 127.0.0.1:$((base + 2))
-INI
+fsync = $1"
 }
 
 out=$work/section.md

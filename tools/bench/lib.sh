@@ -22,3 +22,22 @@ replace_section() {
     { echo; echo "<!-- $name:begin -->"; cat "$body"; echo "<!-- $name:end -->"; } >> "$doc"
   fi
 }
+
+# shard_config FILE ITEMS CLUSTER_LINES: a one-shard, 3-node deployment on
+# loopback ports picked at random, with CLUSTER_LINES (one key = value per
+# line) in its [cluster] section.
+shard_config() {
+  local file=$1 items=$2 lines=$3 base=$(( 20000 + RANDOM % 20000 ))
+  {
+    printf '[cluster]\n%s\ndata_dir = data\n' "$lines"
+    printf '[shard.1]\nitems = %s\nnodes = 1,2,3\n' "$items"
+    for i in 1 2 3; do printf '[node.%s]\naddress = 127.0.0.1:%s\n' "$i" $((base + i - 1)); done
+  } > "$file"
+}
+
+# bench_workdir: a temp dir in $work whose cluster (bench.ini) is stopped
+# and which is removed when the script exits, however it exits.
+bench_workdir() {
+  work=$(mktemp -d)
+  trap 'tools/cluster.sh stop "$work/bench.ini" --run "$work" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+}

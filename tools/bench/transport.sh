@@ -10,8 +10,7 @@ trials=${TRIALS:-5}; duration=${DURATION_MS:-2000}
 tools/install-deps.sh
 tools/build.sh release rlnode rlcat rlbench >/dev/null
 
-work=$(mktemp -d)
-trap 'tools/cluster.sh stop "$work/bench.ini" --run "$work" >/dev/null; rm -rf "$work"' EXIT
+bench_workdir
 port=$(( 20000 + RANDOM % 20000 ))
 cat > "$work/bench.ini" <<INI
 [cluster]
