@@ -102,6 +102,39 @@ BOOST_AUTO_TEST_CASE(config_and_node_id_pick_the_node) {
     BOOST_TEST(nlohmann::json::parse(r.output).at("node").get<int>() == 3);
 }
 
+BOOST_AUTO_TEST_CASE(transfer_balance_and_leader_print_their_contract_fields) {
+    const auto ini = cluster.ini().string();
+    const auto r = run_command({rlcat(), "--config", ini, "-n", "2", "--client-id", "7"}, 20s,
+                               "transfer 1 2 3\nbalance 2\nbalance 1 --local\nleader\ntransfer 1 2 999\n");
+    BOOST_TEST(r.code == 0);
+    const auto lines = lines_of(r.output);
+    BOOST_REQUIRE(lines.size() == 5u);
+    BOOST_TEST(lines[0] == "ok outcome=committed txid=7:1");
+    BOOST_TEST(lines[1] == "ok item=2 balance=13");
+    BOOST_TEST(lines[2].rfind("ok item=1 balance=", 0) == 0);
+    BOOST_TEST(lines[2].find("local=true applied_index=") != std::string::npos);
+    BOOST_TEST(lines[3].rfind("ok shard=1 leader=", 0) == 0);
+    BOOST_TEST(lines[4] == "ok outcome=aborted reason=insufficient_funds txid=7:2");
+}
+
+BOOST_AUTO_TEST_CASE(transfer_json_and_a_bad_amount_exits_one) {
+    const auto ini = cluster.ini().string();
+    auto r = run_command({rlcat(), "--config", ini, "--json", "-c", "transfer 4 5 1"}, 20s);
+    BOOST_TEST(r.code == 0);
+    auto j = nlohmann::json::parse(r.output);
+    BOOST_TEST(j.at("ok").get<bool>());
+    BOOST_TEST(j.at("outcome").get<std::string>() == "committed");
+    BOOST_TEST(j.contains("txid"));
+    r = run_command({rlcat(), "--config", ini, "--json", "-c", "transfer 4 5 0"}, 20s);
+    BOOST_TEST(r.code == 1);
+    j = nlohmann::json::parse(r.output);
+    BOOST_TEST(j.at("error").get<std::string>() == "bad_request");
+    BOOST_TEST(j.contains("leader_hint"));
+    r = run_command({rlcat(), "--config", ini, "-c", "transfer 4 five 1"}, 20s);
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.output.find("TO must be a whole number") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_CASE(unreachable_node_gives_one_line_and_exit_two) {

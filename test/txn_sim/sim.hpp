@@ -1,0 +1,235 @@
+// Deterministic simulator for the transaction core (DESIGN.md section 7.2,
+// issue 4 item 9): N txn::Replica of one shard driven the way rlnode's
+// shell drives them (node/node.cpp flush() and persist()), on a simulated
+// network and clock with a modeled WAL per node, and clients that submit
+// transfers and linearizable reads and retry through failures. No Asio, no
+// threads: everything random comes from one seed, so a failing run replays
+// exactly. Checkers run after every event; a violation throws SimFailure.
+#pragma once
+
+#include "failure.hpp"
+#include "oracle.hpp"
+#include "wal_model.hpp"
+
+#include "txn/replica.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace rl::txn::sim {
+
+// Faults while they are set.
+struct NetFaults {
+    double drop = 0;                  // probability a peer message is lost
+    double duplicate = 0;             // probability it is delivered twice
+    std::uint64_t delay_min_ms = 1;   // each copy is delayed uniformly in [min, max];
+    std::uint64_t delay_max_ms = 3;   // overlapping delays reorder messages
+    double crash_before_persist = 0;  // per flush round: crash before the WAL sees the output
+    double crash_before_sync = 0;     // per flush round: crash with the output buffered, not synced
+    double crash_after_sync = 0;      // per flush round: crash after the sync, before any send or reply
+    double defer_sync = 0;            // per input: the flush (sync, then sends) waits 1..5 ms for more inputs
+};
+
+struct SimConfig {
+    std::size_t nodes = 3;  // ids 1..nodes, one shard
+    config::ElectionAlgorithm algorithm = config::ElectionAlgorithm::bully;
+    std::uint64_t seed = 1;
+    election::Timing timing{5, 20, 30};  // heartbeat 50 ms, suspect 200 ms, election 300 ms at 10 ms ticks
+    std::uint64_t tick_ms = 10;
+    std::uint64_t items = 6;             // items 1..items
+    std::int64_t initial_balance = 100;
+    std::size_t clients = 4;
+    std::uint64_t compact_after_entries = 50000;
+    std::uint32_t append_entries_max = 16;   // small, so catch-up takes several batches
+    std::uint64_t op_timeout_ticks = 100;    // a node fails a waiting operation after 1 s
+    std::uint64_t client_timeout_ms = 1500;  // a client retries elsewhere after this silence
+    double read_share = 0.2;                 // of client operations, balance reads (a quarter of them local)
+    bool trace = false;                      // print every event, message and client step
+};
+
+struct SimStats {
+    std::uint64_t messages_sent = 0;
+    std::uint64_t messages_lost = 0;
+    std::uint64_t crashes = 0;
+    std::uint64_t committed_acked = 0;  // transfers acknowledged committed
+    std::uint64_t aborted_acked = 0;    // transfers acknowledged aborted
+    std::uint64_t reads_checked = 0;    // balance replies checked against the history
+    std::uint64_t client_retries = 0;
+    std::uint64_t snapshots_installed = 0;
+    std::uint64_t committed_entries = 0;
+
+    void add(const SimStats& o);
+};
+
+class Sim {
+public:
+    explicit Sim(const SimConfig& config);
+
+    // (Re)starts a node from its durable WAL copy.
+    void start(NodeId id);
+    void start_all();
+    // Stops a node between two events: the unsynced WAL buffer and every
+    // input not yet flushed are lost.
+    void crash(NodeId id);
+
+    void set_faults(const NetFaults& faults);
+    // Cuts every link between different groups, both ways.
+    void partition(const std::vector<std::vector<NodeId>>& groups);
+    // Cuts the one direction from -> to.
+    void cut(NodeId from, NodeId to);
+    void heal();
+
+    // Active clients start new operations; inactive ones only finish theirs.
+    void set_clients_active(bool active);
+    bool clients_idle() const;
+
+    void run_for(std::uint64_t ms);
+    // Runs until `done` holds (checked after every event) or `max_ms` pass.
+    bool run_until(const std::function<bool()>& done, std::uint64_t max_ms);
+
+    // Every up node has applied everything committed, and one leader leads them all.
+    bool converged() const;
+    // Quiescent accounting: equal states, conservation, exactly-once of
+    // every acknowledged transfer. Call once converged().
+    void check_quiescent();
+
+    std::uint64_t now_ms() const { return now_ms_; }
+    std::vector<NodeId> ids() const;
+    std::vector<NodeId> up_nodes() const;
+    std::vector<NodeId> down_nodes() const;
+    bool is_up(NodeId id) const;
+    const Replica& replica(NodeId id) const;
+    std::vector<NodeId> leaders() const;
+    // The (epoch, leader) every up node in `among` agrees on, that leader up,
+    // leading and ready to serve; nullopt otherwise.
+    std::optional<std::pair<Epoch, NodeId>> agreed_leader(const std::vector<NodeId>& among) const;
+    const Oracle& oracle() const { return oracle_; }
+    const SimStats& stats() const { return stats_; }
+    const SimConfig& config() const { return config_; }
+    std::mt19937_64& rng() { return rng_; }
+    std::uint64_t max_delay_ever_ms() const { return max_delay_ever_ms_; }
+    // DESIGN.md 5: a leader within 2 x (suspect_after + election_timeout).
+    std::uint64_t liveness_bound_ms() const;
+
+private:
+    using Mail = std::variant<election::ElectionMessage, TxnMessage>;
+
+    struct Node {
+        NodeId id;
+        std::optional<Replica> replica;  // empty while crashed
+        WalModel wal;
+        // This incarnation's log as handed to the WAL, never compacted: the
+        // source for learning committed entries (after compaction the
+        // replica no longer holds them). Index -> entry.
+        std::map<std::uint64_t, LogEntry> shadow;
+        LogIndex shadow_base;     // entries through here came in a snapshot
+        LogIndex learned;         // commit index observe() has processed
+        LogIndex applied_seen;    // applied index observe() has checked
+        std::uint64_t incarnation = 0;
+        std::uint64_t tick_offset_ms = 0;
+        bool flush_scheduled = false;
+    };
+
+    struct Client {
+        std::uint64_t id = 0;               // random client id
+        std::uint64_t seq = 0;              // of the latest transfer
+        std::optional<ClientOp> op;         // the operation in progress
+        bool waiting = false;               // submitted, no answer yet
+        std::uint64_t attempt = 0;          // bumped per submission; answers to older ones are stale
+        std::uint64_t timer = 0;            // only the latest scheduled timer fires
+        LogIndex read_floor;                // committed history known when the read started
+        NodeId last_node;
+        std::uint64_t op_started_ms = 0;
+    };
+
+    // One entry of the event heap; kept small (the payload waits in mail_).
+    struct Item {
+        enum class Kind { tick, deliver, flush, client };
+        std::uint64_t time_ms;
+        std::uint64_t seq;  // ties break in scheduling order, so runs are deterministic
+        Kind kind;
+        NodeId to;
+        NodeId from;
+        std::uint64_t tag;  // tick/flush: incarnation; deliver: mail slot; client: index << 32 | timer
+    };
+
+    // sim.cpp: events, nodes and the network
+    Node& node(NodeId id);
+    const Node& node(NodeId id) const;
+    void push(Item item);
+    void process(const Item& item);
+    void deliver(Node& n, NodeId from, std::uint64_t slot);
+    void after_input(Node& n);
+    bool chance(double p);
+    std::uint64_t uniform(std::uint64_t lo, std::uint64_t hi);
+    void send(NodeId from, NodeId to, Mail mail);
+    [[noreturn]] void fail(const std::string& what) const;
+    void trace(const std::string& line) const;
+
+    // shell.cpp: rlnode's turn, replayed
+    void flush(Node& n);
+    bool flush_round(Node& n);
+    void persist(Node& n, const ReplicaOutput& out);
+    void sync(Node& n);
+    void check_dropped(const Node& n, const std::vector<LogEntry>& dropped, const char* how) const;
+    void send_all(Node& n, ReplicaOutput& out);
+    void trace_output(const Node& n, const ReplicaOutput& out);
+    void rebuild_shadow(Node& n);
+
+    // check.cpp: invariants
+    void observe(Node& n);
+    void learn(Node& n);
+    void learn_entry(const Node& n, const LogEntry& e);
+    void check_applied(Node& n);
+    void check_state_bytes(const Node& n);
+    void check_sent(const Node& n, const Mail& mail) const;
+    void check_invariants();
+
+    // clients.cpp
+    void start_clients();
+    void client_timer(std::size_t index, std::uint64_t timer);
+    void start_op(Client& c);
+    void submit(std::size_t index);
+    void arm(std::size_t index, std::uint64_t delay_ms);
+    void on_reply(std::uint64_t handle, const OpResult& result);
+    void on_transfer_done(const TransferDone& done);
+    void on_balance_done(const Client& c, const BalanceDone& done);
+    void check_read(const BalanceDone& done, LogIndex floor, bool local);
+    void finish_op(std::size_t index);
+
+    SimConfig config_;
+    config::ShardConfig shard_;
+    std::mt19937_64 rng_;
+    std::vector<Node> nodes_;
+    std::vector<Client> clients_;
+    bool clients_active_ = true;
+    std::vector<Item> heap_;
+    std::vector<Mail> mail_;
+    std::vector<std::size_t> free_slots_;
+    std::uint64_t seq_ = 0;
+    std::uint64_t now_ms_ = 0;
+    NetFaults faults_;
+    std::uint64_t max_delay_ever_ms_ = NetFaults{}.delay_max_ms;
+    std::vector<std::vector<bool>> cut_;  // cut_[from][to], by id - 1
+
+    Oracle oracle_;
+    std::map<LogIndex, std::vector<std::uint8_t>> state_bytes_;  // ShardState::snapshot() first seen at an index
+    std::map<TxnId, Outcome> acked_;                              // every acknowledged transfer
+    struct DeferredRead {
+        BalanceDone done;
+        LogIndex floor;
+        bool local;
+    };
+    std::vector<DeferredRead> deferred_reads_;  // answered past the history known so far
+    std::map<Epoch, NodeId> leaders_;           // every leadership seen: one leader per epoch, ever
+    std::vector<Epoch> max_epoch_;              // per node, over restarts: the durable epoch only rises
+    SimStats stats_;
+};
+
+}  // namespace rl::txn::sim
