@@ -7,6 +7,7 @@
 #include <boost/asio.hpp>
 #include <boost/program_options.hpp>
 
+#include <csignal>
 #include <iostream>
 
 namespace po = boost::program_options;
@@ -59,6 +60,9 @@ std::optional<rl::LogLevel> parse_level(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // A file-size limit or a full disk is an I/O error for the WAL to
+    // report and retry, not a signal that kills the node.
+    std::signal(SIGXFSZ, SIG_IGN);
     int code = 0;
     auto args = parse_args(argc, argv, code);
     if (!args) return code;

@@ -169,8 +169,13 @@ bool Node::persist(txn::ReplicaOutput& out) {
     } catch (const txn::WalIoError& e) {
         // The WAL keeps its buffer and a clean prefix on disk; the next turn
         // retries. Until then nothing that depends on it is sent.
+        // A full disk fails every turn: say so once a second, with a count.
         ++stats_.wal_io_errors;
-        log_.error("wal_io_error").kv("error", e.what());
+        const auto now = std::chrono::steady_clock::now();
+        if (now - wal_error_logged_ >= std::chrono::seconds(1)) {
+            wal_error_logged_ = now;
+            log_.error("wal_io_error").kv("error", e.what()).kv("errors_so_far", stats_.wal_io_errors);
+        }
         return false;
     }
 }

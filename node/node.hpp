@@ -82,6 +82,7 @@ private:
     boost::asio::steady_timer tick_timer_;
     std::chrono::steady_clock::time_point next_tick_;
     bool flush_scheduled_ = false;
+    std::chrono::steady_clock::time_point wal_error_logged_;  // rate limit for a failing disk
     bool stopped_ = false;
     NodeStats stats_;
 };

@@ -269,3 +269,26 @@ BOOST_AUTO_TEST_CASE(a_follower_that_lost_acknowledged_entries_is_repaired) {
     BOOST_TEST(rl::test::wait_until(
         [&] { return local_balance(l.cluster, follower, 14) == std::optional<std::int64_t>(kInitial + 5); }, 15s));
 }
+
+// A node whose disk is full (here: a file-size limit on its process) can no
+// longer persist: it reports it, stays up and answers, and the other two
+// keep the shard committing.
+BOOST_AUTO_TEST_CASE(a_node_with_a_full_disk_keeps_answering_and_the_shard_keeps_committing) {
+    ClusterSpec spec = ledger_spec();
+    spec.file_bytes_max[3] = 24 * 1024;
+    Ledger l(spec);
+    l.wait_leader();
+    // Enough log entries to push node 3's WAL segment past its limit; money
+    // goes back and forth between items 15..24 and 25..34, netting zero.
+    for (int i = 0; i < 400; ++i) {
+        const std::uint64_t a = 15 + i % 10, b = 25 + i % 10;
+        const bool forth = (i / 10) % 2 == 0;
+        BOOST_REQUIRE(l.transfer(forth ? a : b, forth ? b : a, 1, {l.client_id, ++l.seq}).committed);
+    }
+    BOOST_TEST(l.cluster.wait_event(3, "wal_io_error", {}, 10s).has_value());
+    BOOST_TEST(l.cluster.running(3));
+    BOOST_TEST(l.cluster.rlcat(3, {"-c", "ping"}).code == 0);
+    BOOST_TEST(l.cluster.rlcat(3, {"-c", "status"}).code == 0);
+    BOOST_TEST(l.transfer(15, 25, 1, {l.client_id, ++l.seq}).committed);
+    BOOST_TEST(l.balance(25) == kInitial + 1);
+}

@@ -113,6 +113,11 @@ std::vector<std::string> LocalCluster::prefix() const { return ns_ ? ns_->exec_p
 
 void LocalCluster::start(std::uint64_t id) {
     std::vector<std::string> argv = prefix();
+    if (auto it = spec_.file_bytes_max.find(id); it != spec_.file_bytes_max.end()) {
+        for (const auto& a : {std::string("/usr/bin/prlimit"), "--fsize=" + std::to_string(it->second), std::string("--")}) {
+            argv.push_back(a);
+        }
+    }
     for (const auto& a : {rlnode_path().string(), std::string("--config"), ini_.string(), std::string("--id"),
                           std::to_string(id), std::string("--log-file"), log_path(id).string()}) {
         argv.push_back(a);

@@ -25,6 +25,7 @@ struct ClusterSpec {
     std::string extra_cluster_lines;  // appended to [cluster]
     bool distinct_hosts = false;      // node N listens on 127.0.0.(10+N) instead of 127.0.0.1
     bool netns = false;               // run inside a network namespace of the test's own (implies distinct_hosts)
+    std::map<std::uint64_t, std::uint64_t> file_bytes_max;  // per node: RLIMIT_FSIZE (a disk that fills up)
 };
 
 // One parsed log line: its fields by key.

@@ -219,8 +219,8 @@ private:
     std::vector<std::vector<bool>> cut_;  // cut_[from][to], by id - 1
 
     Oracle oracle_;
-    std::map<LogIndex, std::vector<std::uint8_t>> state_bytes_;  // ShardState::snapshot() first seen at an index
-    std::map<TxnId, Outcome> acked_;                              // every acknowledged transfer
+    std::map<LogIndex, std::uint64_t> state_hashes_;  // hash of ShardState::snapshot() first seen at each applied index
+    std::map<TxnId, Outcome> acked_;                  // every acknowledged transfer
     struct DeferredRead {
         BalanceDone done;
         LogIndex floor;

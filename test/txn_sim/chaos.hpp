@@ -1,0 +1,28 @@
+// One seeded random run of the transaction simulator: the shape (3 or 5
+// nodes, Bully or Ring, how often it compacts) from the seed, then rounds of
+// chaos under client load (drops, duplicates, delays and reordering,
+// symmetric and asymmetric partitions, crashes at any point of the
+// persist/sync/send order, delayed syncs, restarts), each followed by a
+// quiet phase that checks liveness and the quiescent accounting.
+#pragma once
+
+#include "sim.hpp"
+
+namespace rl::txn::sim {
+
+struct RandomRun {
+    std::uint64_t seed = 1;
+    int chaos_rounds = 2;
+    bool trace = false;
+};
+
+// Throws SimFailure on any violated invariant; returns the run's counters.
+SimStats random_run(const RandomRun& run);
+
+// Heals everything, restarts down nodes (at least a majority up), stops new
+// client operations and requires, within the liveness bound, that every
+// pending one completes and every up node applies the whole committed
+// history; then checks the quiescent accounting and lets clients go on.
+void quiet(Sim& sim);
+
+}  // namespace rl::txn::sim

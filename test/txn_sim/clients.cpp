@@ -1,0 +1,169 @@
+// The client model: rlcat's behaviour (README "rlcat"). One operation at a
+// time per client; a transfer keeps its txid across retries at other nodes
+// after `unavailable`, `timeout` or silence, so the dedup table must answer
+// a retry with the first result. Every answer is checked on arrival.
+#include "sim.hpp"
+
+#include <algorithm>
+
+namespace rl::txn::sim {
+namespace {
+
+std::string txid_name(TxnId t) { return std::to_string(t.client_id) + "/" + std::to_string(t.seq); }
+
+}  // namespace
+
+void Sim::start_clients() {
+    for (std::size_t i = 0; i < config_.clients; ++i) {
+        Client c;
+        c.id = rng_() | 1;  // never 0
+        clients_.push_back(c);
+        arm(i, uniform(1, 50));
+    }
+}
+
+void Sim::set_clients_active(bool active) {
+    clients_active_ = active;
+    if (!active) return;
+    for (std::size_t i = 0; i < clients_.size(); ++i) {
+        if (!clients_[i].op) arm(i, uniform(1, 20));
+    }
+}
+
+bool Sim::clients_idle() const {
+    return std::none_of(clients_.begin(), clients_.end(), [](const Client& c) { return c.op.has_value(); });
+}
+
+// Only the latest timer of a client fires: it starts the next operation,
+// resubmits after a backoff, or gives up waiting on a silent node.
+void Sim::arm(std::size_t index, std::uint64_t delay_ms) {
+    const std::uint64_t timer = ++clients_[index].timer;
+    push(Item{now_ms_ + delay_ms, 0, Item::Kind::client, kNoNode, kNoNode, (index << 32) | (timer & 0xffffffffu)});
+}
+
+void Sim::client_timer(std::size_t index, std::uint64_t timer) {
+    Client& c = clients_.at(index);
+    if ((c.timer & 0xffffffffu) != timer) return;
+    if (!c.op) {
+        if (clients_active_) start_op(c);
+        if (!c.op) return;
+    } else if (c.waiting) {
+        ++stats_.client_retries;
+        trace("client " + std::to_string(index) + " no answer from n" + std::to_string(c.last_node.value));
+    }
+    submit(index);
+}
+
+// Transfers of random amounts (some beyond any balance, to abort for
+// insufficient funds) and balance reads, a quarter of them local.
+void Sim::start_op(Client& c) {
+    const ItemId a{uniform(1, config_.items)};
+    if (std::uniform_real_distribution<double>(0, 1)(rng_) < config_.read_share) {
+        c.op = BalanceOp{a, uniform(0, 3) == 0};
+        c.read_floor = oracle_.size();
+    } else {
+        ItemId b{uniform(1, config_.items - 1)};
+        if (b >= a) b = ItemId{b.value + 1};
+        const std::int64_t amount =
+            static_cast<std::int64_t>(uniform(0, 9) == 0 ? uniform(50, 3 * config_.initial_balance) : uniform(1, 30));
+        c.op = TransferOp{TxnId{c.id, ++c.seq}, a, b, amount};
+    }
+    c.op_started_ms = now_ms_;
+}
+
+// To a random node other than the last one tried; a down node refuses the
+// connection at once.
+void Sim::submit(std::size_t index) {
+    Client& c = clients_[index];
+    std::vector<NodeId> choice;
+    for (NodeId id : ids()) {
+        if (id != c.last_node || ids().size() == 1) choice.push_back(id);
+    }
+    const NodeId to = choice[uniform(0, choice.size() - 1)];
+    c.last_node = to;
+    ++c.attempt;
+    Node& n = node(to);
+    if (!n.replica) {
+        c.waiting = false;
+        return arm(index, uniform(5, 40));
+    }
+    c.waiting = true;
+    arm(index, config_.client_timeout_ms);
+    trace("client " + std::to_string(index) + " submit to n" + std::to_string(to.value) +
+          (std::holds_alternative<TransferOp>(*c.op) ? " transfer " + txid_name(std::get<TransferOp>(*c.op).txid)
+                                                     : std::string(" balance")));
+    n.replica->submit((std::uint64_t{index} << 32) | (c.attempt & 0xffffffffu), *c.op);
+    after_input(n);
+}
+
+void Sim::on_reply(std::uint64_t handle, const OpResult& result) {
+    const std::size_t index = handle >> 32;
+    Client& c = clients_.at(index);
+    if (const auto* done = std::get_if<TransferDone>(&result)) on_transfer_done(*done);  // stale ones too
+    const bool current = c.waiting && (c.attempt & 0xffffffffu) == (handle & 0xffffffffu);
+    if (!current) return;
+    if (const auto* failed = std::get_if<OpFailed>(&result)) {
+        if (failed->code != "unavailable" && failed->code != "timeout") {
+            fail("client " + std::to_string(index) + " got error " + failed->code + ": " + failed->message);
+        }
+        c.waiting = false;
+        ++stats_.client_retries;
+        return arm(index, uniform(5, 40));
+    }
+    if (const auto* b = std::get_if<BalanceDone>(&result)) on_balance_done(c, *b);
+    finish_op(index);
+}
+
+// An answer is the txid's first result in the committed history, and the
+// same for every retry.
+void Sim::on_transfer_done(const TransferDone& done) {
+    const Oracle::Result* r = oracle_.result(done.txid);
+    if (!r) fail("transfer " + txid_name(done.txid) + " acknowledged but not in the committed history");
+    const auto outcome = static_cast<Outcome>(done.outcome);
+    const std::string reason = r->outcome == Outcome::committed ? std::string() : to_string(r->reason);
+    if (outcome != r->outcome || done.reason != reason) {
+        fail("transfer " + txid_name(done.txid) + " acknowledged " + to_string(outcome) + " '" + done.reason +
+             "', the history says " + to_string(r->outcome) + " '" + reason + "'");
+    }
+    const auto [it, fresh] = acked_.emplace(done.txid, outcome);
+    if (!fresh) return;
+    ++(outcome == Outcome::committed ? stats_.committed_acked : stats_.aborted_acked);
+}
+
+void Sim::on_balance_done(const Client& c, const BalanceDone& done) {
+    const auto& op = std::get<BalanceOp>(*c.op);
+    if (done.item != op.item || done.local != op.local) fail("a balance answer for another read");
+    if (done.applied_index > oracle_.size()) {
+        deferred_reads_.push_back({done, c.read_floor, op.local});
+        return;
+    }
+    check_read(done, c.read_floor, op.local);
+}
+
+// A read's balance is what some prefix of the committed history gives (the
+// one it names); a linearizable read's prefix holds everything committed
+// before the read started.
+void Sim::check_read(const BalanceDone& done, LogIndex floor, bool local) {
+    if (done.applied_index > oracle_.size()) fail("a read answered from an index never committed");
+    const std::int64_t want = oracle_.balances(done.applied_index).at(done.item.value - 1);
+    if (done.balance != want) {
+        fail("read of item " + std::to_string(done.item.value) + " gave " + std::to_string(done.balance) + " at index " +
+             std::to_string(done.applied_index.value) + ", the history gives " + std::to_string(want));
+    }
+    if (!local && done.applied_index < floor) {
+        fail("linearizable read of item " + std::to_string(done.item.value) + " answered at index " +
+             std::to_string(done.applied_index.value) + ", but " + std::to_string(floor.value) +
+             " entries were committed before it started");
+    }
+    ++stats_.reads_checked;
+}
+
+void Sim::finish_op(std::size_t index) {
+    Client& c = clients_[index];
+    trace("client " + std::to_string(index) + " done after " + std::to_string(now_ms_ - c.op_started_ms) + "ms");
+    c.op.reset();
+    c.waiting = false;
+    if (clients_active_) arm(index, uniform(1, 20));
+}
+
+}  // namespace rl::txn::sim

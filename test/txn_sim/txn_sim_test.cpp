@@ -1,0 +1,226 @@
+// Transaction simulator suites. scenarios/*: a killed leader, a leader cut
+// into the minority and a follower caught up by snapshot, all under client
+// load, a few seeds each. random: seeded chaos runs (DESIGN.md 7.2).
+//
+// Arguments after "--": --seed=S (one seed), --seeds=K --first-seed=F (a
+// batch: the long-run mode), --trace (print every event). A failure prints
+// the command that replays it exactly.
+#define BOOST_TEST_MODULE txn_sim
+#include <boost/test/unit_test.hpp>
+
+#include "chaos.hpp"
+#include "sim.hpp"
+
+#include <cstring>
+#include <functional>
+#include <optional>
+#include <string>
+#include <unistd.h>
+
+namespace rl::txn::sim {
+namespace {
+
+namespace utf = boost::unit_test;
+
+struct Args {
+    std::optional<std::uint64_t> seed;
+    std::uint64_t first_seed = 1;
+    std::uint64_t seeds = 300;
+    bool trace = false;
+};
+
+Args args() {
+    Args a;
+    const auto& suite = utf::framework::master_test_suite();
+    for (int i = 1; i < suite.argc; ++i) {
+        const std::string arg = suite.argv[i];
+        const auto value = [&](const char* key) -> std::optional<std::string> {
+            const std::string k = std::string(key) + "=";
+            if (arg.rfind(k, 0) != 0) return std::nullopt;
+            return arg.substr(k.size());
+        };
+        if (auto v = value("--seed")) a.seed = std::stoull(*v);
+        if (auto v = value("--seeds")) a.seeds = std::stoull(*v);
+        if (auto v = value("--first-seed")) a.first_seed = std::stoull(*v);
+        if (arg == "--trace") a.trace = true;
+    }
+    return a;
+}
+
+// The replay command for the case running now, also kept in a static
+// buffer for a sanitizer report or an assertion inside a core, which end
+// the process without unwinding.
+char g_replay[512] = "";
+
+std::string replay_command(std::uint64_t seed) {
+    const auto& tc = utf::framework::current_test_case();
+    std::string path = tc.p_name;
+    for (auto id = tc.p_parent_id; id != utf::framework::master_test_suite().p_id;) {
+        const auto& suite = utf::framework::get<utf::test_suite>(id);
+        path = std::string(suite.p_name) + "/" + path;
+        id = suite.p_parent_id;
+    }
+    const std::string cmd = std::string(utf::framework::master_test_suite().argv[0]) + " --run_test=" + path +
+                            " -- --seed=" + std::to_string(seed);
+    std::snprintf(g_replay, sizeof g_replay, "\nreplay: %s --trace\n", cmd.c_str());
+    BOOST_TEST_CHECKPOINT("seed " << seed << "; replay: " << cmd << " --trace");
+    return cmd;
+}
+
+extern "C" void __sanitizer_set_death_callback(void (*)()) __attribute__((weak));
+extern "C" void print_replay_on_death() { [[maybe_unused]] const auto n = ::write(2, g_replay, std::strlen(g_replay)); }
+
+struct ReplayOnSanitizerDeath {
+    ReplayOnSanitizerDeath() {
+        if (__sanitizer_set_death_callback != nullptr) __sanitizer_set_death_callback(print_replay_on_death);
+    }
+};
+BOOST_TEST_GLOBAL_FIXTURE(ReplayOnSanitizerDeath);
+
+// Runs `body` for seeds 1..3 (or the one given), turning a SimFailure into
+// a test error that names the replay command.
+void each_seed(const std::function<void(std::uint64_t)>& body) {
+    const Args a = args();
+    const std::uint64_t first = a.seed.value_or(1);
+    const std::uint64_t last = a.seed ? first : first + 2;
+    for (std::uint64_t seed = first; seed <= last; ++seed) {
+        const std::string cmd = replay_command(seed);
+        BOOST_TEST_CONTEXT("seed " << seed << "; replay: " << cmd << " --trace") {
+            try {
+                body(seed);
+            } catch (const SimFailure& e) {
+                BOOST_ERROR(e.what());
+            }
+        }
+    }
+}
+
+SimConfig make_config(std::uint64_t seed, std::size_t nodes) {
+    SimConfig c;
+    c.nodes = nodes;
+    c.seed = seed;
+    c.algorithm = seed % 2 ? config::ElectionAlgorithm::bully : config::ElectionAlgorithm::ring;
+    c.trace = args().trace;
+    return c;
+}
+
+// Starts every node and waits until all agree on a leader ready to serve.
+std::pair<Epoch, NodeId> settle(Sim& sim) {
+    sim.start_all();
+    BOOST_REQUIRE(sim.run_until([&] { return sim.agreed_leader(sim.ids()).has_value(); }, sim.liveness_bound_ms()));
+    return *sim.agreed_leader(sim.ids());
+}
+
+std::vector<NodeId> all_but(const Sim& sim, const std::vector<NodeId>& out) {
+    std::vector<NodeId> rest;
+    for (NodeId id : sim.ids()) {
+        if (std::find(out.begin(), out.end(), id) == out.end()) rest.push_back(id);
+    }
+    return rest;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(scenarios)
+
+// The leader dies mid-stream: no acknowledged transfer is lost, no retry
+// applies twice, and the survivors go on committing.
+BOOST_AUTO_TEST_CASE(killed_leader_under_load_loses_nothing_acknowledged) {
+    each_seed([](std::uint64_t seed) {
+        Sim sim(make_config(seed, 5));
+        const auto [epoch, leader] = settle(sim);
+        sim.run_for(600);
+        const auto acked_before = sim.stats().committed_acked;
+        BOOST_TEST(acked_before > 0u);
+        sim.crash(leader);
+        const auto rest = all_but(sim, {leader});
+        BOOST_TEST(sim.run_until(
+            [&] {
+                const auto now = sim.agreed_leader(rest);
+                return now && now->first > epoch;
+            },
+            sim.liveness_bound_ms()));
+        sim.run_for(800);
+        BOOST_TEST(sim.stats().committed_acked > acked_before);
+        sim.start(leader);
+        quiet(sim);
+    });
+}
+
+// The leader and one follower are cut off: the minority commits nothing,
+// the majority elects and serves; after the heal everyone converges.
+BOOST_AUTO_TEST_CASE(leader_in_minority_partition_under_load) {
+    each_seed([](std::uint64_t seed) {
+        Sim sim(make_config(seed, 5));
+        const auto [epoch, leader] = settle(sim);
+        sim.run_for(400);
+        const std::vector<NodeId> two{leader, all_but(sim, {leader}).front()};
+        sim.partition({two, all_but(sim, two)});
+        const LogIndex committed_at_cut = sim.oracle().size();
+        sim.run_for(sim.liveness_bound_ms() + 300);
+        BOOST_TEST(sim.agreed_leader(all_but(sim, two)).has_value());
+        for (NodeId id : two) BOOST_TEST(sim.replica(id).role() != election::RoleKind::leader);
+        BOOST_TEST(sim.oracle().size() > committed_at_cut);  // the majority went on
+        sim.run_for(600);
+        quiet(sim);
+    });
+}
+
+// With a tiny compaction threshold, a follower that was away while the
+// leader compacted past its log can only catch up by snapshot.
+BOOST_AUTO_TEST_CASE(lagging_follower_catches_up_by_snapshot) {
+    each_seed([](std::uint64_t seed) {
+        SimConfig c = make_config(seed, 3);
+        c.compact_after_entries = 5;
+        Sim sim(c);
+        const auto [epoch, leader] = settle(sim);
+        const NodeId lagging = all_but(sim, {leader}).front();
+        if (seed % 2) {
+            sim.crash(lagging);
+        } else {
+            sim.partition({{lagging}, all_but(sim, {lagging})});
+        }
+        const LogIndex behind = sim.oracle().size();
+        BOOST_TEST_REQUIRE(sim.run_until(
+            [&] { return sim.replica(leader).log().snapshot_index().value > behind.value + 10; }, 5000));
+        const auto installed = sim.stats().snapshots_installed;
+        if (seed % 2) {
+            sim.start(lagging);
+        } else {
+            sim.heal();
+        }
+        BOOST_TEST(sim.run_until([&] { return sim.replica(lagging).applied_index() >= sim.oracle().size(); }, 2000));
+        BOOST_TEST(sim.stats().snapshots_installed > installed);
+        quiet(sim);
+    });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---- seeded chaos ----
+
+BOOST_AUTO_TEST_CASE(random) {
+    const Args a = args();
+    const std::uint64_t first = a.seed.value_or(a.first_seed);
+    const std::uint64_t count = a.seed ? 1 : a.seeds;
+    SimStats total;
+    int failures = 0;
+    for (std::uint64_t seed = first; seed < first + count && failures < 3; ++seed) {
+        const std::string cmd = replay_command(seed);
+        try {
+            total.add(random_run(RandomRun{seed, 2, a.trace}));
+        } catch (const SimFailure& e) {
+            ++failures;
+            BOOST_ERROR("seed " << seed << ": " << e.what() << "\n  replay: " << cmd << " --trace");
+        }
+    }
+    BOOST_TEST(failures == 0);
+    BOOST_TEST_MESSAGE(count << " seeds from " << first << ": " << total.committed_entries << " entries committed, "
+                             << total.committed_acked << " transfers acknowledged committed and "
+                             << total.aborted_acked << " aborted, " << total.reads_checked << " reads checked, "
+                             << total.client_retries << " client retries, " << total.crashes << " crashes, "
+                             << total.snapshots_installed << " snapshots installed, " << total.messages_sent
+                             << " messages (" << total.messages_lost << " lost)");
+}
+
+}  // namespace rl::txn::sim
