@@ -111,13 +111,13 @@ std::optional<transport::ErrorReply> Node::route_check(const transport::Transfer
 
 void Node::submit(const std::shared_ptr<Connection>& session, std::uint64_t request_id, ShardId shard,
                   const txn::ClientOp& op) {
-    std::size_t mine = 0;
-    for (const auto& [h, p] : pending_) mine += p.session.lock() == session ? 1 : 0;
+    std::size_t& mine = inflight_[session];
     if (mine >= config_.cluster().limits.client_inflight_max) {
         session->send(transport::ErrorReply{request_id, "unavailable", "too many requests in flight on this connection",
                                             replica_->leader()});
         return;
     }
+    ++mine;
     const std::uint64_t handle = next_handle_++;
     pending_[handle] = PendingRequest{session, request_id, shard};
     if (shard == me_.shard) return replica_->submit(handle, op);
@@ -137,6 +137,7 @@ void Node::deliver_replies(txn::ReplicaOutput& out) {
         if (it == pending_.end()) continue;
         const PendingRequest req = it->second;
         pending_.erase(it);
+        if (auto n = inflight_.find(req.session); n != inflight_.end() && --n->second == 0) inflight_.erase(n);
         auto session = req.session.lock();
         if (!session) continue;  // the client left; the answer has nowhere to go
         const NodeId hint = req.shard == me_.shard ? replica_->leader() : kNoNode;

@@ -77,6 +77,8 @@ private:
     std::optional<txn::Wal> wal_;
     std::unique_ptr<txn::Replica> replica_;
     std::map<std::uint64_t, PendingRequest> pending_;
+    // Requests in flight per client session (client_inflight_max).
+    std::map<std::weak_ptr<Connection>, std::size_t, std::owner_less<>> inflight_;
     std::map<ShardId, std::size_t> shard_cursor_;  // which node of another shard to ask next
     std::uint64_t next_handle_ = 1;
     boost::asio::steady_timer tick_timer_;

@@ -126,6 +126,7 @@ SimStats random_run(const RandomRun& run) {
     config.clients = pick(shape, {2ul, 3ul, 5ul});
     config.seed = shape();
     config.trace = run.trace;
+    config.strict_durability = run.strict_durability;
     Sim sim(config);
     auto order = sim.ids();
     std::shuffle(order.begin(), order.end(), sim.rng());

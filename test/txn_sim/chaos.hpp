@@ -13,6 +13,7 @@ namespace rl::txn::sim {
 struct RandomRun {
     std::uint64_t seed = 1;
     int chaos_rounds = 2;
+    bool strict_durability = false;
     bool trace = false;
 };
 

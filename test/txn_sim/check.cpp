@@ -4,6 +4,7 @@
 // quiescent accounting.
 #include "sim.hpp"
 
+#include <algorithm>
 #include <numeric>
 
 namespace rl::txn::sim {
@@ -32,27 +33,40 @@ void Sim::observe(Node& n) {
     check_applied(n);
 }
 
+// The node's entry at `index`: its in-memory log first; an index it has
+// compacted only from the shadow, and only while the shadow holds all the
+// replica handed over (no input since its last flush).
+const LogEntry* Sim::entry_at(const Node& n, LogIndex index) const {
+    const ReplicatedLog& log = n.replica->log();
+    if (index > log.snapshot_index() && index <= log.last_index()) return &log.at(index);
+    if (!n.shadow_current) return nullptr;
+    auto it = n.shadow.find(index.value);
+    return it == n.shadow.end() ? nullptr : &it->second;
+}
+
 // Walks the node's committed prefix past what was processed: each entry
 // must equal the committed history, and the first node to commit an index
-// extends it. Entries only in a snapshot are checked through the state.
+// extends it. Entries known only through a snapshot are checked through
+// the applied state instead.
 void Sim::learn(Node& n) {
     const LogIndex commit = n.replica->commit_index();
     if (commit < n.learned) fail(who(n.id) + " commit index went back from " + at(n.learned) + " to " + at(commit));
+    const LogIndex folded = std::max(n.replica->log().snapshot_index(), n.shadow_base);
     while (n.learned < commit) {
         const LogIndex i{n.learned.value + 1};
-        auto it = n.shadow.find(i.value);
-        if (it == n.shadow.end()) {
-            if (i > n.shadow_base) return;  // not handed to the WAL yet: next flush
+        const LogEntry* e = entry_at(n, i);
+        if (!e) {
+            if (i > folded) return;  // not handed over yet: after the next flush
             n.learned = i;
             continue;
         }
-        if (i.value <= oracle_.size().value) {
-            if (oracle_.at(i).epoch != it->second.epoch) {
-                fail(who(n.id) + " committed entry " + at(i) + " of epoch " + std::to_string(it->second.epoch.value) +
+        if (i <= oracle_.size()) {
+            if (oracle_.at(i).epoch != e->epoch) {
+                fail(who(n.id) + " committed entry " + at(i) + " of epoch " + std::to_string(e->epoch.value) +
                      ", the history has epoch " + std::to_string(oracle_.at(i).epoch.value));
             }
         } else if (i.value == oracle_.size().value + 1) {
-            learn_entry(n, it->second);
+            learn_entry(n, *e);
         } else {
             return;  // a gap in the history: another node fills it first
         }
@@ -63,12 +77,7 @@ void Sim::learn(Node& n) {
 // A newly committed entry must already sit on a majority of disks (the
 // leader counts only durable copies), each the same entry.
 void Sim::learn_entry(const Node& n, const LogEntry& e) {
-    std::size_t copies = 0;
-    for (const auto& m : nodes_) {
-        const Disk& d = m.wal.disk();
-        const LogEntry* mine = d.find(e.index);
-        if ((mine && mine->epoch == e.epoch) || d.snapshot_index() >= e.index) ++copies;
-    }
+    const std::size_t copies = durable_copies(e);
     if (copies < config_.nodes / 2 + 1) {
         fail(who(n.id) + " committed entry " + at(e.index) + " held durably by only " + std::to_string(copies) +
              " nodes");
@@ -76,6 +85,16 @@ void Sim::learn_entry(const Node& n, const LogEntry& e) {
     oracle_.append(e);
     ++stats_.committed_entries;
     if (config_.trace) trace("committed " + at(e.index) + " epoch=" + std::to_string(e.epoch.value) + " (seen at " + who(n.id) + ")");
+}
+
+std::size_t Sim::durable_copies(const LogEntry& e) const {
+    std::size_t copies = 0;
+    for (const auto& m : nodes_) {
+        const Disk& d = m.wal.disk();
+        const LogEntry* mine = d.find(e.index);
+        if ((mine && mine->epoch == e.epoch) || d.snapshot_index() >= e.index) ++copies;
+    }
+    return copies;
 }
 
 // The applied state at index k must be the model's after k entries: the

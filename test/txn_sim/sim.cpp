@@ -29,6 +29,7 @@ void SimStats::add(const SimStats& o) {
     client_retries += o.client_retries;
     snapshots_installed += o.snapshots_installed;
     committed_entries += o.committed_entries;
+    committed_copies_dropped += o.committed_copies_dropped;
 }
 
 Sim::Sim(const SimConfig& config)
@@ -233,6 +234,7 @@ void Sim::deliver(Node& n, NodeId from, std::uint64_t slot) {
 // replica; a deferred flush lets several inputs share one sync (group
 // commit), and a crash before it loses them all.
 void Sim::after_input(Node& n) {
+    n.shadow_current = false;
     if (n.flush_scheduled) return;
     if (chance(faults_.defer_sync)) {
         n.flush_scheduled = true;

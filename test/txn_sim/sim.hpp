@@ -50,6 +50,7 @@ struct SimConfig {
     std::uint64_t op_timeout_ticks = 100;    // a node fails a waiting operation after 1 s
     std::uint64_t client_timeout_ms = 1500;  // a client retries elsewhere after this silence
     double read_share = 0.2;                 // of client operations, balance reads (a quarter of them local)
+    bool strict_durability = false;          // fail on any committed entry leaving a disk, even with a majority left
     bool trace = false;                      // print every event, message and client step
 };
 
@@ -63,6 +64,7 @@ struct SimStats {
     std::uint64_t client_retries = 0;
     std::uint64_t snapshots_installed = 0;
     std::uint64_t committed_entries = 0;
+    std::uint64_t committed_copies_dropped = 0;  // durable copies of committed entries a disk dropped (then rewrote)
 
     void add(const SimStats& o);
 };
@@ -129,6 +131,7 @@ private:
         // replica no longer holds them). Index -> entry.
         std::map<std::uint64_t, LogEntry> shadow;
         LogIndex shadow_base;     // entries through here came in a snapshot
+        bool shadow_current = true;  // no input since the last flush handed everything over
         LogIndex learned;         // commit index observe() has processed
         LogIndex applied_seen;    // applied index observe() has checked
         std::uint64_t incarnation = 0;
@@ -177,14 +180,16 @@ private:
     bool flush_round(Node& n);
     void persist(Node& n, const ReplicaOutput& out);
     void sync(Node& n);
-    void check_dropped(const Node& n, const std::vector<LogEntry>& dropped, const char* how) const;
+    void check_dropped(const Node& n, const std::vector<LogEntry>& dropped, const char* how);
     void send_all(Node& n, ReplicaOutput& out);
     void trace_output(const Node& n, const ReplicaOutput& out);
     void rebuild_shadow(Node& n);
 
     // check.cpp: invariants
     void observe(Node& n);
+    const LogEntry* entry_at(const Node& n, LogIndex index) const;
     void learn(Node& n);
+    std::size_t durable_copies(const LogEntry& e) const;
     void learn_entry(const Node& n, const LogEntry& e);
     void check_applied(Node& n);
     void check_state_bytes(const Node& n);

@@ -4,7 +4,8 @@
 //
 // Arguments after "--": --seed=S (one seed), --seeds=K --first-seed=F (a
 // batch: the long-run mode), --trace (print every event). A failure prints
-// the command that replays it exactly.
+// the command that replays it exactly. --strict-durability fails a run as
+// soon as a disk drops a committed entry, even with a majority keeping it.
 #define BOOST_TEST_MODULE txn_sim
 #include <boost/test/unit_test.hpp>
 
@@ -26,6 +27,7 @@ struct Args {
     std::optional<std::uint64_t> seed;
     std::uint64_t first_seed = 1;
     std::uint64_t seeds = 300;
+    bool strict_durability = false;
     bool trace = false;
 };
 
@@ -43,6 +45,7 @@ Args args() {
         if (auto v = value("--seeds")) a.seeds = std::stoull(*v);
         if (auto v = value("--first-seed")) a.first_seed = std::stoull(*v);
         if (arg == "--trace") a.trace = true;
+        if (arg == "--strict-durability") a.strict_durability = true;
     }
     return a;
 }
@@ -101,6 +104,7 @@ SimConfig make_config(std::uint64_t seed, std::size_t nodes) {
     c.seed = seed;
     c.algorithm = seed % 2 ? config::ElectionAlgorithm::bully : config::ElectionAlgorithm::ring;
     c.trace = args().trace;
+    c.strict_durability = args().strict_durability;
     return c;
 }
 
@@ -208,7 +212,7 @@ BOOST_AUTO_TEST_CASE(random) {
     for (std::uint64_t seed = first; seed < first + count && failures < 3; ++seed) {
         const std::string cmd = replay_command(seed);
         try {
-            total.add(random_run(RandomRun{seed, 2, a.trace}));
+            total.add(random_run(RandomRun{seed, 2, a.strict_durability, a.trace}));
         } catch (const SimFailure& e) {
             ++failures;
             BOOST_ERROR("seed " << seed << ": " << e.what() << "\n  replay: " << cmd << " --trace");
@@ -219,7 +223,9 @@ BOOST_AUTO_TEST_CASE(random) {
                              << total.committed_acked << " transfers acknowledged committed and "
                              << total.aborted_acked << " aborted, " << total.reads_checked << " reads checked, "
                              << total.client_retries << " client retries, " << total.crashes << " crashes, "
-                             << total.snapshots_installed << " snapshots installed, " << total.messages_sent
+                             << total.snapshots_installed << " snapshots installed, "
+                             << total.committed_copies_dropped << " durable copies of committed entries dropped, "
+                             << total.messages_sent
                              << " messages (" << total.messages_lost << " lost)");
 }
 
