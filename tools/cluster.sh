@@ -22,6 +22,7 @@ done
 alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
 
 ids=$(sed -n 's/^[[:space:]]*\[node\.\([0-9]\+\)\].*/\1/p' "$config")
+shards=$(sed -n 's/^[[:space:]]*\[shard\.\([0-9]\+\)\].*/\1/p' "$config")
 
 start() {
   mkdir -p "$run"
@@ -33,10 +34,17 @@ start() {
     echo $! > "$run/node-$id.pid"
     echo "node $id started (pid $!, log $run/node-$id.log)"
   done
-  # Ready means answering ping; give up after 10 s.
+  # Ready means every node answers ping and every shard has a leader its
+  # members agree on; give up waiting after 10 s each.
   for id in $ids; do
     for _ in $(seq 200); do
       "$bin/tools/rlcat" --config "$config" -n "$id" --timeout 200 -c ping >/dev/null 2>&1 && break
+      sleep 0.05
+    done
+  done
+  for shard in $shards; do
+    for _ in $(seq 200); do
+      "$bin/tools/rlcat" --config "$config" --timeout 200 -c "leader $shard" 2>/dev/null | grep -q 'leader=[0-9]' && break
       sleep 0.05
     done
   done

@@ -1,6 +1,7 @@
 // Transaction simulator suites. scenarios/*: a killed leader, a leader cut
 // into the minority and a follower caught up by snapshot, all under client
-// load, a few seeds each. random: seeded chaos runs (DESIGN.md 7.2).
+// load, a few seeds each. random: seeded chaos runs (DESIGN.md 7.2), 500
+// by default.
 //
 // Arguments after "--": --seed=S (one seed), --seeds=K --first-seed=F (a
 // batch: the long-run mode), --trace (print every event). A failure prints
@@ -26,7 +27,7 @@ namespace utf = boost::unit_test;
 struct Args {
     std::optional<std::uint64_t> seed;
     std::uint64_t first_seed = 1;
-    std::uint64_t seeds = 300;
+    std::uint64_t seeds = 500;
     bool strict_durability = false;
     bool trace = false;
 };
@@ -203,7 +204,9 @@ BOOST_AUTO_TEST_SUITE_END()
 
 // ---- seeded chaos ----
 
-BOOST_AUTO_TEST_CASE(random) {
+// Disabled in the default run so that the batch is its own ctest entry and
+// ctest -j runs it beside the scenarios.
+BOOST_AUTO_TEST_CASE(random, *utf::disabled()) {
     const Args a = args();
     const std::uint64_t first = a.seed.value_or(a.first_seed);
     const std::uint64_t count = a.seed ? 1 : a.seeds;

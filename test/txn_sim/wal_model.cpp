@@ -67,7 +67,7 @@ void WalModel::crash() {
 }
 
 std::vector<LogEntry> WalModel::install(const Snapshot& s) {
-    wal_require(s.last_index >= disk_.snapshot_index() || !disk_.snapshot,
+    wal_require(s.last_index >= disk_.snapshot_index(),
                 "Wal::install_snapshot: older than the current snapshot");
     wal_require(!disk_.snapshot || s.last_index != disk_.snapshot_index() || s.last_epoch == disk_.snapshot->last_epoch,
                 "Wal::install_snapshot: same index as the current snapshot, other epoch");
