@@ -39,7 +39,8 @@ for fsync in never always; do
     for _ in $(seq "$trials"); do
       # A failed trial (errors or no leader) is reported and left out of the median.
       if ! line=$(build/tools/rlbench transfer --config "$work/bench.ini" --connections "$conns" --duration-ms "$duration" 2>&1); then
-        echo "fsync=$fsync connections=$conns trial FAILED: $line" >&2; failed=$((failed + 1)); continue
+        echo "fsync=$fsync connections=$conns trial FAILED: $line" | tee -a "$work/failures" >&2
+        failed=$((failed + 1)); continue
       fi
       echo "fsync=$fsync $line"
       rates+=("$(echo "$line" | field per_second)"); p50s+=("$(echo "$line" | field p50_us)"); p99s+=("$(echo "$line" | field p99_us)")
@@ -49,7 +50,8 @@ for fsync in never always; do
   tools/cluster.sh stop "$work/bench.ini" --run "$work" >/dev/null
 done
 if [ "$failed" -gt 0 ]; then
-  printf '\n%s trial(s) failed and are left out of the medians (the script printed why).\n' "$failed" >> "$out"
+  printf '\n%s trial(s) failed and are left out of the medians:\n\n' "$failed" >> "$out"
+  sed 's/^/    /' "$work/failures" >> "$out"
 fi
 cat "$out"
 replace_section ledger "$out"
