@@ -41,6 +41,7 @@ txn::ReplicaParams Node::replica_params() const {
     p.op_timeout_ticks = ticks(std::max<std::uint64_t>(1000, 2 * (c.suspect_after_ms + c.election_timeout_ms)));
     p.pending_ops_max = std::size_t{c.limits.client_connections_max} * c.limits.client_inflight_max;
     p.compact_after_entries = c.limits.snapshot_after_entries;
+    p.forward_id_base = (std::uint64_t{std::random_device{}()} << 32) | 1;
     p.dedup = txn::DedupLimits{c.limits.dedup_window, c.limits.dedup_clients_max};
     return p;
 }

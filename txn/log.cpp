@@ -165,9 +165,14 @@ void ReplicatedLog::step(NodeId from, const FetchReply& m) {
 // committed entry: the holder has all of those too).
 void ReplicatedLog::adopt(const FetchReply& m) {
     if (m.snapshot) {
-        if (m.snapshot->last_index < commit_) return event(LogEventKind::bad_message, adoption_->holder, {}, "old_snapshot");
-        install_local(*m.snapshot);
-        adoption_->cursor = LogIndex{m.snapshot->last_index.value + 1};
+        const Snapshot& s = *m.snapshot;
+        if (s.last_index < commit_) return event(LogEventKind::bad_message, adoption_->holder, {}, "old_snapshot");
+        // As for InstallSnapshot: when we hold the snapshot's last entry in
+        // its epoch, our entries after it agree with the holder's and may be
+        // durable copies of committed entries. Wiping them to re-append
+        // them would leave a window where a crash loses those copies.
+        if (epoch_at(s.last_index) != s.last_epoch) install_local(s);
+        adoption_->cursor = LogIndex{s.last_index.value + 1};
     }
     for (const auto& e : m.entries) {
         if (e.index != adoption_->cursor) return event(LogEventKind::bad_message, adoption_->holder, e.index, "gap");

@@ -17,6 +17,27 @@ ShardState make_state(const config::ShardConfig& shard, std::int64_t initial, co
     return ShardState(shard, initial, p.dedup);
 }
 
+// True when `result` can be the answer to `op` (a failure answers anything).
+bool answers(const ClientOp& op, const OpResult& result) {
+    return std::visit(Overload{
+                          [&](const TransferOp& t) {
+                              const auto* d = std::get_if<TransferDone>(&result);
+                              return d == nullptr ? !std::holds_alternative<BalanceDone>(result) &&
+                                                        !std::holds_alternative<LeaderDone>(result)
+                                                  : d->txid == t.txid;
+                          },
+                          [&](const BalanceOp& b) {
+                              const auto* d = std::get_if<BalanceDone>(&result);
+                              return d == nullptr ? std::holds_alternative<OpFailed>(result) : d->item == b.item;
+                          },
+                          [&](const LeaderOp&) {
+                              return std::holds_alternative<LeaderDone>(result) ||
+                                     std::holds_alternative<OpFailed>(result);
+                          },
+                      },
+                      op);
+}
+
 }  // namespace
 
 const char* outcome_name(std::uint8_t outcome) {
@@ -30,7 +51,8 @@ Replica::Replica(ReplicaParams params, const config::ShardConfig& shard, std::in
       election_(make_core(params_, recovered)),
       log_(params_.election.self, params_.election.members, params_.log, recovered.snapshot,
            std::move(recovered.entries)),
-      state_(make_state(shard, initial_balance, params_, recovered)) {
+      state_(make_state(shard, initial_balance, params_, recovered)),
+      next_forward_id_(params_.forward_id_base) {
     log_.follow(election_.epoch(), kNoNode);
     sync_positions();
     drain_election();  // a one-node shard leads at once
@@ -80,6 +102,10 @@ ReplicaOutput Replica::take_output() {
     if (lo.truncate_after) out_.truncate_after = lo.truncate_after;
     if (lo.install) out_.install = std::move(lo.install);
     for (auto& e : lo.appended) out_.appended.push_back(std::move(e));
+    // A snapshot installed this turn supersedes an earlier compaction below
+    // it: the WAL restarts from the installed snapshot, and compacting
+    // behind it afterwards would be out of order.
+    if (out_.install && out_.compact && out_.compact->last_index <= out_.install->last_index) out_.compact.reset();
     for (auto& m : lo.messages) out_.txn_messages.push_back(std::move(m));
     for (auto& e : lo.events) out_.log_events.push_back(e);
     return std::exchange(out_, ReplicaOutput{});
@@ -270,7 +296,7 @@ void Replica::send_forward(const Waiter& w, NodeId to, const ClientOp& op, std::
     if (hops >= kForwardHopsMax) return fail(w, "unavailable", "too many forwarding hops; leader unsettled");
     if (!admit_new_op(w)) return;
     const std::uint64_t id = next_forward_id_++;
-    forwarded_[id] = Forwarded{w, to, now_ + params_.op_timeout_ticks};
+    forwarded_[id] = Forwarded{w, to, now_ + params_.op_timeout_ticks, op};
     out_.txn_messages.push_back({to, ForwardRequest{epoch(), id, static_cast<std::uint8_t>(hops + 1), op}});
 }
 
@@ -284,9 +310,14 @@ void Replica::on_forward(NodeId from, const ForwardRequest& m) {
     submit_op(RemoteWaiter{from, m.forward_id}, m.op, m.hops);
 }
 
-void Replica::on_forward_reply(NodeId, const ForwardReply& m) {
+void Replica::on_forward_reply(NodeId from, const ForwardReply& m) {
     auto it = forwarded_.find(m.forward_id);
     if (it == forwarded_.end()) return;  // already timed out here
+    if (it->second.to != from || !answers(it->second.op, m.result)) {
+        // Not the answer to what we forwarded under this id (a reply from
+        // before a restart of ours): it must not reach this client.
+        return;
+    }
     const Waiter w = it->second.waiter;
     forwarded_.erase(it);
     reply(w, m.result);

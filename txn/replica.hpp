@@ -31,6 +31,10 @@ struct ReplicaParams {
     std::uint64_t compact_after_entries = 50000;  // applied entries kept in memory and WAL before a snapshot
     std::uint64_t op_timeout_ticks = 500;         // a client operation waits at most this long here
     std::size_t pending_ops_max = 100000;         // client operations waiting at this node
+    // First forward id of this incarnation. Ids must not repeat across a
+    // restart, or a late reply to a request forwarded before a crash would
+    // answer a new one: the shell passes a random value per start.
+    std::uint64_t forward_id_base = 1;
 };
 
 // What the WAL recovered at start.
@@ -123,6 +127,7 @@ private:
         Waiter waiter;
         NodeId to;
         std::uint64_t deadline;
+        ClientOp op;  // to check that a reply answers this operation
     };
 
     void submit_op(const Waiter& w, const ClientOp& op, std::uint8_t hops);

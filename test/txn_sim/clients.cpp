@@ -11,6 +11,18 @@ namespace {
 
 std::string txid_name(TxnId t) { return std::to_string(t.client_id) + "/" + std::to_string(t.seq); }
 
+// Whether `result` is an answer to `op` at all: a transfer's names its
+// txid, a read's its item.
+bool answers(const ClientOp& op, const OpResult& result) {
+    if (const auto* t = std::get_if<TransferOp>(&op)) {
+        const auto* done = std::get_if<TransferDone>(&result);
+        return done && done->txid == t->txid;
+    }
+    const auto* b = std::get_if<BalanceOp>(&op);
+    const auto* done = std::get_if<BalanceDone>(&result);
+    return b && done && done->item == b->item && done->local == b->local;
+}
+
 }  // namespace
 
 void Sim::start_clients() {
@@ -110,6 +122,10 @@ void Sim::on_reply(std::uint64_t handle, const OpResult& result) {
         ++stats_.client_retries;
         return arm(index, uniform(5, 40));
     }
+    if (!answers(*c.op, result)) {
+        fail("client " + std::to_string(index) + " got an answer for another operation (result kind " +
+             std::to_string(result.index()) + ")");
+    }
     if (const auto* b = std::get_if<BalanceDone>(&result)) on_balance_done(c, *b);
     finish_op(index);
 }
@@ -132,7 +148,6 @@ void Sim::on_transfer_done(const TransferDone& done) {
 
 void Sim::on_balance_done(const Client& c, const BalanceDone& done) {
     const auto& op = std::get<BalanceOp>(*c.op);
-    if (done.item != op.item || done.local != op.local) fail("a balance answer for another read");
     if (done.applied_index > oracle_.size()) {
         deferred_reads_.push_back({done, c.read_floor, op.local});
         return;

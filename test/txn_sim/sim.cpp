@@ -109,6 +109,8 @@ void Sim::start(NodeId id) {
     p.log.adopt_timeout_ticks = 2 * config_.timing.election_timeout_ticks;
     p.compact_after_entries = config_.compact_after_entries;
     p.op_timeout_ticks = config_.op_timeout_ticks;
+    // Like rlnode's random base: forward ids never repeat across restarts.
+    p.forward_id_base = (std::uint64_t{n.incarnation} + 1) << 40;
     n.replica.emplace(p, shard_, config_.initial_balance, n.wal.recovered());
     ++n.incarnation;
     n.flush_scheduled = false;

@@ -212,7 +212,7 @@ BOOST_AUTO_TEST_CASE(random, *utf::disabled()) {
     const std::uint64_t count = a.seed ? 1 : a.seeds;
     SimStats total;
     int failures = 0;
-    for (std::uint64_t seed = first; seed < first + count && failures < 3; ++seed) {
+    for (std::uint64_t seed = first; seed < first + count && failures < 10; ++seed) {
         const std::string cmd = replay_command(seed);
         try {
             total.add(random_run(RandomRun{seed, 2, a.strict_durability, a.trace}));
