@@ -418,6 +418,7 @@ private:
     void check_items(const Deployment& d) const;
     void check_membership(Deployment& d) const;
     void check_addresses(const Deployment& d) const;
+    void check_capacity(const Section& cluster, const Deployment& d) const;
 
     std::filesystem::path path_;
     std::string file_;
@@ -444,7 +445,36 @@ Deployment Checker::run() {
     check_items(d);
     check_membership(d);
     check_addresses(d);
+    check_capacity(*cluster_section, d);
     return d;
+}
+
+// Bounds that follow from several keys at once: a shard's money must fit in
+// an int64, and a shard's largest possible snapshot (balances plus a full
+// dedup table) must fit in one frame, or a lagging follower could never be
+// sent it.
+void Checker::check_capacity(const Section& cluster, const Deployment& d) const {
+    constexpr std::uint64_t kClientBytes = 32, kResultBytes = 10, kFrameMargin = 4096;
+    const auto& c = d.cluster;
+    const std::uint64_t dedup = std::uint64_t{c.limits.dedup_clients_max} * (kClientBytes + kResultBytes * c.limits.dedup_window);
+    for (const auto& [id, shard] : d.shards) {
+        std::uint64_t items = 0;
+        for (const ItemRange& r : shard.items) items += r.size();
+        if (c.initial_balance > 0 && items > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) /
+                                                 static_cast<std::uint64_t>(c.initial_balance)) {
+            fail(cluster, "initial_balance",
+                 "shard " + std::to_string(id.value) + " holds " + std::to_string(items) + " items: their total of " +
+                     std::to_string(c.initial_balance) + " each does not fit in a 64-bit balance");
+        }
+        const std::uint64_t snapshot = items * 8 + dedup + kFrameMargin;
+        if (snapshot > c.limits.frame_bytes_max) {
+            fail(cluster, "dedup_window",
+                 "a snapshot of shard " + std::to_string(id.value) + " could reach " + std::to_string(snapshot) +
+                     " bytes (8 per item + dedup_clients_max x (32 + 10 x dedup_window)), more than frame_bytes_max = " +
+                     std::to_string(c.limits.frame_bytes_max) +
+                     "; lower dedup_window or dedup_clients_max, or raise frame_bytes_max");
+        }
+    }
 }
 
 void Checker::reject_unknown_keys(const Section& s, std::initializer_list<const char*> known) const {

@@ -77,8 +77,8 @@ struct Limits {
     std::uint32_t reconnect_max_ms = 1000;                // backoff cap
     std::uint32_t handshake_timeout_ms = 2000;            // Hello must arrive within this
     std::uint32_t snapshot_after_entries = 50000;         // applied entries kept in the log before a snapshot
-    std::uint32_t dedup_window = 256;                     // transfer results remembered per client
-    std::uint32_t dedup_clients_max = 10000;              // clients remembered; the least recent goes first
+    std::uint32_t dedup_window = 64;                      // transfer results remembered per client
+    std::uint32_t dedup_clients_max = 4000;               // clients remembered; the least recent goes first
 };
 
 struct ClusterConfig {

@@ -34,6 +34,9 @@ txn::ReplicaParams Node::replica_params() const {
     p.election.timing = {ticks(c.heartbeat_ms), ticks(c.suspect_after_ms), ticks(c.election_timeout_ms)};
     p.election.seed = std::random_device{}();  // jitter only: nodes must not retry in lockstep
     p.log.heartbeat_ticks = ticks(c.heartbeat_ms);
+    // A batch of entries must fit in one frame: a transfer entry encodes
+    // to well under 128 bytes.
+    p.log.append_entries_max = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(c.limits.frame_bytes_max / 128, 1, 1024));
     p.log.retransmit_ticks = ticks(c.suspect_after_ms);
     p.log.adopt_timeout_ticks = 2 * ticks(c.election_timeout_ms);
     // A client hears back well within its own (default 5 s) timeout, and

@@ -160,12 +160,12 @@ BOOST_AUTO_TEST_CASE(absent_optional_keys_keep_defaults) {
 
 BOOST_AUTO_TEST_CASE(limit_keys_override_defaults) {
     const std::string limits =
-        "name = t\nframe_bytes_max = 1024\npeer_queue_frames_max = 7\n"
+        "name = t\nframe_bytes_max = 8388608\npeer_queue_frames_max = 7\n"
         "client_connections_max = 8\nclient_inflight_max = 9\nreconnect_min_ms = 5\n"
         "reconnect_max_ms = 5\nhandshake_timeout_ms = 11\ntick_ms = 50\nelection = ring\n";
     const Config c = Config::parse(edit(edit(base(), "election = bully", ""), "name = t", limits), "t.ini");
     const auto& l = c.cluster().limits;
-    BOOST_TEST(l.frame_bytes_max == 1024u);
+    BOOST_TEST(l.frame_bytes_max == 8388608u);
     BOOST_TEST(l.peer_queue_frames_max == 7u);
     BOOST_TEST(l.client_connections_max == 8u);
     BOOST_TEST(l.client_inflight_max == 9u);
@@ -555,4 +555,29 @@ BOOST_AUTO_TEST_CASE(log_and_dedup_limits_are_read_from_the_cluster_section) {
     BOOST_TEST(c.cluster().limits.snapshot_after_entries == 100u);
     BOOST_TEST(c.cluster().limits.dedup_window == 8u);
     BOOST_TEST(c.cluster().limits.dedup_clients_max == 50u);
+}
+
+BOOST_AUTO_TEST_CASE(a_dedup_table_whose_snapshot_cannot_fit_in_a_frame_is_refused) {
+    try {
+        rl::config::Config::parse("[cluster]\nname = t\ndedup_window = 1000\ndedup_clients_max = 100000\n"
+                                  "[shard.1]\nitems = 1-10\nnodes = 1\n[node.1]\naddress = 127.0.0.1:7000\n",
+                                  "t.ini");
+        BOOST_FAIL("no error");
+    } catch (const rl::config::ConfigError& e) {
+        BOOST_TEST(e.section() == "cluster");
+        BOOST_TEST(e.key() == "dedup_window");
+        BOOST_TEST(std::string(e.what()).find("frame_bytes_max") != std::string::npos);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_shard_whose_total_balance_overflows_is_refused) {
+    try {
+        rl::config::Config::parse("[cluster]\nname = t\ninitial_balance = 9000000000000000000\n"
+                                  "[shard.1]\nitems = 1-10\nnodes = 1\n[node.1]\naddress = 127.0.0.1:7000\n",
+                                  "t.ini");
+        BOOST_FAIL("no error");
+    } catch (const rl::config::ConfigError& e) {
+        BOOST_TEST(e.key() == "initial_balance");
+        BOOST_TEST(std::string(e.what()).find("does not fit") != std::string::npos);
+    }
 }

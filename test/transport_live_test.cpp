@@ -24,7 +24,8 @@ namespace {
 struct LiveNode {
     LocalCluster cluster{rl::test::ClusterSpec{
         .shards = {{1}},
-        .extra_cluster_lines = "frame_bytes_max = 65536\nhandshake_timeout_ms = 400\n"}};
+        .extra_cluster_lines =
+            "frame_bytes_max = 65536\nhandshake_timeout_ms = 400\ndedup_window = 4\ndedup_clients_max = 100\n"}};
     LiveNode() {
         cluster.start(1);
         BOOST_REQUIRE(cluster.wait_ready(1, 10s));

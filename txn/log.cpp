@@ -140,8 +140,10 @@ void ReplicatedLog::step(NodeId from, const FetchLog& m) {
     FetchReply r{epoch_, m.from_index, {}, last_index(), std::nullopt};
     LogIndex next = m.from_index;
     if (next <= snapshot_index_) {
+        // The snapshot alone fills the frame budget; entries follow in
+        // the next fetch.
         r.snapshot = snapshot_;
-        next = LogIndex{snapshot_index_.value + 1};
+        return send(from, std::move(r));
     }
     const std::uint32_t max = std::clamp<std::uint32_t>(m.max_entries, 1, limits_.append_entries_max);
     for (; next <= last_index() && r.entries.size() < max; next = LogIndex{next.value + 1}) {

@@ -161,7 +161,6 @@ private:
     ReplicatedLog log_;
     ShardState state_;
     std::uint64_t now_ = 0;  // ticks since start
-    LogIndex epoch_start_;   // index of this leadership's no-op
 
     std::map<TxnId, PendingTransfer> transfers_;
     std::vector<PendingRead> reads_;

@@ -65,8 +65,8 @@ struct EdgeError {
 // Evicting the least recently applied client first makes that need
 // dedup_clients_max other clients to apply after its last request.
 struct DedupLimits {
-    std::size_t dedup_window = 256;          // results kept per client (its highest seqs)
-    std::size_t dedup_clients_max = 10000;   // clients kept; the least recently applied one goes first
+    std::size_t dedup_window = 64;          // results kept per client (its highest seqs)
+    std::size_t dedup_clients_max = 4000;   // clients kept; the least recently applied one goes first
 };
 
 class ShardState {
