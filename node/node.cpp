@@ -1,5 +1,7 @@
 #include "node/node.hpp"
 
+#include "config/overload.hpp"
+
 #include <random>
 #include <type_traits>
 
@@ -157,22 +159,24 @@ void Node::flush() {
 }
 
 // Persist before send (STYLE.md habit 1): a promise, an acknowledgement or
-// a commit never leaves before what it vouches for is on disk.
+// a commit never leaves before what it vouches for is on disk. The WAL
+// operations wait in order in backlog_ until each succeeds, so a disk error
+// halfway (an install whose snapshot could not be written, say) is retried
+// from exactly where it stopped, never skipped.
 bool Node::persist(txn::ReplicaOutput& out) {
+    if (out.durable) backlog_.emplace_back(*out.durable);
+    if (out.truncate_after) backlog_.emplace_back(TruncateOp{*out.truncate_after});
+    if (out.install) backlog_.emplace_back(InstallOp{std::move(*out.install)});
+    for (auto& e : out.appended) backlog_.emplace_back(std::move(e));
+    if (out.compact) backlog_.emplace_back(CompactOp{std::move(*out.compact)});
     try {
-        if (out.durable) wal_->save_durable(*out.durable);
-        if (out.truncate_after) wal_->truncate_after(*out.truncate_after);
-        if (out.install) wal_->install_snapshot(*out.install);
-        for (const auto& e : out.appended) wal_->append(e);
-        if (out.compact) {
-            wal_->compact(*out.compact);
-            log_.info("wal_compacted").kv("through", out.compact->last_index);
+        while (!backlog_.empty()) {
+            apply_to_wal(backlog_.front());
+            backlog_.pop_front();
         }
         if (wal_->dirty()) wal_->sync();
         return true;
     } catch (const txn::WalIoError& e) {
-        // The WAL keeps its buffer and a clean prefix on disk; the next turn
-        // retries. Until then nothing that depends on it is sent.
         // A full disk fails every turn: say so once a second, with a count.
         ++stats_.wal_io_errors;
         const auto now = std::chrono::steady_clock::now();
@@ -182,6 +186,20 @@ bool Node::persist(txn::ReplicaOutput& out) {
         }
         return false;
     }
+}
+
+void Node::apply_to_wal(const WalOp& op) {
+    std::visit(Overload{
+                   [&](const election::Durable& d) { wal_->save_durable(d); },
+                   [&](const TruncateOp& t) { wal_->truncate_after(t.after); },
+                   [&](const InstallOp& i) { wal_->install_snapshot(i.snapshot); },
+                   [&](const txn::LogEntry& e) { wal_->append(e); },
+                   [&](const CompactOp& c) {
+                       wal_->compact(c.snapshot);
+                       log_.info("wal_compacted").kv("through", c.snapshot.last_index);
+                   },
+               },
+               op);
 }
 
 void Node::send_all(txn::ReplicaOutput& out) {

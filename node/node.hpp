@@ -14,7 +14,9 @@
 
 #include <boost/asio.hpp>
 
+#include <deque>
 #include <map>
+#include <variant>
 #include <memory>
 #include <optional>
 
@@ -41,6 +43,18 @@ public:
     void on_client_message(const std::shared_ptr<Connection>& session, Message&& m) override;
 
 private:
+    // One WAL operation of the replica's output, waiting its turn.
+    struct TruncateOp {
+        LogIndex after;
+    };
+    struct InstallOp {
+        txn::Snapshot snapshot;
+    };
+    struct CompactOp {
+        txn::Snapshot snapshot;
+    };
+    using WalOp = std::variant<election::Durable, TruncateOp, InstallOp, txn::LogEntry, CompactOp>;
+
     // A client request waiting for the replica's answer.
     struct PendingRequest {
         std::weak_ptr<Connection> session;
@@ -55,6 +69,7 @@ private:
     void schedule_flush();
     void flush();
     bool persist(txn::ReplicaOutput& out);
+    void apply_to_wal(const WalOp& op);
     void send_all(txn::ReplicaOutput& out);
     void deliver_replies(txn::ReplicaOutput& out);
     void log_events(const txn::ReplicaOutput& out);
@@ -75,6 +90,7 @@ private:
     Server server_;
     std::map<NodeId, std::shared_ptr<transport::PeerLink>> links_;
     std::optional<txn::Wal> wal_;
+    std::deque<WalOp> backlog_;  // WAL operations not yet accepted by the WAL, in order
     std::unique_ptr<txn::Replica> replica_;
     std::map<std::uint64_t, PendingRequest> pending_;
     // Requests in flight per client session (client_inflight_max).
