@@ -1,63 +1,13 @@
 #include "chaos.hpp"
 
-#include <algorithm>
-#include <iterator>
+#include "test/sim_common/chaos.hpp"
+
+#include <string>
 
 namespace rl::election::sim {
 namespace {
 
-template <class T, std::size_t N>
-T pick(std::mt19937_64& r, const T (&options)[N]) {
-    return options[r() % N];
-}
-
-std::optional<NodeId> pick_node(std::mt19937_64& r, const std::vector<NodeId>& ids) {
-    if (ids.empty()) return std::nullopt;
-    return ids[r() % ids.size()];
-}
-
-std::vector<NodeId> down_nodes(const Sim& sim) {
-    std::vector<NodeId> out;
-    for (NodeId id : sim.ids()) {
-        if (!sim.is_up(id)) out.push_back(id);
-    }
-    return out;
-}
-
-// Two or three groups of random sizes; sometimes the leader alone.
-void random_partition(Sim& sim) {
-    auto& r = sim.rng();
-    std::vector<NodeId> ids = sim.ids();
-    std::shuffle(ids.begin(), ids.end(), r);
-    const auto leaders = sim.leaders();
-    if (!leaders.empty() && r() % 3 == 0) {
-        std::vector<NodeId> rest;
-        for (NodeId id : ids) {
-            if (id != leaders.front()) rest.push_back(id);
-        }
-        return sim.partition({{leaders.front()}, rest});
-    }
-    const std::size_t groups = r() % 4 == 0 ? 3 : 2;
-    std::vector<std::vector<NodeId>> parts(groups);
-    for (NodeId id : ids) parts[r() % groups].push_back(id);
-    sim.partition(parts);
-}
-
-// Asymmetric: one direction of one link, or everything into one node.
-void random_cut(Sim& sim) {
-    auto& r = sim.rng();
-    const auto ids = sim.ids();
-    if (ids.size() < 2) return;
-    const NodeId to = ids[r() % ids.size()];
-    if (r() % 3 == 0) {
-        for (NodeId from : ids) {
-            if (from != to) sim.cut(from, to);
-        }
-        return;
-    }
-    NodeId from = ids[r() % ids.size()];
-    if (from != to) sim.cut(from, to);
-}
+using simcommon::pick;
 
 NetFaults random_faults(std::mt19937_64& r) {
     NetFaults f;
@@ -70,37 +20,6 @@ NetFaults random_faults(std::mt19937_64& r) {
     return f;
 }
 
-void random_action(Sim& sim) {
-    auto& r = sim.rng();
-    const auto roll = r() % 100;
-    if (roll < 20) return random_partition(sim);
-    if (roll < 30) return random_cut(sim);
-    if (roll < 45) return sim.heal();
-    if (roll < 55) {
-        if (auto id = pick_node(r, sim.up_nodes())) sim.crash(*id);
-        return;
-    }
-    if (roll < 65) {
-        if (auto id = pick_node(r, sim.leaders())) sim.crash(*id);
-        return;
-    }
-    if (roll < 85) {
-        if (auto id = pick_node(r, down_nodes(sim))) sim.start(*id);
-        return;
-    }
-    sim.set_faults(random_faults(r));
-}
-
-void chaos(Sim& sim) {
-    auto& r = sim.rng();
-    sim.set_faults(random_faults(r));
-    const std::uint64_t end = sim.now_ms() + 200 + r() % 1200;
-    while (sim.now_ms() < end) {
-        sim.run_for(std::min<std::uint64_t>(10 + r() % 200, end - sim.now_ms()));
-        random_action(sim);
-    }
-}
-
 // DESIGN.md 5 liveness: with a connected majority, a leader that every up
 // node agrees on exists within 2 x (suspect_after + election_timeout) of the
 // network becoming stable, and in a stable network it then stays. A view is
@@ -110,13 +29,7 @@ void chaos(Sim& sim) {
 // off), and replacing it then is correct. Any change after the deadline is
 // a failure.
 void quiet(Sim& sim) {
-    auto& r = sim.rng();
-    sim.heal();
-    sim.set_faults(NetFaults{});
-    for (NodeId id : down_nodes(sim)) {
-        if (r() % 4 != 0) sim.start(id);
-    }
-    while (sim.up_nodes().size() <= sim.ids().size() / 2) sim.start(*pick_node(r, down_nodes(sim)));
+    simcommon::stabilize(sim);
     const std::uint64_t stable_ms = sim.now_ms();
     const std::uint64_t deadline_ms =
         stable_ms + sim.liveness_bound_ms() + sim.max_delay_ever_ms() + sim.config().tick_ms;
@@ -150,18 +63,8 @@ SimStats random_run(const RandomRun& run) {
     config.seed = shape();
     config.trace = run.trace;
     Sim sim(config);
-    // Nodes come up over the first 300 ms, in random order.
-    auto order = sim.ids();
-    std::shuffle(order.begin(), order.end(), sim.rng());
-    for (NodeId id : order) {
-        sim.start(id);
-        sim.run_for(sim.rng()() % 100);
-    }
-    quiet(sim);
-    for (int i = 0; i < run.chaos_rounds; ++i) {
-        chaos(sim);
-        quiet(sim);
-    }
+    simcommon::boot_and_rounds(sim, run.chaos_rounds, quiet,
+                               [](Sim& s) { simcommon::chaos(s, 200, random_faults); });
     return sim.stats();
 }
 

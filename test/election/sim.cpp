@@ -10,10 +10,6 @@ namespace rl::election::sim {
 
 namespace {
 
-bool later(const auto& a, const auto& b) {
-    return a.time_ms != b.time_ms ? a.time_ms > b.time_ms : a.seq > b.seq;
-}
-
 Epoch sender_epoch(const ElectionMessage& msg) {
     return std::visit([](const auto& m) { return m.epoch; }, msg);
 }
@@ -23,7 +19,7 @@ Epoch sender_epoch(const ElectionMessage& msg) {
 Sim::Sim(const SimConfig& config)
     : config_(config),
       rng_(config.seed),
-      cut_(config.nodes, std::vector<bool>(config.nodes, false)),
+      net_(config.nodes),
       heard_at_(config.nodes, std::vector<std::uint64_t>(config.nodes, 0)) {
     for (std::size_t i = 0; i < config_.nodes; ++i) {
         Node n;
@@ -49,6 +45,14 @@ std::vector<NodeId> Sim::up_nodes() const {
     std::vector<NodeId> out;
     for (const auto& n : nodes_) {
         if (n.core) out.push_back(n.id);
+    }
+    return out;
+}
+
+std::vector<NodeId> Sim::down_nodes() const {
+    std::vector<NodeId> out;
+    for (const auto& n : nodes_) {
+        if (!n.core) out.push_back(n.id);
     }
     return out;
 }
@@ -92,12 +96,13 @@ void Sim::start(NodeId id) {
     Params p{id, ids(), config_.algorithm, config_.timing, rng_()};
     n.core.emplace(std::move(p), n.disk);
     ++n.incarnation;
-    std::fill(heard_at_[id.value - 1].begin(), heard_at_[id.value - 1].end(), now_ms_);
+    std::fill(heard_at_[id.value - 1].begin(), heard_at_[id.value - 1].end(), now_ms());
     trace("n" + std::to_string(id.value) + " start epoch=" + std::to_string(n.disk.epoch.value) +
           " promised=" + std::to_string(n.disk.promised.value));
-    const std::uint64_t phase = now_ms_ % config_.tick_ms;
+    const std::uint64_t phase = now_ms() % config_.tick_ms;
     const std::uint64_t wait = (n.tick_offset_ms + config_.tick_ms - phase) % config_.tick_ms;
-    push(Item{now_ms_ + (wait == 0 ? config_.tick_ms : wait), 0, Item::Kind::tick, id, kNoNode, n.incarnation, 0});
+    timeline_.push(
+        Item{now_ms() + (wait == 0 ? config_.tick_ms : wait), 0, Item::Kind::tick, id, kNoNode, n.incarnation, 0});
     handle_output(n);
     check_invariants();
 }
@@ -118,27 +123,21 @@ void Sim::crash(NodeId id) {
 
 void Sim::set_faults(const NetFaults& faults) {
     faults_ = faults;
-    max_delay_ever_ms_ = std::max(max_delay_ever_ms_, faults.delay_max_ms);
+    net_.set_faults(faults);
 }
 
 void Sim::partition(const std::vector<std::vector<NodeId>>& groups) {
-    std::vector<std::size_t> group_of(config_.nodes, groups.size());
-    for (std::size_t g = 0; g < groups.size(); ++g) {
-        for (NodeId id : groups[g]) group_of.at(id.value - 1) = g;
-    }
-    for (std::size_t a = 0; a < config_.nodes; ++a) {
-        for (std::size_t b = 0; b < config_.nodes; ++b) cut_[a][b] = group_of[a] != group_of[b];
-    }
+    net_.links().partition(groups);
     trace("partition");
 }
 
 void Sim::cut(NodeId from, NodeId to) {
-    cut_.at(from.value - 1).at(to.value - 1) = true;
+    net_.links().cut(from, to);
     trace("cut n" + std::to_string(from.value) + " -> n" + std::to_string(to.value));
 }
 
 void Sim::heal() {
-    for (auto& row : cut_) std::fill(row.begin(), row.end(), false);
+    net_.links().heal();
     trace("heal");
 }
 
@@ -147,41 +146,23 @@ void Sim::run_for(std::uint64_t ms) {
 }
 
 bool Sim::run_until(const std::function<bool()>& done, std::uint64_t max_ms) {
-    const std::uint64_t end = now_ms_ + max_ms;
-    if (done()) return true;
-    while (!heap_.empty() && heap_.front().time_ms <= end) {
-        std::pop_heap(heap_.begin(), heap_.end(), [](const Item& a, const Item& b) { return later(a, b); });
-        Item item = std::move(heap_.back());
-        heap_.pop_back();
-        process(item);
-        if (done()) return true;
-    }
-    now_ms_ = end;
-    return false;
-}
-
-void Sim::push(Item item) {
-    item.seq = seq_++;
-    heap_.push_back(std::move(item));
-    std::push_heap(heap_.begin(), heap_.end(), [](const Item& a, const Item& b) { return later(a, b); });
+    return timeline_.run_until(done, max_ms, [this](Item& item) { process(item); });
 }
 
 void Sim::process(Item& item) {
-    now_ms_ = item.time_ms;
     Node& n = node(item.to);
     if (item.kind == Item::Kind::tick) {
         if (!n.core || n.incarnation != item.incarnation) return;  // a tick of a crashed incarnation
         n.core->tick();
-        push(Item{now_ms_ + config_.tick_ms, 0, Item::Kind::tick, n.id, kNoNode, n.incarnation, 0});
+        timeline_.push(Item{now_ms() + config_.tick_ms, 0, Item::Kind::tick, n.id, kNoNode, n.incarnation, 0});
     } else {
-        const ElectionMessage msg = std::move(mail_[item.mail_slot]);
-        free_slots_.push_back(item.mail_slot);
-        if (!n.core || cut_[item.from.value - 1][item.to.value - 1]) {
+        const ElectionMessage msg = net_.take(item.mail_slot);
+        if (!n.core || net_.links().is_cut(item.from, item.to)) {
             ++stats_.messages_lost;
             return;
         }
         if (config_.trace) trace(describe(item.from, item.to, msg));
-        heard_at_[item.to.value - 1][item.from.value - 1] = now_ms_;
+        heard_at_[item.to.value - 1][item.from.value - 1] = now_ms();
         n.core->step(item.from, msg);
     }
     handle_output(n);
@@ -201,9 +182,9 @@ void Sim::handle_output(Node& n) {
         trace(os.str());
     }
     if (out.persist) {
-        if (chance(faults_.crash_before_persist)) return crash(n.id);
+        if (simcommon::chance(rng_, faults_.crash_before_persist)) return crash(n.id);
         n.disk = *out.persist;
-        if (chance(faults_.crash_after_persist)) return crash(n.id);
+        if (simcommon::chance(rng_, faults_.crash_after_persist)) return crash(n.id);
     }
     if (out.elected) ++stats_.elections_won;
     for (auto& env : out.messages) {
@@ -212,30 +193,12 @@ void Sim::handle_output(Node& n) {
     }
 }
 
-bool Sim::chance(double p) {
-    return p > 0 && std::uniform_real_distribution<double>(0, 1)(rng_) < p;
-}
-
 void Sim::send(NodeId from, Envelope&& env) {
     ++stats_.messages_sent;
-    if (chance(faults_.drop)) {
-        ++stats_.messages_lost;
-        return;
-    }
-    const int copies = chance(faults_.duplicate) ? 2 : 1;
-    for (int i = 0; i < copies; ++i) {
-        const std::uint64_t delay =
-            std::uniform_int_distribution<std::uint64_t>(faults_.delay_min_ms, faults_.delay_max_ms)(rng_);
-        std::size_t slot = mail_.size();
-        if (free_slots_.empty()) {
-            mail_.push_back(env.msg);
-        } else {
-            slot = free_slots_.back();
-            free_slots_.pop_back();
-            mail_[slot] = env.msg;
-        }
-        push(Item{now_ms_ + delay, 0, Item::Kind::deliver, env.to, from, 0, slot});
-    }
+    const bool sent = net_.send(rng_, std::move(env.msg), [&](std::uint64_t delay_ms, std::size_t slot) {
+        timeline_.push(Item{now_ms() + delay_ms, 0, Item::Kind::deliver, env.to, from, 0, slot});
+    });
+    if (!sent) ++stats_.messages_lost;
 }
 
 // Persist before send (DESIGN.md 5): the epoch a message carries, and any
@@ -275,17 +238,17 @@ void Sim::check_invariants() {
 bool Sim::heard_majority_lately(NodeId id) const {
     std::size_t heard = 1;
     for (const auto& from : nodes_) {
-        if (from.id != id && now_ms_ - heard_at_[id.value - 1][from.id.value - 1] <= step_down_bound_ms()) ++heard;
+        if (from.id != id && now_ms() - heard_at_[id.value - 1][from.id.value - 1] <= step_down_bound_ms()) ++heard;
     }
     return heard >= config_.nodes / 2 + 1;
 }
 
 void Sim::fail(const std::string& what) const {
-    throw SimFailure("t=" + std::to_string(now_ms_) + "ms: " + what);
+    throw SimFailure("t=" + std::to_string(now_ms()) + "ms: " + what);
 }
 
 void Sim::trace(const std::string& line) const {
-    if (config_.trace) std::cout << "[" << now_ms_ << "ms] " << line << "\n";
+    if (config_.trace) std::cout << "[" << now_ms() << "ms] " << line << "\n";
 }
 
 }  // namespace rl::election::sim

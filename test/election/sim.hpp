@@ -6,6 +6,8 @@
 #pragma once
 
 #include "election/core.hpp"
+#include "test/sim_common/network.hpp"
+#include "test/sim_common/timeline.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -18,12 +20,9 @@
 
 namespace rl::election::sim {
 
-// Faults on every message while they are set.
-struct NetFaults {
-    double drop = 0;                   // probability a message is lost
-    double duplicate = 0;              // probability a message is delivered twice
-    std::uint64_t delay_min_ms = 1;    // each copy is delayed uniformly in [min, max];
-    std::uint64_t delay_max_ms = 3;    // overlapping delays reorder messages
+// Faults while they are set: the network's on every message, and crashes
+// around the shell's persist.
+struct NetFaults : simcommon::LinkFaults {
     double crash_before_persist = 0;   // per output with a persist: crash before writing it
     double crash_after_persist = 0;    // per output with a persist: crash after writing, before sending
 };
@@ -72,7 +71,7 @@ public:
     // Runs until `done` holds (checked after every event) or `max_ms` pass.
     bool run_until(const std::function<bool()>& done, std::uint64_t max_ms);
 
-    std::uint64_t now_ms() const { return now_ms_; }
+    std::uint64_t now_ms() const { return timeline_.now_ms(); }
     std::vector<NodeId> ids() const;
     bool is_up(NodeId id) const;
     const Core& core(NodeId id) const;
@@ -82,12 +81,13 @@ public:
     // leader up and leading; nullopt when they do not all agree.
     std::optional<std::pair<Epoch, NodeId>> agreed_leader(const std::vector<NodeId>& among) const;
     std::vector<NodeId> up_nodes() const;
+    std::vector<NodeId> down_nodes() const;
     const std::map<Epoch, NodeId>& leader_history() const { return history_; }
     const SimStats& stats() const { return stats_; }
     const SimConfig& config() const { return config_; }
     std::mt19937_64& rng() { return rng_; }
     // Longest delay any message of this run can have taken.
-    std::uint64_t max_delay_ever_ms() const { return max_delay_ever_ms_; }
+    std::uint64_t max_delay_ever_ms() const { return net_.max_delay_ever_ms(); }
     // DESIGN.md 5: 2 x (suspect_after + election_timeout).
     std::uint64_t liveness_bound_ms() const;
     // Check-quorum: how long a leader may keep leading after it last heard
@@ -103,25 +103,23 @@ private:
         std::uint64_t tick_offset_ms = 0;
         Epoch max_epoch;                // highest epoch held after a handled output, over all restarts
     };
-    // One entry of the event heap; kept small (the message waits in
-    // mail_) because the heap moves entries around on every event.
+    // One entry of the event heap; kept small (the message waits in net_)
+    // because the heap moves entries around on every event.
     struct Item {
         enum class Kind { tick, deliver };
         std::uint64_t time_ms;
-        std::uint64_t seq;  // ties break in scheduling order, so runs are deterministic
+        std::uint64_t seq;  // set by the timeline: ties break in scheduling order
         Kind kind;
         NodeId to;
         NodeId from;
         std::uint64_t incarnation;  // tick: the incarnation it belongs to
-        std::size_t mail_slot;      // deliver: index into mail_
+        std::size_t mail_slot;      // deliver: the message's slot in net_
     };
 
     Node& node(NodeId id);
     const Node& node(NodeId id) const;
-    void push(Item item);
     void process(Item& item);
     void handle_output(Node& n);
-    bool chance(double p);
     void send(NodeId from, Envelope&& env);
     void check_sent(const Node& n, const ElectionMessage& msg) const;
     void check_invariants();
@@ -132,14 +130,9 @@ private:
     SimConfig config_;
     std::mt19937_64 rng_;
     std::vector<Node> nodes_;
-    std::vector<Item> heap_;
-    std::vector<ElectionMessage> mail_;   // messages in flight, by slot
-    std::vector<std::size_t> free_slots_; // slots of mail_ free for reuse
-    std::uint64_t seq_ = 0;
-    std::uint64_t now_ms_ = 0;
+    simcommon::Timeline<Item> timeline_;
+    simcommon::Network<ElectionMessage> net_;
     NetFaults faults_;
-    std::uint64_t max_delay_ever_ms_ = NetFaults{}.delay_max_ms;
-    std::vector<std::vector<bool>> cut_;  // cut_[from][to], indexed by id - 1
     // heard_at_[to][from]: when `to` last received a message from `from`
     // (or started, which its failure detector counts as hearing everyone).
     std::vector<std::vector<std::uint64_t>> heard_at_;

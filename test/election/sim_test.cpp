@@ -11,12 +11,11 @@
 #include "chaos.hpp"
 #include "sim.hpp"
 
-#include <cstring>
+#include "test/sim_common/cli.hpp"
+
 #include <functional>
-#include <iostream>
 #include <optional>
 #include <string>
-#include <unistd.h>
 
 namespace rl::election::sim {
 namespace {
@@ -26,64 +25,23 @@ namespace utf = boost::unit_test;
 
 const char* name(ElectionAlgorithm a) { return a == ElectionAlgorithm::bully ? "bully" : "ring"; }
 
-struct Args {
-    std::optional<std::uint64_t> seed;
-    std::uint64_t first_seed = 1;
-    std::uint64_t seeds = 2000;
-    std::optional<ElectionAlgorithm> algorithm;
-    bool trace = false;
+struct Args : simcommon::SeedArgs {
+    std::optional<ElectionAlgorithm> algorithm;  // scenarios only
 };
 
 Args args() {
-    Args a;
-    const auto& suite = utf::framework::master_test_suite();
-    for (int i = 1; i < suite.argc; ++i) {
-        const std::string arg = suite.argv[i];
-        const auto value = [&](const char* key) -> std::optional<std::string> {
-            const std::string k = std::string(key) + "=";
-            if (arg.rfind(k, 0) != 0) return std::nullopt;
-            return arg.substr(k.size());
-        };
-        if (auto v = value("--seed")) a.seed = std::stoull(*v);
-        if (auto v = value("--seeds")) a.seeds = std::stoull(*v);
-        if (auto v = value("--first-seed")) a.first_seed = std::stoull(*v);
-        if (auto v = value("--algorithm")) a.algorithm = *v == "ring" ? ElectionAlgorithm::ring : ElectionAlgorithm::bully;
-        if (arg == "--trace") a.trace = true;
-    }
+    Args a{simcommon::seed_args(2000)};
+    simcommon::for_each_arg([&](const std::string& arg) {
+        if (auto v = simcommon::flag_value(arg, "--algorithm")) {
+            a.algorithm = *v == "ring" ? ElectionAlgorithm::ring : ElectionAlgorithm::bully;
+        }
+    });
     return a;
 }
 
-// The replay command for the case running now, also kept in a static
-// buffer for a sanitizer report, which ends the process without unwinding.
-char g_replay[512] = "";
-
 std::string replay_command(std::uint64_t seed, std::optional<ElectionAlgorithm> a) {
-    const auto& tc = utf::framework::current_test_case();
-    std::string path = tc.p_name;
-    for (auto id = tc.p_parent_id; id != utf::framework::master_test_suite().p_id;) {
-        const auto& suite = utf::framework::get<utf::test_suite>(id);
-        path = std::string(suite.p_name) + "/" + path;
-        id = suite.p_parent_id;
-    }
-    std::string cmd = std::string(utf::framework::master_test_suite().argv[0]) + " --run_test=" + path +
-                      " -- --seed=" + std::to_string(seed);
-    if (a) cmd += std::string(" --algorithm=") + name(*a);
-    std::snprintf(g_replay, sizeof g_replay, "\nreplay: %s --trace\n", cmd.c_str());
-    // A broken invariant inside the core aborts; Boost.Test reports the
-    // signal together with this last checkpoint.
-    BOOST_TEST_CHECKPOINT("seed " << seed << "; replay: " << cmd << " --trace");
-    return cmd;
+    return simcommon::replay_command(seed, a ? std::string(" --algorithm=") + name(*a) : std::string());
 }
-
-extern "C" void __sanitizer_set_death_callback(void (*)()) __attribute__((weak));
-extern "C" void print_replay_on_death() { [[maybe_unused]] const auto n = ::write(2, g_replay, std::strlen(g_replay)); }
-
-struct ReplayOnSanitizerDeath {
-    ReplayOnSanitizerDeath() {
-        if (__sanitizer_set_death_callback != nullptr) __sanitizer_set_death_callback(print_replay_on_death);
-    }
-};
-BOOST_TEST_GLOBAL_FIXTURE(ReplayOnSanitizerDeath);
 
 // Runs `body` for both algorithms and seeds 1..5 (or as the arguments say),
 // turning a SimFailure into a test error that names the replay command.

@@ -50,7 +50,8 @@ bool Sim::clients_idle() const {
 // resubmits after a backoff, or gives up waiting on a silent node.
 void Sim::arm(std::size_t index, std::uint64_t delay_ms) {
     const std::uint64_t timer = ++clients_[index].timer;
-    push(Item{now_ms_ + delay_ms, 0, Item::Kind::client, kNoNode, kNoNode, (index << 32) | (timer & 0xffffffffu)});
+    timeline_.push(
+        Item{now_ms() + delay_ms, 0, Item::Kind::client, kNoNode, kNoNode, (index << 32) | (timer & 0xffffffffu)});
 }
 
 void Sim::client_timer(std::size_t index, std::uint64_t timer) {
@@ -80,7 +81,7 @@ void Sim::start_op(Client& c) {
             static_cast<std::int64_t>(uniform(0, 9) == 0 ? uniform(50, 3 * config_.initial_balance) : uniform(1, 30));
         c.op = TransferOp{TxnId{c.id, ++c.seq}, a, b, amount};
     }
-    c.op_started_ms = now_ms_;
+    c.op_started_ms = now_ms();
 }
 
 // To a random node other than the last one tried; a down node refuses the
@@ -175,7 +176,7 @@ void Sim::check_read(const BalanceDone& done, LogIndex floor, bool local) {
 
 void Sim::finish_op(std::size_t index) {
     Client& c = clients_[index];
-    trace("client " + std::to_string(index) + " done after " + std::to_string(now_ms_ - c.op_started_ms) + "ms");
+    trace("client " + std::to_string(index) + " done after " + std::to_string(now_ms() - c.op_started_ms) + "ms");
     c.op.reset();
     c.waiting = false;
     if (clients_active_) arm(index, uniform(1, 20));

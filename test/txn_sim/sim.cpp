@@ -3,13 +3,10 @@
 
 #include "describe_txn.hpp"
 
-#include <algorithm>
 #include <iostream>
 
 namespace rl::txn::sim {
 namespace {
-
-bool later(const auto& a, const auto& b) { return a.time_ms != b.time_ms ? a.time_ms > b.time_ms : a.seq > b.seq; }
 
 config::ShardConfig make_shard(const SimConfig& c) {
     config::ShardConfig s{ShardId{1}, {config::ItemRange{ItemId{1}, ItemId{c.items}}}, {}};
@@ -36,7 +33,7 @@ Sim::Sim(const SimConfig& config)
     : config_(config),
       shard_(make_shard(config)),
       rng_(config.seed),
-      cut_(config.nodes, std::vector<bool>(config.nodes, false)),
+      net_(config.nodes),
       oracle_(config.items, config.initial_balance),
       max_epoch_(config.nodes) {
     for (std::size_t i = 0; i < config_.nodes; ++i) {
@@ -118,9 +115,10 @@ void Sim::start(NodeId id) {
     trace("n" + std::to_string(id.value) + " start epoch=" + std::to_string(n.wal.disk().durable.epoch.value) +
           " snapshot=" + std::to_string(n.wal.disk().snapshot_index().value) +
           " last=" + std::to_string(n.wal.disk().last_index().value));
-    const std::uint64_t phase = now_ms_ % config_.tick_ms;
+    const std::uint64_t phase = now_ms() % config_.tick_ms;
     const std::uint64_t wait = (n.tick_offset_ms + config_.tick_ms - phase) % config_.tick_ms;
-    push(Item{now_ms_ + (wait == 0 ? config_.tick_ms : wait), 0, Item::Kind::tick, id, kNoNode, n.incarnation});
+    timeline_.push(
+        Item{now_ms() + (wait == 0 ? config_.tick_ms : wait), 0, Item::Kind::tick, id, kNoNode, n.incarnation});
     flush(n);  // the constructor's output (a one-node shard leads at once)
     check_invariants();
 }
@@ -144,27 +142,21 @@ void Sim::crash(NodeId id) {
 
 void Sim::set_faults(const NetFaults& faults) {
     faults_ = faults;
-    max_delay_ever_ms_ = std::max(max_delay_ever_ms_, faults.delay_max_ms);
+    net_.set_faults(faults);
 }
 
 void Sim::partition(const std::vector<std::vector<NodeId>>& groups) {
-    std::vector<std::size_t> group_of(config_.nodes, groups.size());
-    for (std::size_t g = 0; g < groups.size(); ++g) {
-        for (NodeId id : groups[g]) group_of.at(id.value - 1) = g;
-    }
-    for (std::size_t a = 0; a < config_.nodes; ++a) {
-        for (std::size_t b = 0; b < config_.nodes; ++b) cut_[a][b] = group_of[a] != group_of[b];
-    }
+    net_.links().partition(groups);
     trace("partition");
 }
 
 void Sim::cut(NodeId from, NodeId to) {
-    cut_.at(from.value - 1).at(to.value - 1) = true;
+    net_.links().cut(from, to);
     trace("cut n" + std::to_string(from.value) + " -> n" + std::to_string(to.value));
 }
 
 void Sim::heal() {
-    for (auto& row : cut_) std::fill(row.begin(), row.end(), false);
+    net_.links().heal();
     trace("heal");
 }
 
@@ -173,27 +165,10 @@ void Sim::run_for(std::uint64_t ms) {
 }
 
 bool Sim::run_until(const std::function<bool()>& done, std::uint64_t max_ms) {
-    const std::uint64_t end = now_ms_ + max_ms;
-    if (done()) return true;
-    while (!heap_.empty() && heap_.front().time_ms <= end) {
-        std::pop_heap(heap_.begin(), heap_.end(), [](const Item& a, const Item& b) { return later(a, b); });
-        const Item item = heap_.back();
-        heap_.pop_back();
-        process(item);
-        if (done()) return true;
-    }
-    now_ms_ = end;
-    return false;
-}
-
-void Sim::push(Item item) {
-    item.seq = seq_++;
-    heap_.push_back(item);
-    std::push_heap(heap_.begin(), heap_.end(), [](const Item& a, const Item& b) { return later(a, b); });
+    return timeline_.run_until(done, max_ms, [this](const Item& item) { process(item); });
 }
 
 void Sim::process(const Item& item) {
-    now_ms_ = item.time_ms;
     if (item.kind == Item::Kind::client) {
         client_timer(item.tag >> 32, item.tag & 0xffffffffu);
         return check_invariants();
@@ -203,7 +178,8 @@ void Sim::process(const Item& item) {
         case Item::Kind::tick:
             if (!n.replica || n.incarnation != item.tag) return;  // a tick of a crashed incarnation
             n.replica->tick();
-            push(Item{now_ms_ + config_.tick_ms, 0, Item::Kind::tick, n.id, kNoNode, n.incarnation});
+            timeline_.push(
+                Item{now_ms() + config_.tick_ms, 0, Item::Kind::tick, n.id, kNoNode, n.incarnation});
             after_input(n);
             break;
         case Item::Kind::deliver:
@@ -221,9 +197,8 @@ void Sim::process(const Item& item) {
 }
 
 void Sim::deliver(Node& n, NodeId from, std::uint64_t slot) {
-    Mail mail = std::move(mail_[slot]);
-    free_slots_.push_back(slot);
-    if (!n.replica || cut_[from.value - 1][n.id.value - 1]) {
+    Mail mail = net_.take(slot);
+    if (!n.replica || net_.links().is_cut(from, n.id)) {
         ++stats_.messages_lost;
         return;
     }
@@ -240,42 +215,26 @@ void Sim::after_input(Node& n) {
     if (n.flush_scheduled) return;
     if (chance(faults_.defer_sync)) {
         n.flush_scheduled = true;
-        push(Item{now_ms_ + uniform(1, 5), 0, Item::Kind::flush, n.id, kNoNode, n.incarnation});
+        timeline_.push(Item{now_ms() + uniform(1, 5), 0, Item::Kind::flush, n.id, kNoNode, n.incarnation});
         return;
     }
     flush(n);
 }
 
-bool Sim::chance(double p) { return p > 0 && std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
-
-std::uint64_t Sim::uniform(std::uint64_t lo, std::uint64_t hi) {
-    return std::uniform_int_distribution<std::uint64_t>(lo, hi)(rng_);
-}
-
 void Sim::send(NodeId from, NodeId to, Mail mail) {
     ++stats_.messages_sent;
-    if (chance(faults_.drop)) {
-        ++stats_.messages_lost;
-        return;
-    }
-    const int copies = chance(faults_.duplicate) ? 2 : 1;
-    for (int i = 0; i < copies; ++i) {
-        std::size_t slot = mail_.size();
-        if (free_slots_.empty()) {
-            mail_.push_back(i + 1 < copies ? mail : std::move(mail));
-        } else {
-            slot = free_slots_.back();
-            free_slots_.pop_back();
-            mail_[slot] = i + 1 < copies ? mail : std::move(mail);
-        }
-        push(Item{now_ms_ + uniform(faults_.delay_min_ms, faults_.delay_max_ms), 0, Item::Kind::deliver, to, from, slot});
-    }
+    const bool sent = net_.send(rng_, std::move(mail), [&](std::uint64_t delay_ms, std::size_t slot) {
+        timeline_.push(Item{now_ms() + delay_ms, 0, Item::Kind::deliver, to, from, slot});
+    });
+    if (!sent) ++stats_.messages_lost;
 }
 
-void Sim::fail(const std::string& what) const { throw SimFailure("t=" + std::to_string(now_ms_) + "ms: " + what); }
+void Sim::fail(const std::string& what) const {
+    throw SimFailure("t=" + std::to_string(now_ms()) + "ms: " + what);
+}
 
 void Sim::trace(const std::string& line) const {
-    if (config_.trace) std::cout << "[" << now_ms_ << "ms] " << line << "\n";
+    if (config_.trace) std::cout << "[" << now_ms() << "ms] " << line << "\n";
 }
 
 }  // namespace rl::txn::sim

@@ -11,6 +11,8 @@
 #include "oracle.hpp"
 #include "wal_model.hpp"
 
+#include "test/sim_common/network.hpp"
+#include "test/sim_common/timeline.hpp"
 #include "txn/replica.hpp"
 
 #include <cstdint>
@@ -24,12 +26,9 @@
 
 namespace rl::txn::sim {
 
-// Faults while they are set.
-struct NetFaults {
-    double drop = 0;                  // probability a peer message is lost
-    double duplicate = 0;             // probability it is delivered twice
-    std::uint64_t delay_min_ms = 1;   // each copy is delayed uniformly in [min, max];
-    std::uint64_t delay_max_ms = 3;   // overlapping delays reorder messages
+// Faults while they are set: the network's on every peer message, and
+// crashes and delayed syncs around the shell's flush.
+struct NetFaults : simcommon::LinkFaults {
     double crash_before_persist = 0;  // per flush round: crash before the WAL sees the output
     double crash_before_sync = 0;     // per flush round: crash with the output buffered, not synced
     double crash_after_sync = 0;      // per flush round: crash after the sync, before any send or reply
@@ -101,7 +100,7 @@ public:
     // every acknowledged transfer. Call once converged().
     void check_quiescent();
 
-    std::uint64_t now_ms() const { return now_ms_; }
+    std::uint64_t now_ms() const { return timeline_.now_ms(); }
     std::vector<NodeId> ids() const;
     std::vector<NodeId> up_nodes() const;
     std::vector<NodeId> down_nodes() const;
@@ -115,7 +114,7 @@ public:
     const SimStats& stats() const { return stats_; }
     const SimConfig& config() const { return config_; }
     std::mt19937_64& rng() { return rng_; }
-    std::uint64_t max_delay_ever_ms() const { return max_delay_ever_ms_; }
+    std::uint64_t max_delay_ever_ms() const { return net_.max_delay_ever_ms(); }
     // DESIGN.md 5: a leader within 2 x (suspect_after + election_timeout).
     std::uint64_t liveness_bound_ms() const;
 
@@ -151,11 +150,11 @@ private:
         std::uint64_t op_started_ms = 0;
     };
 
-    // One entry of the event heap; kept small (the payload waits in mail_).
+    // One entry of the event heap; kept small (the payload waits in net_).
     struct Item {
         enum class Kind { tick, deliver, flush, client };
         std::uint64_t time_ms;
-        std::uint64_t seq;  // ties break in scheduling order, so runs are deterministic
+        std::uint64_t seq;  // set by the timeline: ties break in scheduling order
         Kind kind;
         NodeId to;
         NodeId from;
@@ -165,12 +164,11 @@ private:
     // sim.cpp: events, nodes and the network
     Node& node(NodeId id);
     const Node& node(NodeId id) const;
-    void push(Item item);
     void process(const Item& item);
     void deliver(Node& n, NodeId from, std::uint64_t slot);
     void after_input(Node& n);
-    bool chance(double p);
-    std::uint64_t uniform(std::uint64_t lo, std::uint64_t hi);
+    bool chance(double p) { return simcommon::chance(rng_, p); }
+    std::uint64_t uniform(std::uint64_t lo, std::uint64_t hi) { return simcommon::uniform(rng_, lo, hi); }
     void send(NodeId from, NodeId to, Mail mail);
     [[noreturn]] void fail(const std::string& what) const;
     void trace(const std::string& line) const;
@@ -214,14 +212,9 @@ private:
     std::vector<Node> nodes_;
     std::vector<Client> clients_;
     bool clients_active_ = true;
-    std::vector<Item> heap_;
-    std::vector<Mail> mail_;
-    std::vector<std::size_t> free_slots_;
-    std::uint64_t seq_ = 0;
-    std::uint64_t now_ms_ = 0;
+    simcommon::Timeline<Item> timeline_;
+    simcommon::Network<Mail> net_;
     NetFaults faults_;
-    std::uint64_t max_delay_ever_ms_ = NetFaults{}.delay_max_ms;
-    std::vector<std::vector<bool>> cut_;  // cut_[from][to], by id - 1
 
     Oracle oracle_;
     std::map<LogIndex, std::uint64_t> state_hashes_;  // hash of ShardState::snapshot() first seen at each applied index

@@ -13,73 +13,29 @@
 #include "chaos.hpp"
 #include "sim.hpp"
 
-#include <cstring>
+#include "test/sim_common/cli.hpp"
+
 #include <functional>
-#include <optional>
 #include <string>
-#include <unistd.h>
 
 namespace rl::txn::sim {
 namespace {
 
 namespace utf = boost::unit_test;
 
-struct Args {
-    std::optional<std::uint64_t> seed;
-    std::uint64_t first_seed = 1;
-    std::uint64_t seeds = 500;
+struct Args : simcommon::SeedArgs {
     bool strict_durability = false;
-    bool trace = false;
 };
 
 Args args() {
-    Args a;
-    const auto& suite = utf::framework::master_test_suite();
-    for (int i = 1; i < suite.argc; ++i) {
-        const std::string arg = suite.argv[i];
-        const auto value = [&](const char* key) -> std::optional<std::string> {
-            const std::string k = std::string(key) + "=";
-            if (arg.rfind(k, 0) != 0) return std::nullopt;
-            return arg.substr(k.size());
-        };
-        if (auto v = value("--seed")) a.seed = std::stoull(*v);
-        if (auto v = value("--seeds")) a.seeds = std::stoull(*v);
-        if (auto v = value("--first-seed")) a.first_seed = std::stoull(*v);
-        if (arg == "--trace") a.trace = true;
+    Args a{simcommon::seed_args(500)};
+    simcommon::for_each_arg([&](const std::string& arg) {
         if (arg == "--strict-durability") a.strict_durability = true;
-    }
+    });
     return a;
 }
 
-// The replay command for the case running now, also kept in a static
-// buffer for a sanitizer report or an assertion inside a core, which end
-// the process without unwinding.
-char g_replay[512] = "";
-
-std::string replay_command(std::uint64_t seed) {
-    const auto& tc = utf::framework::current_test_case();
-    std::string path = tc.p_name;
-    for (auto id = tc.p_parent_id; id != utf::framework::master_test_suite().p_id;) {
-        const auto& suite = utf::framework::get<utf::test_suite>(id);
-        path = std::string(suite.p_name) + "/" + path;
-        id = suite.p_parent_id;
-    }
-    const std::string cmd = std::string(utf::framework::master_test_suite().argv[0]) + " --run_test=" + path +
-                            " -- --seed=" + std::to_string(seed);
-    std::snprintf(g_replay, sizeof g_replay, "\nreplay: %s --trace\n", cmd.c_str());
-    BOOST_TEST_CHECKPOINT("seed " << seed << "; replay: " << cmd << " --trace");
-    return cmd;
-}
-
-extern "C" void __sanitizer_set_death_callback(void (*)()) __attribute__((weak));
-extern "C" void print_replay_on_death() { [[maybe_unused]] const auto n = ::write(2, g_replay, std::strlen(g_replay)); }
-
-struct ReplayOnSanitizerDeath {
-    ReplayOnSanitizerDeath() {
-        if (__sanitizer_set_death_callback != nullptr) __sanitizer_set_death_callback(print_replay_on_death);
-    }
-};
-BOOST_TEST_GLOBAL_FIXTURE(ReplayOnSanitizerDeath);
+using simcommon::replay_command;
 
 // Runs `body` for seeds 1..3 (or the one given), turning a SimFailure into
 // a test error that names the replay command.
