@@ -297,3 +297,20 @@ BOOST_AUTO_TEST_CASE(a_node_with_a_full_disk_keeps_answering_and_the_shard_keeps
     BOOST_TEST(l.transfer(15, 25, 1, {l.client_id, ++l.seq}).committed);
     BOOST_TEST(l.balance(25) == kInitial + 1);
 }
+
+// rlcat itself rides out a failover: sent right after the leader dies, the
+// transfer is retried (same txid) until a new leader commits it.
+BOOST_AUTO_TEST_CASE(rlcat_retries_a_transfer_across_a_leader_change) {
+    Ledger l(ledger_spec());
+    const auto old = l.wait_leader();
+    l.cluster.kill(old);
+    const auto r = rl::test::run_command({rl::test::rlcat_path().string(), "--config", l.cluster.ini().string(), "-n",
+                                          std::to_string(old), "--json", "--timeout", "10000", "-c",
+                                          "transfer 35 36 2"},
+                                         20s);
+    BOOST_TEST(r.code == 0, r.output);
+    const auto j = nlohmann::json::parse(r.output, nullptr, false);
+    BOOST_REQUIRE(!j.is_discarded());
+    BOOST_TEST(j.at("outcome").get<std::string>() == "committed");
+    BOOST_TEST(l.balance(36) == kInitial + 2);
+}
