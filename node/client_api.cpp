@@ -44,7 +44,6 @@ void Node::on_peer_message(NodeId from, Message&& m) {
 }
 
 void Node::on_client_message(const std::shared_ptr<Connection>& session, Message&& m) {
-    ++stats_.client_requests;
     std::visit(Overload{
                    [&](transport::TransferRequest& r) {
                        ShardId shard;

@@ -182,7 +182,10 @@ bool Node::persist(txn::ReplicaOutput& out) {
         const auto now = std::chrono::steady_clock::now();
         if (now - wal_error_logged_ >= std::chrono::seconds(1)) {
             wal_error_logged_ = now;
-            log_.error("wal_io_error").kv("error", e.what()).kv("errors_so_far", stats_.wal_io_errors);
+            log_.error("wal_io_error")
+                .kv("error", e.what())
+                .kv("errors_so_far", stats_.wal_io_errors)
+                .kv("sends_dropped_so_far", stats_.dropped_sends);
         }
         return false;
     }

@@ -25,7 +25,6 @@ namespace rl::node {
 struct NodeStats {
     std::uint64_t wal_io_errors = 0;    // syncs the disk refused
     std::uint64_t dropped_sends = 0;    // messages not sent because their persist failed
-    std::uint64_t client_requests = 0;
 };
 
 class Node : public ServerHandler {

@@ -47,7 +47,6 @@ public:
     void start();
     void stop();
     const ServerStats& stats() const { return stats_; }
-    std::size_t clients() const { return clients_; }
 
 private:
     struct Session;

@@ -41,7 +41,6 @@ public:
     void connect(const std::string& endpoint, Clock::time_point deadline);
     bool connected() const { return conn_ && conn_->open(); }
     const std::string& endpoint() const { return endpoint_; }
-    NodeId node_id() const { return node_id_; }
 
     // Sends one request (its request_id is set here) and waits for the
     // reply with the same id. Throws TimeoutError or ConnectError.
@@ -87,7 +86,6 @@ public:
     // a retryable error if time ran out after one); throws ConnectError if
     // no node could be reached at all, TimeoutError if none answered.
     transport::ClientReply call(const transport::ClientRequest& request, Clock::time_point deadline, bool hop);
-    const std::string& current_endpoint() const { return nodes_[current_].endpoint; }
     std::uint64_t retries() const { return retries_; }
 
 private:

@@ -52,7 +52,6 @@ public:
     bool open() const { return open_; }
     std::string remote() const { return remote_; }
     std::size_t queued_frames() const { return queue_.size(); }
-    std::size_t buffered_bytes() const { return decoder_.buffered(); }
 
 private:
     void read_more();

@@ -40,10 +40,6 @@ bool answers(const ClientOp& op, const OpResult& result) {
 
 }  // namespace
 
-const char* outcome_name(std::uint8_t outcome) {
-    return outcome == static_cast<std::uint8_t>(Outcome::committed) ? "committed" : "aborted";
-}
-
 Replica::Replica(ReplicaParams params, const config::ShardConfig& shard, std::int64_t initial_balance,
                  RecoveredState recovered)
     : params_(std::move(params)),

@@ -171,7 +171,5 @@ private:
     ReplicaOutput out_;
 };
 
-// The reply for an operation that cannot be served, as a string code.
-const char* outcome_name(std::uint8_t outcome);
 
 }  // namespace rl::txn
