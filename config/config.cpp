@@ -1,4 +1,4 @@
-// Parsing and validation of the deployment INI (DESIGN.md section 2).
+// Parsing and validation of the deployment INI (docs/design.md section 2).
 //
 // The text goes through three steps:
 //   1. scan: strip `;`/`#` comments (program_options only knows `#`), reject
@@ -10,8 +10,10 @@
 // Every failure is a ConfigError naming file, line, section and key.
 #include "config/config.hpp"
 
-#include <boost/asio/ip/address.hpp>
 #include <boost/program_options.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -196,6 +198,17 @@ std::vector<NodeId> parse_node_list(const std::string& text) {
     return ids;
 }
 
+// The canonical text of a numeric address (inet_pton then inet_ntop, so
+// "::0001" and "::1" compare equal), nullopt when `host` is not one.
+std::optional<std::string> canonical_address(const std::string& host, bool v6) {
+    const int family = v6 ? AF_INET6 : AF_INET;
+    unsigned char bytes[sizeof(in6_addr)];
+    char text[INET6_ADDRSTRLEN];
+    if (inet_pton(family, host.c_str(), bytes) != 1) return std::nullopt;
+    if (inet_ntop(family, bytes, text, sizeof text) == nullptr) return std::nullopt;
+    return std::string(text);
+}
+
 // Numeric addresses only: a node must not depend on DNS to find its peers, and
 // comparing numeric forms is what makes the duplicate-address check sound.
 Endpoint parse_endpoint(const std::string& text) {
@@ -208,13 +221,12 @@ Endpoint parse_endpoint(const std::string& text) {
         throw Problem{quoted(text) + " is not host:port" + expected};
     }
     const std::string host = v6 ? text.substr(1, close - 1) : text.substr(0, colon);
-    boost::system::error_code ec;
-    const auto address = boost::asio::ip::make_address(host, ec);
-    if (ec || address.is_v6() != v6) {
+    const std::optional<std::string> address = canonical_address(host, v6);
+    if (!address) {
         throw Problem{quoted(host) + " is not a numeric " + (v6 ? "IPv6" : "IPv4") + " address" + expected};
     }
     try {
-        return Endpoint{address.to_string(), static_cast<std::uint16_t>(parse_uint(text.substr(colon + 1), 1, 65535))};
+        return Endpoint{*address, static_cast<std::uint16_t>(parse_uint(text.substr(colon + 1), 1, 65535))};
     } catch (const Problem& p) {
         throw Problem{"bad port (" + p.text + ")" + expected};
     }
@@ -522,10 +534,14 @@ const std::vector<std::pair<const char*, ClusterSetter>>& cluster_keys() {
          }},
         {"frame_bytes_max", [](C& c, S v) { c.limits.frame_bytes_max = parse_u32(v, kFrameBytesMin, kFrameBytesMax); }},
         {"peer_queue_frames_max", [](C& c, S v) { c.limits.peer_queue_frames_max = parse_u32(v); }},
+        {"peer_queue_bytes_max", [](C& c, S v) { c.limits.peer_queue_bytes_max = parse_uint(v, 1, kU64Max); }},
+        {"peer_connections_max", [](C& c, S v) { c.limits.peer_connections_max = parse_u32(v); }},
+        {"client_queue_bytes_max", [](C& c, S v) { c.limits.client_queue_bytes_max = parse_uint(v, 1, kU64Max); }},
+        {"wal_backlog_bytes_max", [](C& c, S v) { c.limits.wal_backlog_bytes_max = parse_uint(v, 1, kU64Max); }},
         {"client_connections_max", [](C& c, S v) { c.limits.client_connections_max = parse_u32(v); }},
         {"client_inflight_max", [](C& c, S v) { c.limits.client_inflight_max = parse_u32(v); }},
-        {"reconnect_min_ms", [](C& c, S v) { c.limits.reconnect_min_ms = parse_u32(v); }},
-        {"reconnect_max_ms", [](C& c, S v) { c.limits.reconnect_max_ms = parse_u32(v); }},
+        {"reconnect_ms_min", [](C& c, S v) { c.limits.reconnect_ms_min = parse_u32(v); }},
+        {"reconnect_ms_max", [](C& c, S v) { c.limits.reconnect_ms_max = parse_u32(v); }},
         {"handshake_timeout_ms", [](C& c, S v) { c.limits.handshake_timeout_ms = parse_u32(v); }},
         {"snapshot_after_entries", [](C& c, S v) { c.limits.snapshot_after_entries = parse_u32(v); }},
         {"dedup_window", [](C& c, S v) { c.limits.dedup_window = parse_u32(v); }},
@@ -577,8 +593,15 @@ void Checker::check_timing(const Section& s, const ClusterConfig& c) const {
     check_relation(s, "tick_ms", c.tick_ms, Relation::at_most, "heartbeat_ms", c.heartbeat_ms);
     // An election shorter than a heartbeat ends before any vote can arrive.
     check_relation(s, "election_timeout_ms", c.election_timeout_ms, Relation::at_least, "heartbeat_ms", c.heartbeat_ms);
-    check_relation(s, "reconnect_min_ms", c.limits.reconnect_min_ms, Relation::at_most, "reconnect_max_ms",
-                   c.limits.reconnect_max_ms);
+    check_relation(s, "reconnect_ms_min", c.limits.reconnect_ms_min, Relation::at_most, "reconnect_ms_max",
+                   c.limits.reconnect_ms_max);
+    // Each byte-bounded queue must hold at least one largest frame (a
+    // snapshot can fill one), or that frame could never be sent or saved.
+    for (const auto& [key, bytes] : {std::pair{"peer_queue_bytes_max", c.limits.peer_queue_bytes_max},
+                                     std::pair{"client_queue_bytes_max", c.limits.client_queue_bytes_max},
+                                     std::pair{"wal_backlog_bytes_max", c.limits.wal_backlog_bytes_max}}) {
+        check_relation(s, key, bytes, Relation::at_least, "frame_bytes_max", c.limits.frame_bytes_max);
+    }
 }
 
 void Checker::shard(const Section& s, Deployment& d) const {

@@ -1,4 +1,4 @@
-// The deployment description (DESIGN.md section 2): one INI file read by every
+// The deployment description (docs/design.md section 2): one INI file read by every
 // node and tool, parsed once with Boost.Program_options into an immutable,
 // validated Config. Every limit the system enforces lives here, units last.
 #pragma once
@@ -23,7 +23,7 @@ const char* to_string(ElectionAlgorithm a);
 const char* to_string(FsyncMode m);
 
 // An invalid deployment file. Carries where the problem is so that the
-// message names the file, the section and the key (DESIGN.md section 2).
+// message names the file, the section and the key (docs/design.md section 2).
 class ConfigError : public std::runtime_error {
 public:
     ConfigError(std::string file, std::string section, std::string key, const std::string& problem);
@@ -71,14 +71,20 @@ struct NodeConfig {
 struct Limits {
     std::uint32_t frame_bytes_max = 4 * 1024 * 1024;      // largest frame accepted or sent
     std::uint32_t peer_queue_frames_max = 4096;           // outbound frames queued per peer
+    std::uint64_t peer_queue_bytes_max = 64ull << 20;     // outbound bytes queued per peer
+    std::uint32_t peer_connections_max = 64;              // inbound peer connections per node
+    std::uint64_t client_queue_bytes_max = 16ull << 20;   // outbound bytes queued per client session
+    std::uint64_t wal_backlog_bytes_max = 64ull << 20;    // WAL writes held while the disk fails
     std::uint32_t client_connections_max = 1024;          // concurrent client sessions per node
     std::uint32_t client_inflight_max = 1024;             // pending requests per client session
-    std::uint32_t reconnect_min_ms = 20;                  // first reconnect delay to a peer
-    std::uint32_t reconnect_max_ms = 1000;                // backoff cap
+    std::uint32_t reconnect_ms_min = 20;                  // first reconnect delay to a peer
+    std::uint32_t reconnect_ms_max = 1000;                // backoff cap
     std::uint32_t handshake_timeout_ms = 2000;            // Hello must arrive within this
     std::uint32_t snapshot_after_entries = 50000;         // applied entries kept in the log before a snapshot
-    std::uint32_t dedup_window = 64;                      // transfer results remembered per client
-    std::uint32_t dedup_clients_max = 4000;               // clients remembered; the least recent goes first
+    // Fixed in the shard's replicated state when the shard is created; a
+    // node whose INI later disagrees follows the log (docs/design.md section 6).
+    std::uint32_t dedup_window = 64;                      // transfer results remembered per client session
+    std::uint32_t dedup_clients_max = 4000;               // client sessions remembered; the least recent goes first
 };
 
 struct ClusterConfig {

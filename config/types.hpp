@@ -18,6 +18,11 @@ struct Strong {
 
     constexpr auto operator<=>(const Strong&) const = default;
 
+    // The following and preceding value, for counters such as log indexes
+    // and epochs. prev() of 0 is a programmer error the caller rules out.
+    constexpr Strong next() const { return Strong{value + 1}; }
+    constexpr Strong prev() const { return Strong{value - 1}; }
+
     template <class Archive>
     void serialize(Archive& ar) { ar(value); }
 

@@ -1,4 +1,4 @@
-// Bully (DESIGN.md 5, "Who"): the highest live id wins. ELECTION goes to
+// Bully (docs/design.md section 5, "Who"): the highest live id wins. ELECTION goes to
 // every live higher id; a higher id that could lead answers OK and runs its
 // own election; a node no higher id answers stands in the promise round and,
 // with a majority, announces itself with COORDINATOR.

@@ -3,7 +3,7 @@
 // Bully and Ring live in bully.cpp and ring.cpp.
 #include "election/core.hpp"
 
-#include "election/check.hpp"
+#include "config/check.hpp"
 #include "election/quorum.hpp"
 
 #include <algorithm>
@@ -45,7 +45,7 @@ Core::Core(Params params, Durable restored)
       fd_(others(params_), params_.timing.suspect_after_ticks),
       durable_(restored),
       rng_(params_.seed),
-      // Stickiness (DESIGN.md 5): a node that (re)starts listens one full
+      // Stickiness (docs/design.md section 5): a node that (re)starts listens one full
       // suspect timeout before it may stand. By then it has heard any live
       // leader, and its detector has judged every peer.
       listen_ticks_left_(params_.timing.suspect_after_ticks),
@@ -104,7 +104,7 @@ void Core::tick() {
 
 // ---- the one gate ----
 
-// Every message passes here first (STYLE.md habit 3, DESIGN.md 5 fencing):
+// Every message passes here first (docs/design.md section 9, habit 3, docs/design.md section 5 fencing):
 // a lower epoch is rejected and its sender told ours; a higher one is
 // adopted, which ends any leadership or candidacy in the older epoch.
 bool Core::admit(NodeId from, Epoch theirs) {
@@ -158,7 +158,7 @@ void Core::end_leadership() {
 void Core::on_detector(const DetectorEvent& ev) {
     if (ev.kind == DetectorEvent::Kind::recover) return emit(EventKind::peer_recovered, ev.peer);
     emit(EventKind::peer_suspected, ev.peer);
-    // A suspected leader is no longer "a live leader" (DESIGN.md 5): forget
+    // A suspected leader is no longer "a live leader" (docs/design.md section 5): forget
     // it, so this node may promise and stand.
     if (ev.peer == leader_) leader_ = kNoNode;
 }
@@ -172,7 +172,7 @@ void Core::on_message(NodeId from, const Heartbeat& m) {
     if (from == leader_) return end_leadership();
     // A member tells of a newer epoch that already has a leader (we just
     // rejoined after a partition): give that leader one suspect timeout to
-    // reach us before standing against it (stickiness, DESIGN.md 5).
+    // reach us before standing against it (stickiness, docs/design.md section 5).
     if (newer && m.leader != kNoNode && m.leader != params_.self) {
         retry_ticks_left_ = std::max(retry_ticks_left_, params_.timing.suspect_after_ticks);
     }
@@ -186,7 +186,7 @@ void Core::tick_timers() {
     tick_ring();
 }
 
-// Check-quorum (DESIGN.md 5): a leader that does not hear a majority within
+// Check-quorum (docs/design.md section 5): a leader that does not hear a majority within
 // suspect_after steps down, so a minority side has no leader.
 void Core::tick_leader() {
     if (has_live_majority()) return;
@@ -239,13 +239,13 @@ std::uint64_t Core::promise_wait_ticks() const {
     return std::max<std::uint64_t>(1, params_.timing.election_timeout_ticks / 2);
 }
 
-// ---- the promise round (DESIGN.md 5, "Safety") ----
+// ---- the promise round (docs/design.md section 5, "Safety") ----
 
 // The winner stands for an epoch above any it has seen or promised. Its own
 // promise is part of the same persist, which the shell writes before any
 // PromiseRequest leaves.
 void Core::stand() {
-    const Epoch e{epoch().value + 1};
+    const Epoch e = epoch().next();
     durable_ = Durable{e, e};
     durable_dirty_ = true;
     leader_ = kNoNode;
@@ -258,7 +258,7 @@ void Core::stand() {
 
 void Core::on_message(NodeId from, const PromiseRequest& m) {
     // While this node hears a live leader it neither promises nor lets a
-    // candidate's higher epoch depose that leader (DESIGN.md 5; Raft 9.6).
+    // candidate's higher epoch depose that leader (docs/design.md section 5; Raft 9.6).
     if (m.epoch > epoch() && hears_live_leader(from)) return refuse(from, "live_leader");
     if (!admit(from, m.epoch)) return;
     // Only an epoch higher than any promised: one promise per epoch, so two
@@ -395,7 +395,7 @@ void Core::finish() {
     check_invariants();
 }
 
-// Local invariants after every step and tick (STYLE.md habit 6).
+// Local invariants after every step and tick (docs/design.md section 9, habit 6).
 void Core::check_invariants() {
     require(epoch() >= checked_epoch_, "epoch never decreases");
     checked_epoch_ = epoch();

@@ -1,8 +1,8 @@
-// The election core of one node (DESIGN.md section 5): a pure state machine
+// The election core of one node (docs/design.md section 5): a pure state machine
 // in the style of etcd-io/raft and scylladb's raft::fsm. It owns no socket,
 // clock, thread or global RNG. The node shell calls step() for every peer
 // message, tick() once per tick_ms, and after either drains take_output():
-// persist, then send, then log (STYLE.md habit 1).
+// persist, then send, then log (docs/design.md section 9, habit 1).
 //
 // Who leads is picked by Bully or Ring; safety comes from the promise round
 // common to both: the winner leads epoch e only with a majority of durable
@@ -45,7 +45,7 @@ struct Follower {};
 // waits for its ELECTION to come back around.
 struct Soliciting {};
 
-// The promise round for `epoch` (DESIGN.md section 5).
+// The promise round for `epoch` (docs/design.md section 5).
 struct Promising {
     Epoch epoch;                   // the epoch stood for; also the node's current epoch
     std::vector<NodeId> granted;   // members that promised, self first

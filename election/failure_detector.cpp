@@ -1,6 +1,6 @@
 #include "election/failure_detector.hpp"
 
-#include "election/check.hpp"
+#include "config/check.hpp"
 
 namespace rl::election {
 

@@ -1,10 +1,10 @@
 // Peer messages of the election layer. Plain structs with a cereal
 // serialize(); transport/messages.hpp gathers them into the wire variant.
-// kWireType is the frame's type byte (DESIGN.md section 3): election owns
+// kWireType is the frame's type byte (docs/design.md section 3): election owns
 // the range 20..59; a value, once shipped, never changes meaning.
 //
 // Every message carries the sender's epoch first, so the core can fence
-// stale senders before looking at anything else (STYLE.md habit 3).
+// stale senders before looking at anything else (docs/design.md section 9, habit 3).
 #pragma once
 
 #include "config/types.hpp"
@@ -20,7 +20,7 @@
 namespace rl::election {
 
 // Upper bound on the members of one shard. Bounds every id list on the wire
-// (TIGER_STYLE: limits on everything); a shard config above it is refused.
+// (docs/design.md section 9, habit 7: limits on everything); a shard config above it is refused.
 inline constexpr std::size_t kShardMembersMax = 64;
 
 // No message may carry this epoch: nothing could ever be stood for above it,
@@ -123,7 +123,7 @@ struct RingAck {
     void serialize(Archive& ar) { ar(epoch, initiator, hops, coordinator); }
 };
 
-// The safety round common to both algorithms (DESIGN.md section 5): the
+// The safety round common to both algorithms (docs/design.md section 5): the
 // winner asks every member to promise `epoch`.
 struct PromiseRequest {
     static constexpr std::uint8_t kWireType = 26;

@@ -1,5 +1,5 @@
 // What the election core hands its shell after step() and tick(), in the
-// order the shell must handle it (STYLE.md habit 1, etcd's Ready): persist,
+// order the shell must handle it (docs/design.md section 9, habit 1, etcd's Ready): persist,
 // then send, then log and react.
 #pragma once
 
@@ -13,7 +13,7 @@
 
 namespace rl::election {
 
-// The state that must survive a restart (DESIGN.md section 5, "Epochs").
+// The state that must survive a restart (docs/design.md section 5, "Epochs").
 struct Durable {
     Epoch promised;  // highest epoch this node promised, to a candidate or to itself; never promised again
     Epoch epoch;     // highest epoch this node adopted; never below `promised`, so epochs only grow

@@ -1,4 +1,4 @@
-// Ring (DESIGN.md 5, "Who"): members form a ring ordered by id. Phase 1: an
+// Ring (docs/design.md section 5, "Who"): members form a ring ordered by id. Phase 1: an
 // ELECTION travels once around collecting the ids of the members that want
 // a new leader; the initiator sees its own id come back and needs more than
 // N/2 ids. Phase 2: it sends COORDINATOR with the highest collected id
@@ -137,7 +137,7 @@ void Core::ring_pass(ElectionMessage msg, RingAck receipt, std::size_t tries) {
 }
 
 // A successor silent for a heartbeat period after a handoff is treated as
-// dead (DESIGN.md 5: skip dead successors) and the message goes to the one
+// dead (docs/design.md section 5: skip dead successors) and the message goes to the one
 // after it. This catches links that fail one way, which the failure
 // detector cannot see from this side.
 void Core::tick_ring() {

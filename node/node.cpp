@@ -45,7 +45,7 @@ txn::ReplicaParams Node::replica_params() const {
     // can retry through a failover.
     p.op_timeout_ticks = ticks(std::max<std::uint64_t>(1000, 2 * (c.suspect_after_ms + c.election_timeout_ms)));
     p.pending_ops_max = std::size_t{c.limits.client_connections_max} * c.limits.client_inflight_max;
-    p.compact_after_entries = c.limits.snapshot_after_entries;
+    p.snapshot_after_entries = c.limits.snapshot_after_entries;
     p.forward_id_base = (std::uint64_t{std::random_device{}()} << 32) | 1;
     p.dedup = txn::DedupLimits{c.limits.dedup_window, c.limits.dedup_clients_max};
     return p;
@@ -105,8 +105,8 @@ transport::PeerLink& Node::link(NodeId peer) {
         .local = transport::tcp::endpoint(boost::asio::ip::make_address(me_.address.host), 0),
         .remote = transport::tcp::endpoint(boost::asio::ip::make_address(addr.host), addr.port),
         .limits = {c.limits.frame_bytes_max, c.limits.peer_queue_frames_max},
-        .reconnect_min_ms = c.limits.reconnect_min_ms,
-        .reconnect_max_ms = c.limits.reconnect_max_ms,
+        .reconnect_ms_min = c.limits.reconnect_ms_min,
+        .reconnect_ms_max = c.limits.reconnect_ms_max,
         .seed = self_.value * 1000003 + peer.value,
     };
     auto l = std::make_shared<transport::PeerLink>(io_, std::move(p), log_);
@@ -158,7 +158,7 @@ void Node::flush() {
     }
 }
 
-// Persist before send (STYLE.md habit 1): a promise, an acknowledgement or
+// Persist before send (docs/design.md section 9, habit 1): a promise, an acknowledgement or
 // a commit never leaves before what it vouches for is on disk. The WAL
 // operations wait in order in backlog_ until each succeeds, so a disk error
 // halfway (an install whose snapshot could not be written, say) is retried

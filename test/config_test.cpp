@@ -1,4 +1,4 @@
-// Config parsing and validation (DESIGN.md section 2). Each invalid-input test
+// Config parsing and validation (docs/design.md section 2). Each invalid-input test
 // starts from one small valid deployment, changes one line, and checks that
 // the error names the file, line, section and key and says what is accepted.
 #define BOOST_TEST_MODULE config
@@ -161,16 +161,16 @@ BOOST_AUTO_TEST_CASE(absent_optional_keys_keep_defaults) {
 BOOST_AUTO_TEST_CASE(limit_keys_override_defaults) {
     const std::string limits =
         "name = t\nframe_bytes_max = 8388608\npeer_queue_frames_max = 7\n"
-        "client_connections_max = 8\nclient_inflight_max = 9\nreconnect_min_ms = 5\n"
-        "reconnect_max_ms = 5\nhandshake_timeout_ms = 11\ntick_ms = 50\nelection = ring\n";
+        "client_connections_max = 8\nclient_inflight_max = 9\nreconnect_ms_min = 5\n"
+        "reconnect_ms_max = 5\nhandshake_timeout_ms = 11\ntick_ms = 50\nelection = ring\n";
     const Config c = Config::parse(edit(edit(base(), "election = bully", ""), "name = t", limits), "t.ini");
     const auto& l = c.cluster().limits;
     BOOST_TEST(l.frame_bytes_max == 8388608u);
     BOOST_TEST(l.peer_queue_frames_max == 7u);
     BOOST_TEST(l.client_connections_max == 8u);
     BOOST_TEST(l.client_inflight_max == 9u);
-    BOOST_TEST(l.reconnect_min_ms == 5u);
-    BOOST_TEST(l.reconnect_max_ms == 5u);
+    BOOST_TEST(l.reconnect_ms_min == 5u);
+    BOOST_TEST(l.reconnect_ms_max == 5u);
     BOOST_TEST(l.handshake_timeout_ms == 11u);
     BOOST_TEST(c.cluster().tick_ms == 50u);
     BOOST_TEST((c.cluster().election == rl::config::ElectionAlgorithm::ring));
@@ -393,9 +393,29 @@ BOOST_AUTO_TEST_CASE(election_timeout_below_heartbeat_is_rejected) {
         {6, "cluster", "election_timeout_ms", {"election_timeout_ms (40) must be at least heartbeat_ms (50)"}});
 }
 
+BOOST_AUTO_TEST_CASE(byte_queues_below_one_frame_are_rejected) {
+    for (const char* key : {"peer_queue_bytes_max", "client_queue_bytes_max", "wal_backlog_bytes_max"}) {
+        const std::string line = std::string(key) + " = 1000";
+        expect_error(edit(base(), "name = t", "name = t\nframe_bytes_max = 65536\n" + line),
+                     {4, "cluster", key, {std::string(key) + " (1000) must be at least frame_bytes_max (65536)"}});
+    }
+}
+
+BOOST_AUTO_TEST_CASE(new_limits_are_read) {
+    const auto c = Config::parse(
+        edit(base(), "name = t",
+             "name = t\npeer_queue_bytes_max = 9000000\npeer_connections_max = 7\n"
+             "client_queue_bytes_max = 8000000\nwal_backlog_bytes_max = 7000000"),
+        "x.ini");
+    BOOST_TEST(c.cluster().limits.peer_queue_bytes_max == 9000000u);
+    BOOST_TEST(c.cluster().limits.peer_connections_max == 7u);
+    BOOST_TEST(c.cluster().limits.client_queue_bytes_max == 8000000u);
+    BOOST_TEST(c.cluster().limits.wal_backlog_bytes_max == 7000000u);
+}
+
 BOOST_AUTO_TEST_CASE(reconnect_min_above_max_is_rejected) {
-    expect_error(edit(base(), "name = t", "name = t\nreconnect_min_ms = 500\nreconnect_max_ms = 100"),
-                 {3, "cluster", "reconnect_min_ms", {"reconnect_min_ms (500) must be at most reconnect_max_ms (100)"}});
+    expect_error(edit(base(), "name = t", "name = t\nreconnect_ms_min = 500\nreconnect_ms_max = 100"),
+                 {3, "cluster", "reconnect_ms_min", {"reconnect_ms_min (500) must be at most reconnect_ms_max (100)"}});
 }
 
 BOOST_AUTO_TEST_CASE(frame_bytes_max_below_1024_is_rejected) {

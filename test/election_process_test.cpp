@@ -1,5 +1,5 @@
 // Election scenarios with real rlnode processes, for both algorithms
-// (DESIGN.md section 5): failover in time, a 2|3 partition where only the
+// (docs/design.md section 5): failover in time, a 2|3 partition where only the
 // majority leads, healing, a follower that rejoins without an election,
 // simultaneous starts, rising epochs, and a cut-off leader stepping down.
 // Partitions are iptables rules inside a network namespace of the test's own.

@@ -1,7 +1,7 @@
 // Framing and codec: round trips, byte-at-a-time delivery, and every kind of
 // malformed input the decoder must refuse without trusting it.
 #define BOOST_TEST_MODULE frame
-#include "transport/crc32c.hpp"
+#include "config/crc32c.hpp"
 #include "transport/frame.hpp"
 
 #include <cereal/archives/portable_binary.hpp>

@@ -5,7 +5,7 @@
 #include "test/support/cluster.hpp"
 #include "test/support/raw_socket.hpp"
 #include "tools/client.hpp"
-#include "transport/crc32c.hpp"
+#include "config/crc32c.hpp"
 #include "transport/frame.hpp"
 
 #include <boost/test/unit_test.hpp>

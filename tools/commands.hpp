@@ -1,4 +1,4 @@
-// The client command table (DESIGN.md section 4): each command's name, its
+// The client command table (docs/design.md section 4): each command's name, its
 // arguments, how it becomes a request, and how its reply prints as text and
 // as JSON. rlcat and rlbench both read it; a new command is one entry here
 // plus its request/reply structs in transport/messages.hpp.
@@ -44,7 +44,7 @@ bool reply_ok(const transport::ClientReply& reply);
 bool retryable(const transport::ClientReply& reply);
 // The leader hint a reply carries (kNoNode if none).
 NodeId leader_hint(const transport::ClientReply& reply);
-// One JSON object (DESIGN.md section 4 fields).
+// One JSON object (docs/design.md section 4 fields).
 nlohmann::ordered_json reply_json(const transport::ClientReply& reply);
 // One line of key=value text.
 std::string reply_text(const transport::ClientReply& reply);

@@ -1,7 +1,7 @@
 #include "transport/frame.hpp"
 
-#include "transport/crc32c.hpp"
-#include "transport/wire_archive.hpp"
+#include "config/crc32c.hpp"
+#include "config/bounded_archive.hpp"
 
 #include <cereal/archives/portable_binary.hpp>
 

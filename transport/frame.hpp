@@ -1,4 +1,4 @@
-// Framing (DESIGN.md section 3):
+// Framing (docs/design.md section 3):
 //   u32 length  big-endian, bytes after this field (header rest + payload)
 //   u16 magic   0x524C ("RL")
 //   u8  version 1

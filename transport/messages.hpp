@@ -1,5 +1,5 @@
 // Every message that crosses a TCP connection, gathered in one variant
-// (DESIGN.md section 3). Each struct names its frame type byte in kWireType:
+// (docs/design.md section 3). Each struct names its frame type byte in kWireType:
 //   1..19   connection control (this file)
 //   20..59  election (election/messages.hpp)
 //   60..99  replication and transactions (txn/messages.hpp)
@@ -47,7 +47,7 @@ struct Refuse {
     void serialize(Archive& ar) { ar(reason); }
 };
 
-// ---- client requests (DESIGN.md section 4) ----
+// ---- client requests (docs/design.md section 4) ----
 
 struct PingRequest {
     static constexpr std::uint8_t kWireType = 100;

@@ -85,7 +85,7 @@ void PeerLink::schedule_redial() {
     if (stopped_) return;
     const std::uint64_t shift = std::min<std::uint32_t>(failures_, 16);
     const std::uint64_t ceiling =
-        std::min<std::uint64_t>(params_.reconnect_max_ms, std::uint64_t{params_.reconnect_min_ms} << shift);
+        std::min<std::uint64_t>(params_.reconnect_ms_max, std::uint64_t{params_.reconnect_ms_min} << shift);
     std::uniform_int_distribution<std::uint64_t> jitter(ceiling / 2, ceiling);
     ++failures_;
     timer_.expires_after(std::chrono::milliseconds(jitter(rng_)));

@@ -27,8 +27,8 @@ struct PeerLinkParams {
     tcp::endpoint local;   // bound before connect (port 0)
     tcp::endpoint remote;
     ConnectionLimits limits;
-    std::uint32_t reconnect_min_ms = 20;
-    std::uint32_t reconnect_max_ms = 1000;
+    std::uint32_t reconnect_ms_min = 20;
+    std::uint32_t reconnect_ms_max = 1000;
     std::uint64_t seed = 0;
 };
 

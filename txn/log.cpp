@@ -1,13 +1,12 @@
 #include "txn/log.hpp"
 
-#include "election/check.hpp"
+#include "config/check.hpp"
 
 #include <algorithm>
 #include <utility>
 
 namespace rl::txn {
 
-using election::require;
 
 const char* to_string(LogEventKind k) {
     switch (k) {
@@ -116,13 +115,13 @@ void ReplicatedLog::lead(const election::Elected& elected) {
     adoption_.reset();
     progress_.clear();
     for (NodeId m : members_) {
-        if (m != self_) progress_[m] = Progress{LogIndex{last_index().value + 1}, LogIndex{0}};
+        if (m != self_) progress_[m] = Progress{last_index().next(), LogIndex{0}};
     }
     if (elected.best_log_holder == self_ || elected.best_log <= position()) return become_ready();
     // Another promiser holds a more up-to-date log. It holds every committed
     // entry (a majority has each, and the promise quorum meets that
     // majority), so fetch its suffix past our commit index before appending.
-    adoption_ = Adoption{elected.best_log_holder, elected.best_log, LogIndex{commit_.value + 1},
+    adoption_ = Adoption{elected.best_log_holder, elected.best_log, commit_.next(),
                          std::max<std::uint64_t>(1, limits_.adopt_timeout_ticks)};
     event(LogEventKind::adopt_started, elected.best_log_holder);
     fetch_next();
@@ -146,7 +145,7 @@ void ReplicatedLog::step(NodeId from, const FetchLog& m) {
         return send(from, std::move(r));
     }
     const std::uint32_t max = std::clamp<std::uint32_t>(m.max_entries, 1, limits_.append_entries_max);
-    for (; next <= last_index() && r.entries.size() < max; next = LogIndex{next.value + 1}) {
+    for (; next <= last_index() && r.entries.size() < max; next = next.next()) {
         r.entries.push_back(at(next));
     }
     send(from, std::move(r));
@@ -174,18 +173,18 @@ void ReplicatedLog::adopt(const FetchReply& m) {
         // durable copies of committed entries. Wiping them to re-append
         // them would leave a window where a crash loses those copies.
         if (epoch_at(s.last_index) != s.last_epoch) install_local(s);
-        adoption_->cursor = LogIndex{s.last_index.value + 1};
+        adoption_->cursor = s.last_index.next();
     }
     for (const auto& e : m.entries) {
         if (e.index != adoption_->cursor) return event(LogEventKind::bad_message, adoption_->holder, e.index, "gap");
         const auto mine = epoch_at(e.index);
         if (mine && *mine == e.epoch) {
-            adoption_->cursor = LogIndex{e.index.value + 1};
+            adoption_->cursor = e.index.next();
             continue;
         }
-        if (e.index <= last_index()) truncate_local(LogIndex{e.index.value - 1});
+        if (e.index <= last_index()) truncate_local(e.index.prev());
         append_local(e);
-        adoption_->cursor = LogIndex{e.index.value + 1};
+        adoption_->cursor = e.index.next();
     }
     if (m.last_index < adoption_->target.last_index) {
         // The holder no longer has what it promised: it lost unsynced
@@ -212,8 +211,8 @@ void ReplicatedLog::finish_adoption_if_done() {
 // committing one of its own, so the first thing it appends is a no-op.
 void ReplicatedLog::become_ready() {
     ready_ = true;
-    for (auto& [id, p] : progress_) p.next = LogIndex{last_index().value + 1};
-    append_local(LogEntry{LogIndex{last_index().value + 1}, epoch_, Noop{}});
+    for (auto& [id, p] : progress_) p.next = last_index().next();
+    append_local(LogEntry{last_index().next(), epoch_, Noop{}});
     epoch_start_ = last_index();
     heartbeat_due_ = true;
     event(LogEventKind::leader_ready, kNoNode, last_index());
@@ -221,7 +220,7 @@ void ReplicatedLog::become_ready() {
 
 std::optional<LogIndex> ReplicatedLog::propose(Command c) {
     if (!ready()) return std::nullopt;
-    append_local(LogEntry{LogIndex{last_index().value + 1}, epoch_, std::move(c)});
+    append_local(LogEntry{last_index().next(), epoch_, std::move(c)});
     return last_index();
 }
 
@@ -257,7 +256,7 @@ bool ReplicatedLog::accept_from_leader(NodeId from, Epoch e) {
 void ReplicatedLog::step(NodeId from, const AppendEntries& m) {
     if (!accept_from_leader(from, m.epoch)) return;
     if (m.prev_index > last_index()) {
-        return send(from, AppendReply{epoch_, false, LogIndex{}, LogIndex{last_index().value + 1}, m.round, last_index()});
+        return send(from, AppendReply{epoch_, false, LogIndex{}, last_index().next(), m.round, last_index()});
     }
     const auto prev_epoch = m.prev_index < snapshot_index_ ? std::optional<Epoch>{} : epoch_at(m.prev_index);
     if (m.prev_index >= snapshot_index_ && prev_epoch != m.prev_epoch) {
@@ -284,10 +283,10 @@ void ReplicatedLog::accept_entries(const AppendEntries& m, LogIndex& match) {
         if (mine) {
             if (e.index <= commit_) {
                 event(LogEventKind::bad_message, leader_, e.index, "conflicts_with_committed");
-                match = LogIndex{e.index.value - 1};
+                match = e.index.prev();
                 return;
             }
-            truncate_local(LogIndex{e.index.value - 1});
+            truncate_local(e.index.prev());
         }
         append_local(e);
     }
@@ -298,8 +297,8 @@ void ReplicatedLog::accept_entries(const AppendEntries& m, LogIndex& match) {
 LogIndex ReplicatedLog::conflict_hint(LogIndex prev_index) const {
     const auto bad = epoch_at(prev_index);
     LogIndex i = prev_index;
-    while (i > snapshot_index_ && i > commit_ && epoch_at(LogIndex{i.value - 1}) == bad) i = LogIndex{i.value - 1};
-    return std::max(i, LogIndex{commit_.value + 1});
+    while (i > snapshot_index_ && i > commit_ && epoch_at(i.prev()) == bad) i = i.prev();
+    return std::max(i, commit_.next());
 }
 
 void ReplicatedLog::step(NodeId from, const InstallSnapshot& m) {
@@ -339,7 +338,7 @@ void ReplicatedLog::step(NodeId from, const AppendReply& m) {
         event(LogEventKind::follower_regressed, from, m.last_index);
         p.match = m.last_index;
     }
-    restart_pipeline(p, std::clamp(m.hint, LogIndex{p.match.value + 1}, LogIndex{last_index().value + 1}));
+    restart_pipeline(p, std::clamp(m.hint, p.match.next(), last_index().next()));
 }
 
 // A success stays true however late it arrives: our epoch's log only grows,
@@ -348,7 +347,7 @@ void ReplicatedLog::step(NodeId from, const AppendReply& m) {
 void ReplicatedLog::on_append_success(NodeId from, Progress& p, LogIndex match) {
     if (match > last_index()) return event(LogEventKind::bad_message, from, match, "match_beyond_log");
     p.match = std::max(p.match, match);
-    p.next = std::max(p.next, LogIndex{p.match.value + 1});
+    p.next = std::max(p.next, p.match.next());
     while (!p.inflight.empty() && p.inflight.front() <= p.match) p.inflight.pop_front();
     if (p.snapshot_sent <= p.match) p.snapshot_sent = LogIndex{};
     advance_commit();
@@ -407,10 +406,10 @@ void ReplicatedLog::replicate(NodeId peer, Progress& p, bool heartbeat) {
 // One AppendEntries from p.next, stamped with a new round (its answer
 // echoes it: the read round, and which pipeline it belongs to).
 void ReplicatedLog::send_append(NodeId peer, Progress& p, bool with_entries) {
-    const LogIndex prev{p.next.value - 1};
+    const LogIndex prev = p.next.prev();
     AppendEntries m{epoch_, prev, *epoch_at(prev), {}, commit_, ++round_};
     for (LogIndex i = p.next; with_entries && i <= last_index() && m.entries.size() < limits_.append_entries_max;
-         i = LogIndex{i.value + 1}) {
+         i = i.next()) {
         m.entries.push_back(at(i));
     }
     if (!m.entries.empty()) {
@@ -424,7 +423,7 @@ void ReplicatedLog::send_append(NodeId peer, Progress& p, bool with_entries) {
 // else goes to it until the snapshot is answered or the silence restarts.
 void ReplicatedLog::send_snapshot(NodeId peer, Progress& p) {
     require(snapshot_.has_value(), "a compacted log has its snapshot");
-    restart_pipeline(p, LogIndex{snapshot_index_.value + 1});
+    restart_pipeline(p, snapshot_index_.next());
     p.snapshot_sent = snapshot_index_;
     p.inflight.push_back(snapshot_index_);
     event(LogEventKind::snapshot_sent, peer, snapshot_index_);
@@ -454,7 +453,7 @@ void ReplicatedLog::tick_leader() {
         // A lost message leaves its reply missing forever: after a silence,
         // restart the pipeline from what the follower is known to have.
         if (!p.inflight.empty() && ++p.silent_ticks >= limits_.retransmit_ticks) {
-            restart_pipeline(p, LogIndex{p.match.value + 1});
+            restart_pipeline(p, p.match.next());
         }
     }
     if (heartbeat_ticks_left_ > 0) --heartbeat_ticks_left_;

@@ -1,4 +1,4 @@
-// The replicated shard log (DESIGN.md section 6), sans-I/O: Raft's log rules
+// The replicated shard log (docs/design.md section 6), sans-I/O: Raft's log rules
 // under the election's epochs. The election core decides who leads which
 // epoch; this class keeps the entries, replicates them from the leader,
 // fences other epochs, advances the commit index on a durable majority, and
@@ -12,6 +12,7 @@
 #include "config/types.hpp"
 #include "election/messages.hpp"
 #include "election/output.hpp"
+#include "election/quorum.hpp"
 #include "txn/log_entry.hpp"
 #include "txn/messages.hpp"
 
@@ -172,7 +173,7 @@ private:
     void event(LogEventKind k, NodeId peer = kNoNode, LogIndex index = LogIndex{}, const char* reason = "") {
         out_.events.push_back({k, peer, index, reason});
     }
-    std::size_t majority() const { return members_.size() / 2 + 1; }
+    std::size_t majority() const { return election::majority(members_.size()); }
 
     NodeId self_;
     std::vector<NodeId> members_;

@@ -3,7 +3,7 @@
 // into the wire variant. txn owns wire types 60..99.
 //
 // Every message carries the sender's epoch first: the receiver fences a
-// lower one before looking at anything else (STYLE.md habit 3).
+// lower one before looking at anything else (docs/design.md section 9, habit 3).
 #pragma once
 
 #include "config/types.hpp"
@@ -55,7 +55,7 @@ struct AppendReply {
 
 // New leader -> the promiser holding the most up-to-date log: "send me your
 // entries from `from_index`", so the leader adopts the best log of its
-// promise quorum before it appends (DESIGN.md section 5).
+// promise quorum before it appends (docs/design.md section 5).
 struct FetchLog {
     static constexpr std::uint8_t kWireType = 62;
     Epoch epoch;          // the new leader's epoch

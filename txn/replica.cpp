@@ -1,7 +1,7 @@
 #include "txn/replica.hpp"
 
 #include "config/overload.hpp"
-#include "election/check.hpp"
+#include "config/check.hpp"
 
 #include <algorithm>
 #include <utility>
@@ -166,7 +166,7 @@ void Replica::drain_log() {
 // answers whoever waits for a transfer it proposed.
 void Replica::apply_committed() {
     while (state_.applied_index() < log_.commit_index() && state_.applied_index() < log_.last_index()) {
-        const LogEntry& entry = log_.at(LogIndex{state_.applied_index().value + 1});
+        const LogEntry& entry = log_.at(state_.applied_index().next());
         const auto result = state_.apply(entry);
         if (!result) continue;
         auto it = transfers_.find(result->txid);
@@ -185,7 +185,7 @@ void Replica::apply_committed() {
 // applied, the state itself stands in for them.
 void Replica::maybe_compact() {
     const LogIndex applied = state_.applied_index();
-    if (applied.value < log_.snapshot_index().value + params_.compact_after_entries) return;
+    if (applied.value < log_.snapshot_index().value + params_.snapshot_after_entries) return;
     Snapshot s{applied, *log_.epoch_at(applied), state_.snapshot()};
     log_.compact(s);
     out_.compact = std::move(s);

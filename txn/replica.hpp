@@ -1,6 +1,6 @@
 // One node's member of its shard, sans-I/O: the election core, the
 // replicated log and the shard state machine wired together, plus the
-// client operations waiting on them (DESIGN.md sections 5 and 6). rlnode
+// client operations waiting on them (docs/design.md sections 5 and 6). rlnode
 // drives it from its io_context; the simulator drives the same class.
 //
 // Inputs: step() for peer messages, tick() once per tick_ms, submit() for a
@@ -28,7 +28,7 @@ struct ReplicaParams {
     election::Params election;
     LogLimits log;
     DedupLimits dedup;
-    std::uint64_t compact_after_entries = 50000;  // applied entries kept in memory and WAL before a snapshot
+    std::uint64_t snapshot_after_entries = 50000;  // applied entries kept in memory and WAL before a snapshot
     std::uint64_t op_timeout_ticks = 500;         // a client operation waits at most this long here
     std::size_t pending_ops_max = 100000;         // client operations waiting at this node
     // First forward id of this incarnation. Ids must not repeat across a

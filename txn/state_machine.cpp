@@ -1,7 +1,8 @@
 #include "txn/state_machine.hpp"
 
-#include "election/check.hpp"
-#include "transport/wire_archive.hpp"
+#include "config/check.hpp"
+#include "config/bounded_archive.hpp"
+#include "config/overload.hpp"
 
 #include <cereal/archives/portable_binary.hpp>
 
@@ -19,13 +20,6 @@ namespace {
 // Bumped whenever the snapshot layout changes, so an old node refuses a
 // newer snapshot instead of misreading it.
 constexpr std::uint32_t kSnapshotFormat = 1;
-
-template <class... F>
-struct Overloaded : F... {
-    using F::operator()...;
-};
-template <class... F>
-Overloaded(F...) -> Overloaded<F...>;
 
 [[noreturn]] void reject(ShardId shard, const std::string& why) {
     throw std::runtime_error("snapshot of shard " + std::to_string(shard.value) + " rejected: " + why);
@@ -81,7 +75,7 @@ ShardState::ShardState(const config::ShardConfig& shard, std::int64_t initial_ba
     ranges_.reserve(shard.items.size());
     for (const config::ItemRange& r : shard.items) {
         // The config validated this; find() relies on it.
-        election::require(r.first <= r.last && (ranges_.empty() || ranges_.back().range.last < r.first),
+        require(r.first <= r.last && (ranges_.empty() || ranges_.back().range.last < r.first),
                           "shard item ranges are sorted and disjoint");
         ranges_.push_back({r, std::vector<std::int64_t>(r.size(), initial_balance)});
     }
@@ -113,7 +107,7 @@ std::optional<EdgeError> ShardState::validate(const Transfer& t) const {
                              "item " + std::to_string(t.to.value) + " is not in shard " + shard +
                                  " (cross-shard transfers are not supported yet)"};
     }
-    election::require(false, "every transfer defect has a message");
+    require(false, "every transfer defect has a message");
     return std::nullopt;
 }
 
@@ -133,7 +127,7 @@ std::int64_t* ShardState::find(ItemId item) {
 
 std::int64_t ShardState::balance(ItemId item) const {
     const std::int64_t* b = find(item);
-    election::require(b != nullptr, "balance() is asked only for items of this shard");
+    require(b != nullptr, "balance() is asked only for items of this shard");
     return *b;
 }
 
@@ -151,11 +145,11 @@ std::int64_t ShardState::total() const {
 }
 
 std::optional<ApplyResult> ShardState::apply(const LogEntry& entry) {
-    election::require(entry.index.value == applied_index_.value + 1, "log entries are applied in index order");
-    election::require(applied_epoch_ <= entry.epoch, "epochs never decrease along the log");
+    require(entry.index.value == applied_index_.value + 1, "log entries are applied in index order");
+    require(applied_epoch_ <= entry.epoch, "epochs never decrease along the log");
     applied_index_ = entry.index;
     applied_epoch_ = entry.epoch;
-    return std::visit(Overloaded{
+    return std::visit(Overload{
                           [](const Noop&) -> std::optional<ApplyResult> { return std::nullopt; },
                           [&](const Transfer& t) -> std::optional<ApplyResult> {
                               return apply_transfer(t, entry.index);
@@ -165,7 +159,7 @@ std::optional<ApplyResult> ShardState::apply(const LogEntry& entry) {
 }
 
 ApplyResult ShardState::apply_transfer(const Transfer& t, LogIndex index) {
-    // Exactly-once (DESIGN.md section 6): a txid seen before gets its first
+    // Exactly-once (docs/design.md section 6): a txid seen before gets its first
     // answer again, and one below its client's window is refused, because
     // its first attempt may have applied and been forgotten since.
     if (std::optional<ApplyResult> known = lookup(t.txid)) return *known;
@@ -231,7 +225,7 @@ void ShardState::record(const ApplyResult& result, LogIndex index) {
 void ShardState::evict_least_recent_client() {
     // Keyed by log index, so every replica picks the same client.
     auto oldest = clients_by_last_applied_.begin();
-    election::require(oldest != clients_by_last_applied_.end(), "a full dedup table has clients");
+    require(oldest != clients_by_last_applied_.end(), "a full dedup table has clients");
     clients_.erase(oldest->second);
     clients_by_last_applied_.erase(oldest);
 }
@@ -278,7 +272,7 @@ ShardState ShardState::restore(const config::ShardConfig& shard, std::span<const
                                DedupLimits limits) {
     ShardState state(shard, 0, limits);
     try {
-        transport::BoundedInputArchive ar(bytes);
+        BoundedInputArchive ar(bytes);
         std::uint32_t format = 0;
         std::uint64_t shard_id = 0;
         ar(format);

@@ -1,4 +1,4 @@
-// The deterministic state machine of one shard (DESIGN.md section 6): the
+// The deterministic state machine of one shard (docs/design.md section 6): the
 // balances of the shard's items and the exactly-once dedup table, changed
 // only by apply() in log order. Every replica that applies the same entries
 // from the same start holds byte-identical state (snapshot() compares them),
@@ -6,7 +6,7 @@
 //
 // validate() is the edge check the node runs before logging a request;
 // apply() repeats it defensively, because whatever sits in the log must be
-// applied without ever stopping the process (STYLE.md habit 6).
+// applied without ever stopping the process (docs/design.md section 9, habit 6).
 #pragma once
 
 #include "config/config.hpp"
@@ -26,7 +26,7 @@ namespace rl::txn {
 enum class Outcome : std::uint8_t { committed = 1, aborted = 2 };
 
 // Why a transfer aborted; `none` for a commit. The names are the `reason`
-// strings of DESIGN.md section 4.
+// strings of docs/design.md section 4.
 enum class AbortReason : std::uint8_t {
     none = 0,
     insufficient_funds = 1,  // FROM held less than the amount
@@ -50,7 +50,7 @@ struct ApplyResult {
 };
 
 // A request refused at the edge, before it is logged; the node answers it as
-// DESIGN.md section 4's error reply.
+// docs/design.md section 4's error reply.
 enum class EdgeErrorCode : std::uint8_t { bad_request, unknown_item };
 const char* to_string(EdgeErrorCode c);
 
@@ -59,7 +59,7 @@ struct EdgeError {
     std::string message;  // one line naming the offending item or amount
 };
 
-// Bounds of the dedup table (STYLE.md habit 7). Every replica of a shard must
+// Bounds of the dedup table (docs/design.md section 9, habit 7). Every replica of a shard must
 // use the same values, because eviction is part of the replicated state.
 // An evicted client is forgotten: a retry of its txids would apply as new.
 // Evicting the least recently applied client first makes that need

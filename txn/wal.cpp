@@ -1,8 +1,8 @@
 #include "txn/wal.hpp"
 
-#include "election/check.hpp"
-#include "transport/crc32c.hpp"
-#include "transport/wire_archive.hpp"
+#include "config/check.hpp"
+#include "config/crc32c.hpp"
+#include "config/bounded_archive.hpp"
 
 #include <cereal/archives/portable_binary.hpp>
 
@@ -119,7 +119,7 @@ std::vector<std::uint8_t> frame_of(std::span<const std::uint8_t> payload) {
     std::vector<std::uint8_t> out;
     out.reserve(kFrameHeaderBytes + payload.size());
     put_be32(out, static_cast<std::uint32_t>(payload.size()));
-    put_be32(out, transport::crc32c(payload));
+    put_be32(out, crc32c(payload));
     out.insert(out.end(), payload.begin(), payload.end());
     return out;
 }
@@ -149,13 +149,13 @@ std::variant<Frame, std::string> frame_at(std::span<const std::uint8_t> bytes, s
         return "record of " + std::to_string(length) + " bytes ends past the end of the file";
     }
     const auto payload = bytes.subspan(offset + kFrameHeaderBytes, length);
-    if (transport::crc32c(payload) != get_be32(bytes, offset + 4)) return std::string("crc mismatch");
+    if (crc32c(payload) != get_be32(bytes, offset + 4)) return std::string("crc mismatch");
     return Frame{payload, offset + kFrameHeaderBytes + length};
 }
 
 // Whether a whole record starts anywhere at or after `from`. A bad record
 // with a good one after it is damage in the middle of the log, not a torn
-// tail (DESIGN.md section 6), whatever its own length field claims.
+// tail (docs/design.md section 6), whatever its own length field claims.
 bool frame_follows(std::span<const std::uint8_t> bytes, std::uint64_t from, std::uint64_t payload_max) {
     for (std::uint64_t at = from; at + kFrameHeaderBytes <= bytes.size(); ++at) {
         if (std::holds_alternative<Frame>(frame_at(bytes, at, payload_max))) return true;
@@ -169,7 +169,7 @@ template <class T>
 T decode_payload(std::span<const std::uint8_t> payload, const fs::path& file, std::uint64_t offset) {
     T value{};
     try {
-        transport::BoundedInputArchive ar(payload);
+        BoundedInputArchive ar(payload);
         ar(value);
         if (ar.remaining() != 0) {
             throw WalCorruption(file, offset, std::to_string(ar.remaining()) + " bytes after the record's payload");
@@ -328,7 +328,7 @@ public:
             entries.resize(t->index.value - base.value);
         } else {
             const auto& d = std::get<election::Durable>(record);
-            // Epochs only rise (DESIGN.md section 5): a lower saved promise was never written by us.
+            // Epochs only rise (docs/design.md section 5): a lower saved promise was never written by us.
             if (d.promised < durable.promised || d.epoch < durable.epoch) throw fail("durable state goes backwards");
             durable = d;
         }
@@ -481,21 +481,21 @@ void Wal::recover(Recovered& out) {
 
 void Wal::buffer(const WalRecord& record) {
     const auto framed = encode_record(record);
-    election::require(framed.size() - kFrameHeaderBytes <= limits_.record_bytes_max,
+    require(framed.size() - kFrameHeaderBytes <= limits_.record_bytes_max,
                       "Wal: record over record_bytes_max (the log layer bounds commands)");
     pending_.insert(pending_.end(), framed.begin(), framed.end());
     ++pending_records_;
 }
 
 void Wal::append(const LogEntry& entry) {
-    election::require(entry.index.value == last_index_.value + 1, "Wal::append: index must be last_index() + 1");
+    require(entry.index.value == last_index_.value + 1, "Wal::append: index must be last_index() + 1");
     buffer(entry);
     last_index_ = entry.index;
 }
 
 void Wal::truncate_after(LogIndex index) {
     // Raft truncates only uncommitted entries, and a snapshot holds only committed ones.
-    election::require(index >= snapshot_index_ && index <= last_index_,
+    require(index >= snapshot_index_ && index <= last_index_,
                       "Wal::truncate_after: index outside [snapshot_index(), last_index()]");
     if (index == last_index_) return;  // nothing to drop
     buffer(TruncateAfter{index});
@@ -503,7 +503,7 @@ void Wal::truncate_after(LogIndex index) {
 }
 
 void Wal::save_durable(const election::Durable& durable) {
-    election::require(durable.promised >= durable_.promised && durable.epoch >= durable_.epoch,
+    require(durable.promised >= durable_.promised && durable.epoch >= durable_.epoch,
                       "Wal::save_durable: epochs only rise");
     buffer(durable);
     durable_ = durable;
@@ -621,22 +621,22 @@ Wal::Fd Wal::write_file_atomically(const fs::path& path, std::span<const std::ui
 // ---- Snapshots
 
 void Wal::compact(const Snapshot& snapshot) {
-    election::require(snapshot.last_index >= snapshot_index_ && snapshot.last_index <= last_index_,
+    require(snapshot.last_index >= snapshot_index_ && snapshot.last_index <= last_index_,
                       "Wal::compact: snapshot outside [snapshot_index(), last_index()]");
     sync();
     // The entries to keep are read back from disk: the WAL holds no copy of the log in memory.
     ChainPlan plan{chain_first_seq_, segment_seq_, std::nullopt};
     Replayed now = replay_chain(dir_, plan, limits_, false);
-    election::require(now.chain.last() == last_index_, "Wal::compact: the log on disk differs from memory");
+    require(now.chain.last() == last_index_, "Wal::compact: the log on disk differs from memory");
     const std::uint64_t kept_from = snapshot.last_index.value - snapshot_index_.value;
     const Epoch epoch_there = kept_from == 0 ? snapshot_epoch_ : now.chain.entries[kept_from - 1].epoch;
-    election::require(epoch_there == snapshot.last_epoch, "Wal::compact: snapshot epoch differs from its entry's");
+    require(epoch_there == snapshot.last_epoch, "Wal::compact: snapshot epoch differs from its entry's");
     restart_chain(&snapshot, std::span(now.chain.entries).subspan(kept_from));
 }
 
 void Wal::install_snapshot(const Snapshot& snapshot) {
-    election::require(snapshot.last_index >= snapshot_index_, "Wal::install_snapshot: older than the current snapshot");
-    election::require(snapshot.last_index != snapshot_index_ || snapshot.last_epoch == snapshot_epoch_,
+    require(snapshot.last_index >= snapshot_index_, "Wal::install_snapshot: older than the current snapshot");
+    require(snapshot.last_index != snapshot_index_ || snapshot.last_epoch == snapshot_epoch_,
                       "Wal::install_snapshot: same index as the current snapshot, other epoch");
     sync();
     restart_chain(&snapshot, {});
@@ -648,8 +648,8 @@ void Wal::install_snapshot(const Snapshot& snapshot) {
 // (a new snapshot file alone is a leftover); after it, the new one. Old
 // files go last.
 void Wal::restart_chain(const Snapshot* snapshot, std::span<const LogEntry> kept) {
-    election::require(pending_.empty(), "Wal::restart_chain: sync() first");
-    election::require(snapshot == nullptr || snapshot->last_index.value > 0,
+    require(pending_.empty(), "Wal::restart_chain: sync() first");
+    require(snapshot == nullptr || snapshot->last_index.value > 0,
                       "Wal: a snapshot holds at least one entry");
     const LogIndex base = snapshot != nullptr ? snapshot->last_index : LogIndex{};
     const Epoch base_epoch = snapshot != nullptr ? snapshot->last_epoch : Epoch{};

@@ -1,4 +1,4 @@
-// The write-ahead log of one node (DESIGN.md section 6): the shard log's
+// The write-ahead log of one node (docs/design.md section 6): the shard log's
 // entries, its truncations and the election's durable promise, in
 // append-only segment files under the node's data folder, plus snapshots
 // that let old segments go.
@@ -118,7 +118,7 @@ std::vector<std::uint8_t> encode_record(const WalRecord& record);
 // ---- Errors: the only exceptions the WAL throws.
 
 // The log on disk is damaged somewhere other than its tail: the node must not
-// start (DESIGN.md section 6), since going on could forget acknowledged writes.
+// start (docs/design.md section 6), since going on could forget acknowledged writes.
 class WalCorruption : public std::runtime_error {
 public:
     WalCorruption(std::filesystem::path file, std::uint64_t offset, const std::string& reason);

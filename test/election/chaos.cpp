@@ -20,7 +20,7 @@ NetFaults random_faults(std::mt19937_64& r) {
     return f;
 }
 
-// DESIGN.md 5 liveness: with a connected majority, a leader that every up
+// docs/design.md section 5 liveness: with a connected majority, a leader that every up
 // node agrees on exists within 2 x (suspect_after + election_timeout) of the
 // network becoming stable, and in a stable network it then stays. A view is
 // only taken as settled once it has held for suspect_after +

@@ -1,4 +1,4 @@
-// Unit tests of one election core stepped by hand (STYLE.md habit 9): one
+// Unit tests of one election core stepped by hand (docs/design.md section 9, habit 9): one
 // behaviour per test, named for it. Small clusters are wired together with
 // deliver_all(); everything else is hand-made messages and ticks.
 #define BOOST_TEST_MODULE election_core
@@ -208,7 +208,7 @@ BOOST_AUTO_TEST_CASE(deposed_leader_follows_the_leader_of_the_higher_epoch) {
     Core b = make(2, 3, ElectionAlgorithm::bully);
     tick_all(kTiming.suspect_after_ticks + 2, a, b);
     BOOST_TEST_REQUIRE(b.role_kind() == RoleKind::leader);
-    const Epoch next{b.epoch().value + 1};
+    const Epoch next = b.epoch().next();
     step(b, 3, Heartbeat{next, n(3), LogIndex{0}});
     BOOST_TEST(b.role_kind() == RoleKind::follower);
     BOOST_TEST(b.epoch() == next);
@@ -220,7 +220,7 @@ BOOST_AUTO_TEST_CASE(higher_epoch_seen_by_the_log_layer_ends_leadership) {
     Core b = make(2, 3, ElectionAlgorithm::bully);
     tick_all(kTiming.suspect_after_ticks + 2, a, b);
     BOOST_TEST_REQUIRE(b.role_kind() == RoleKind::leader);
-    const Epoch next{b.epoch().value + 1};
+    const Epoch next = b.epoch().next();
     b.observe(n(1), next);
     const Output out = b.take_output();
     BOOST_TEST(b.role_kind() == RoleKind::follower);

@@ -1,3 +1,4 @@
+#include "election/quorum.hpp"
 #include "sim.hpp"
 
 #include "describe.hpp"
@@ -169,7 +170,7 @@ void Sim::process(Item& item) {
     check_invariants();
 }
 
-// The shell's fixed order (STYLE.md habit 1): persist, then send. A crash
+// The shell's fixed order (docs/design.md section 9, habit 1): persist, then send. A crash
 // before the persist loses the output entirely; a crash after it loses only
 // the messages, never what was written.
 void Sim::handle_output(Node& n) {
@@ -201,7 +202,7 @@ void Sim::send(NodeId from, Envelope&& env) {
     if (!sent) ++stats_.messages_lost;
 }
 
-// Persist before send (DESIGN.md 5): the epoch a message carries, and any
+// Persist before send (docs/design.md section 5): the epoch a message carries, and any
 // promise it makes or asks for, is already on the sender's disk.
 void Sim::check_sent(const Node& n, const ElectionMessage& msg) const {
     if (sender_epoch(msg) > n.disk.epoch) fail("n" + std::to_string(n.id.value) + " sent an epoch not on disk");
@@ -213,7 +214,7 @@ void Sim::check_sent(const Node& n, const ElectionMessage& msg) const {
     }
 }
 
-// DESIGN.md 5 invariants, after every event.
+// docs/design.md section 5 invariants, after every event.
 void Sim::check_invariants() {
     for (auto& n : nodes_) {
         if (!n.core) continue;
@@ -232,7 +233,7 @@ void Sim::check_invariants() {
     }
 }
 
-// Check-quorum (DESIGN.md 5) as the checker sees it: a leader must step down
+// Check-quorum (docs/design.md section 5) as the checker sees it: a leader must step down
 // once it has not received anything from a majority, itself included, for
 // the step-down bound. Drops count like cuts: silence is silence.
 bool Sim::heard_majority_lately(NodeId id) const {
@@ -240,7 +241,7 @@ bool Sim::heard_majority_lately(NodeId id) const {
     for (const auto& from : nodes_) {
         if (from.id != id && now_ms() - heard_at_[id.value - 1][from.id.value - 1] <= step_down_bound_ms()) ++heard;
     }
-    return heard >= config_.nodes / 2 + 1;
+    return heard >= election::majority(config_.nodes);
 }
 
 void Sim::fail(const std::string& what) const {

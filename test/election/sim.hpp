@@ -1,4 +1,4 @@
-// Deterministic simulator for the election core (DESIGN.md section 7.2, in
+// Deterministic simulator for the election core (docs/design.md section 7.2, in
 // the spirit of TigerBeetle's VOPR): N cores on a simulated network and
 // clock, no Asio, no threads. Everything random comes from one seed, so a
 // failing run replays exactly. Invariants are checked after every event and
@@ -88,7 +88,7 @@ public:
     std::mt19937_64& rng() { return rng_; }
     // Longest delay any message of this run can have taken.
     std::uint64_t max_delay_ever_ms() const { return net_.max_delay_ever_ms(); }
-    // DESIGN.md 5: 2 x (suspect_after + election_timeout).
+    // docs/design.md section 5: 2 x (suspect_after + election_timeout).
     std::uint64_t liveness_bound_ms() const;
     // Check-quorum: how long a leader may keep leading after it last heard
     // from a majority.

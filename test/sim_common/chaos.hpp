@@ -5,6 +5,7 @@
 // same order.
 #pragma once
 
+#include "election/quorum.hpp"
 #include "random.hpp"
 
 #include "config/types.hpp"
@@ -118,7 +119,7 @@ void stabilize(S& sim) {
     for (NodeId id : sim.down_nodes()) {
         if (r() % 4 != 0) sim.start(id);
     }
-    while (sim.up_nodes().size() <= sim.ids().size() / 2) sim.start(*pick_node(r, sim.down_nodes()));
+    while (sim.up_nodes().size() < election::majority(sim.ids().size())) sim.start(*pick_node(r, sim.down_nodes()));
 }
 
 // A random run's life after its shape is drawn: nodes come up over the

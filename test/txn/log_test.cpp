@@ -1,5 +1,5 @@
-// Unit tests of the replicated log (DESIGN.md section 6) stepped by hand
-// (STYLE.md habit 9): one behaviour per test, named for it. A tiny in-test
+// Unit tests of the replicated log (docs/design.md section 6) stepped by hand
+// (docs/design.md section 9, habit 9): one behaviour per test, named for it. A tiny in-test
 // cluster plays the shell: flush() takes a node's output, writes it to a
 // model disk, reports the sync with persisted(), then queues the messages;
 // deliver() hands queued messages to their receivers. After every flush the
@@ -255,7 +255,7 @@ private:
         Node& node = nodes_.at(id - 1);
         const ReplicatedLog& l = node.log;
         BOOST_REQUIRE_EQUAL(node.disk.last().value, l.last_index().value);
-        for (LogIndex k{l.snapshot_index().value + 1}; k <= l.last_index(); k = LogIndex{k.value + 1}) {
+        for (LogIndex k = l.snapshot_index().next(); k <= l.last_index(); k = k.next()) {
             BOOST_REQUIRE(node.disk.epoch_at(k) == l.epoch_at(k));
         }
         BOOST_REQUIRE(l.commit_index() >= node.last_commit);
@@ -263,7 +263,7 @@ private:
         node.last_commit = l.commit_index();
         for (const auto& other : nodes_) {
             const LogIndex upto = std::min(l.commit_index(), other.log.commit_index());
-            for (LogIndex k{1}; k <= upto; k = LogIndex{k.value + 1}) {
+            for (LogIndex k{1}; k <= upto; k = k.next()) {
                 const auto a = l.epoch_at(k);
                 const auto b = other.log.epoch_at(k);
                 if (a && b) BOOST_REQUIRE(*a == *b);
@@ -285,7 +285,7 @@ void require_converged(Cluster& c, std::uint64_t leader) {
             BOOST_TEST(c.log(id).last_index().value == c.log(leader).last_index().value);
             BOOST_TEST(c.log(id).commit_index().value == c.log(leader).commit_index().value);
             const LogIndex from{std::max(c.log(id).snapshot_index(), c.log(leader).snapshot_index()).value + 1};
-            for (LogIndex k = from; k <= c.log(id).last_index(); k = LogIndex{k.value + 1}) {
+            for (LogIndex k = from; k <= c.log(id).last_index(); k = k.next()) {
                 BOOST_TEST((c.log(id).epoch_at(k) == c.log(leader).epoch_at(k)));
             }
         }

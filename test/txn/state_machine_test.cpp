@@ -1,4 +1,4 @@
-// The shard state machine (DESIGN.md section 6): balances, edge checks,
+// The shard state machine (docs/design.md section 6): balances, edge checks,
 // exactly-once dedup with its bounds, and snapshots. Each test applies a
 // small hand-made log to a fresh ShardState; the randomized ones print their
 // seed and replay exactly from it.
@@ -47,7 +47,7 @@ Transfer xfer(std::uint64_t client, std::uint64_t seq, std::uint64_t from, std::
 }
 
 LogEntry next_entry(const ShardState& s, rl::txn::Command command) {
-    return LogEntry{LogIndex{s.applied_index().value + 1}, Epoch{1}, command};
+    return LogEntry{s.applied_index().next(), Epoch{1}, command};
 }
 
 // Appends `t` as the next log entry and returns its result.
@@ -102,7 +102,7 @@ std::vector<LogEntry> random_log(std::uint64_t seed, std::size_t count, std::uin
     std::vector<LogEntry> log;
     Epoch epoch{1};
     for (std::size_t i = 1; i <= count; ++i) {
-        if (pick(0, 99) < 2) epoch = Epoch{epoch.value + 1};
+        if (pick(0, 99) < 2) epoch = epoch.next();
         const std::uint64_t dice = pick(0, 99);
         rl::txn::Command command = Noop{};
         if (dice >= 8 && dice < 25 && !sent.empty()) {

@@ -1,9 +1,9 @@
 // The write-ahead log: round trips, group commit, and every kind of damage a
-// crash or a bad disk leaves behind (DESIGN.md section 6): a torn tail is cut
+// crash or a bad disk leaves behind (docs/design.md section 6): a torn tail is cut
 // off and reported, anything else refuses to start with the file and offset.
 #define BOOST_TEST_MODULE wal
 #include "test/support/process.hpp"
-#include "transport/crc32c.hpp"
+#include "config/crc32c.hpp"
 #include "txn/wal.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -450,7 +450,7 @@ std::vector<std::uint8_t> framed(std::span<const std::uint8_t> payload) {
         for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
     };
     put(static_cast<std::uint32_t>(payload.size()));
-    put(transport::crc32c(payload));
+    put(crc32c(payload));
     out.insert(out.end(), payload.begin(), payload.end());
     return out;
 }

@@ -45,7 +45,7 @@ SimStats random_run(const RandomRun& run) {
     SimConfig config;
     config.nodes = pick(shape, {3ul, 3ul, 5ul});
     config.algorithm = shape() % 2 ? config::ElectionAlgorithm::ring : config::ElectionAlgorithm::bully;
-    config.compact_after_entries = pick(shape, {3ull, 10ull, 50000ull});
+    config.snapshot_after_entries = pick(shape, {3ull, 10ull, 50000ull});
     config.clients = pick(shape, {2ul, 3ul, 5ul});
     config.seed = shape();
     config.trace = run.trace;

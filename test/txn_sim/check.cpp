@@ -2,6 +2,7 @@
 // against every node, the applied states against the independent model,
 // persist-before-send on every message, one leader per epoch, and the
 // quiescent accounting.
+#include "election/quorum.hpp"
 #include "sim.hpp"
 
 #include <algorithm>
@@ -52,7 +53,7 @@ void Sim::learn(Node& n) {
     const LogIndex commit = n.replica->commit_index();
     if (commit < n.learned) fail(who(n.id) + " commit index went back from " + at(n.learned) + " to " + at(commit));
     while (n.learned < commit) {
-        const LogIndex i{n.learned.value + 1};
+        const LogIndex i = n.learned.next();
         const LogEntry* e = entry_at(n, i);
         if (!e) {
             // Not handed over yet, or compacted since: wait for the next
@@ -80,7 +81,7 @@ void Sim::learn(Node& n) {
 // leader counts only durable copies), each the same entry.
 void Sim::learn_entry(const Node& n, const LogEntry& e) {
     const std::size_t copies = durable_copies(e);
-    if (copies < config_.nodes / 2 + 1) {
+    if (copies < election::majority(config_.nodes)) {
         fail(who(n.id) + " committed entry " + at(e.index) + " held durably by only " + std::to_string(copies) +
              " nodes");
     }
@@ -131,7 +132,7 @@ void Sim::check_state_bytes(const Node& n) {
     }
 }
 
-// Persist before send (STYLE.md habit 1): the epoch a message carries, a
+// Persist before send (docs/design.md section 9, habit 1): the epoch a message carries, a
 // promise it makes, and the entries an acknowledgement vouches for are on
 // the sender's disk.
 void Sim::check_sent(const Node& n, const Mail& mail) const {

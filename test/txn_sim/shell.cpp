@@ -79,7 +79,7 @@ void Sim::sync(Node& n) {
     max = e;
 }
 
-// A committed entry stays on a majority of disks (DESIGN.md 6: it survives
+// A committed entry stays on a majority of disks (docs/design.md section 6: it survives
 // any minority failure). A disk may drop its copy only while a majority
 // keeps one; with strict_durability not even then, since a crash in the
 // window before the copy is rewritten would leave one copy fewer.

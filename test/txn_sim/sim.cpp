@@ -104,7 +104,7 @@ void Sim::start(NodeId id) {
     p.log.heartbeat_ticks = config_.timing.heartbeat_ticks;
     p.log.retransmit_ticks = config_.timing.suspect_after_ticks;
     p.log.adopt_timeout_ticks = 2 * config_.timing.election_timeout_ticks;
-    p.compact_after_entries = config_.compact_after_entries;
+    p.snapshot_after_entries = config_.snapshot_after_entries;
     p.op_timeout_ticks = config_.op_timeout_ticks;
     // Like rlnode's random base: forward ids never repeat across restarts.
     p.forward_id_base = (std::uint64_t{n.incarnation} + 1) << 40;

@@ -1,5 +1,4 @@
-// Deterministic simulator for the transaction core (DESIGN.md section 7.2,
-// issue 4 item 9): N txn::Replica of one shard driven the way rlnode's
+// Deterministic simulator for the transaction core (docs/design.md section 7.2): N txn::Replica of one shard driven the way rlnode's
 // shell drives them (node/node.cpp flush() and persist()), on a simulated
 // network and clock with a modeled WAL per node, and clients that submit
 // transfers and linearizable reads and retry through failures. No Asio, no
@@ -44,7 +43,7 @@ struct SimConfig {
     std::uint64_t items = 6;             // items 1..items
     std::int64_t initial_balance = 100;
     std::size_t clients = 4;
-    std::uint64_t compact_after_entries = 50000;
+    std::uint64_t snapshot_after_entries = 50000;
     std::uint32_t append_entries_max = 16;   // small, so catch-up takes several batches
     std::uint64_t op_timeout_ticks = 100;    // a node fails a waiting operation after 1 s
     std::uint64_t client_timeout_ms = 1500;  // a client retries elsewhere after this silence
@@ -115,7 +114,7 @@ public:
     const SimConfig& config() const { return config_; }
     std::mt19937_64& rng() { return rng_; }
     std::uint64_t max_delay_ever_ms() const { return net_.max_delay_ever_ms(); }
-    // DESIGN.md 5: a leader within 2 x (suspect_after + election_timeout).
+    // docs/design.md section 5: a leader within 2 x (suspect_after + election_timeout).
     std::uint64_t liveness_bound_ms() const;
 
 private:

@@ -1,6 +1,6 @@
 // Transaction simulator suites. scenarios/*: a killed leader, a leader cut
 // into the minority and a follower caught up by snapshot, all under client
-// load, a few seeds each. random: seeded chaos runs (DESIGN.md 7.2), 500
+// load, a few seeds each. random: seeded chaos runs (docs/design.md section 7.2), 500
 // by default.
 //
 // Arguments after "--": --seed=S (one seed), --seeds=K --first-seed=F (a
@@ -132,7 +132,7 @@ BOOST_AUTO_TEST_CASE(leader_in_minority_partition_under_load) {
 BOOST_AUTO_TEST_CASE(lagging_follower_catches_up_by_snapshot) {
     each_seed([](std::uint64_t seed) {
         SimConfig c = make_config(seed, 3);
-        c.compact_after_entries = 5;
+        c.snapshot_after_entries = 5;
         Sim sim(c);
         const auto [epoch, leader] = settle(sim);
         const NodeId lagging = all_but(sim, {leader}).front();

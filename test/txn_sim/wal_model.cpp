@@ -7,7 +7,7 @@
 namespace rl::txn::sim {
 namespace {
 
-// The real shell would stop on election::require inside txn::Wal.
+// The real shell would stop on rl::require inside txn::Wal.
 void wal_require(bool ok, const std::string& what) {
     if (!ok) throw SimFailure("the WAL would abort: " + what);
 }

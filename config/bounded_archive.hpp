@@ -14,7 +14,7 @@
 #include <span>
 #include <string>
 
-namespace rl::transport {
+namespace rl {
 
 class BoundedInputArchive
     : public cereal::InputArchive<BoundedInputArchive, cereal::AllowEmptyClassElision> {
@@ -78,16 +78,16 @@ inline void CEREAL_LOAD_FUNCTION_NAME(BoundedInputArchive& ar, cereal::BinaryDat
     ar.template loadBinary<sizeof(Element)>(bd.data, static_cast<std::streamsize>(bd.size));
 }
 
-}  // namespace rl::transport
+}  // namespace rl
 
-CEREAL_REGISTER_ARCHIVE(rl::transport::BoundedInputArchive)
+CEREAL_REGISTER_ARCHIVE(rl::BoundedInputArchive)
 
 // cereal pairs archives to check load/save symmetry. PortableBinaryOutput is
 // already paired with cereal's own input archive, so only this direction is
 // declared.
 namespace cereal::traits::detail {
 template <>
-struct get_output_from_input<rl::transport::BoundedInputArchive> {
+struct get_output_from_input<rl::BoundedInputArchive> {
     using type = cereal::PortableBinaryOutputArchive;
 };
 }  // namespace cereal::traits::detail

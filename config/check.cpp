@@ -1,9 +1,9 @@
-#include "election/check.hpp"
+#include "config/check.hpp"
 
 #include <cstdio>
 #include <cstdlib>
 
-namespace rl::election {
+namespace rl {
 
 void require(bool ok, const char* what, std::source_location where) {
     if (ok) return;
@@ -12,4 +12,4 @@ void require(bool ok, const char* what, std::source_location where) {
     std::abort();
 }
 
-}  // namespace rl::election
+}  // namespace rl

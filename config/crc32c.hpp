@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <span>
 
-namespace rl::transport {
+namespace rl {
 
 inline std::uint32_t crc32c(std::span<const std::uint8_t> bytes) {
     boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true> crc;
@@ -14,4 +14,4 @@ inline std::uint32_t crc32c(std::span<const std::uint8_t> bytes) {
     return crc.checksum();
 }
 
-}  // namespace rl::transport
+}  // namespace rl
