@@ -1,6 +1,7 @@
 // The parts of the core common to both algorithms: the epoch gate, the
 // promise round, check-quorum, stickiness, timers and the invariants.
 // Bully and Ring live in bully.cpp and ring.cpp.
+#include "config/random.hpp"
 #include "election/core.hpp"
 
 #include "config/check.hpp"
@@ -226,7 +227,7 @@ std::uint64_t Core::backoff_ticks() {
     const std::uint64_t base = std::max<std::uint64_t>(1, timeout / 4);
     const std::uint32_t doublings = std::min<std::uint32_t>(failed_attempts_ - 1, 3);
     const std::uint64_t span = std::min(timeout, base << doublings);
-    return span + std::uniform_int_distribution<std::uint64_t>(0, base)(rng_);
+    return span + uniform(rng_, 0, base);
 }
 
 // A higher id's OK must come back within a fifth of the election timeout;

@@ -10,6 +10,7 @@
 // `transfer` sends intra-shard transfers of 1 between random items of the
 // shard to its leader (found with `leader`), each client with its own
 // client id. Prints one line of key=value figures, or JSON with --json.
+#include "config/random.hpp"
 #include "config/config.hpp"
 #include "tools/client.hpp"
 
@@ -187,7 +188,7 @@ Plan plan(const Args& a) {
                 auto rng = std::make_shared<std::mt19937_64>(run + c);
                 const std::uint64_t client_id = (run << 20) ^ (c + 1);
                 return [rng, range, client_id](std::uint64_t seq) {
-                    std::uniform_int_distribution<std::uint64_t> pick(range.first.value, range.last.value);
+                    const auto pick = [&](Rng& r) { return uniform(r, range.first.value, range.last.value); };
                     const ItemId from{pick(*rng)};
                     ItemId to{pick(*rng)};
                     if (to == from) to = ItemId{from == range.last ? range.first.value : from.value + 1};

@@ -1,3 +1,4 @@
+#include "config/random.hpp"
 #include "transport/peer_link.hpp"
 
 #include <algorithm>
@@ -86,9 +87,9 @@ void PeerLink::schedule_redial() {
     const std::uint64_t shift = std::min<std::uint32_t>(failures_, 16);
     const std::uint64_t ceiling =
         std::min<std::uint64_t>(params_.reconnect_ms_max, std::uint64_t{params_.reconnect_ms_min} << shift);
-    std::uniform_int_distribution<std::uint64_t> jitter(ceiling / 2, ceiling);
+    const std::uint64_t jitter = uniform(rng_, ceiling / 2, ceiling);
     ++failures_;
-    timer_.expires_after(std::chrono::milliseconds(jitter(rng_)));
+    timer_.expires_after(std::chrono::milliseconds(jitter));
     timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
         if (!ec) self->dial();
     });

@@ -39,7 +39,7 @@ template <ChaosTarget S>
 void random_partition(S& sim) {
     auto& r = sim.rng();
     std::vector<NodeId> ids = sim.ids();
-    std::shuffle(ids.begin(), ids.end(), r);
+    rl::shuffle(ids.begin(), ids.end(), r);
     const auto leaders = sim.leaders();
     if (!leaders.empty() && r() % 3 == 0) {
         std::vector<NodeId> rest;
@@ -128,7 +128,7 @@ void stabilize(S& sim) {
 template <ChaosTarget S, class Quiet, class Chaos>
 void boot_and_rounds(S& sim, int chaos_rounds, const Quiet& quiet, const Chaos& chaos_round) {
     auto order = sim.ids();
-    std::shuffle(order.begin(), order.end(), sim.rng());
+    rl::shuffle(order.begin(), order.end(), sim.rng());
     for (NodeId id : order) {
         sim.start(id);
         sim.run_for(sim.rng()() % 100);

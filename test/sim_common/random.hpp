@@ -3,6 +3,7 @@
 // the same run.
 #pragma once
 
+#include "config/random.hpp"
 #include "config/types.hpp"
 
 #include <cstddef>
@@ -13,15 +14,12 @@
 
 namespace rl::simcommon {
 
-// True with probability p; draws nothing when p is 0, so adding a fault
-// that is off does not shift the draws of a run.
-bool chance(std::mt19937_64& r, double p);
-// Uniform in [lo, hi].
-std::uint64_t uniform(std::mt19937_64& r, std::uint64_t lo, std::uint64_t hi);
+using rl::chance;
+using rl::uniform;
 
 template <class T, std::size_t N>
 T pick(std::mt19937_64& r, const T (&options)[N]) {
-    return options[r() % N];
+    return options[uniform(r, 0, N - 1)];
 }
 
 std::optional<NodeId> pick_node(std::mt19937_64& r, const std::vector<NodeId>& ids);

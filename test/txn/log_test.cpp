@@ -8,6 +8,7 @@
 #define BOOST_TEST_MODULE log
 #include <boost/test/unit_test.hpp>
 
+#include "config/random.hpp"
 #include "txn/log.hpp"
 
 #include <algorithm>
@@ -893,13 +894,13 @@ void compact_all_committed(Cluster& c) {
 // whole log committed everywhere. The harness checks its invariants after every turn.
 void run_chaos(std::uint32_t seed, int steps) {
     BOOST_TEST_CONTEXT("seed " << seed) {
-        std::mt19937 rng(seed);
+        rl::Rng rng(seed);
         Cluster c(3, limits_with(3, 4));
         std::uint64_t leader = 1;
         std::uint64_t epoch = 2;
         c.elect(leader, epoch);
         std::uint64_t seq = 0;
-        const auto pick = [&](std::uint32_t below) { return std::uniform_int_distribution<std::uint32_t>(0, below - 1)(rng); };
+        const auto pick = [&](std::uint32_t below) { return static_cast<std::uint32_t>(rl::uniform(rng, 0, below - 1)); };
         for (int s = 0; s < steps; ++s) {
             const std::uint32_t what = pick(100);
             if (what < 10) {
@@ -929,7 +930,9 @@ void run_chaos(std::uint32_t seed, int steps) {
             c.settle();
         }
         BOOST_REQUIRE(c.log(leader).ready());
-        c.tick_all(kLimits.heartbeat_ticks);
+        // A follower whose last append was lost hears it again only after
+        // retransmit_ticks of silence.
+        c.tick_all(kLimits.retransmit_ticks);
         c.settle();
         require_converged(c, leader);
         BOOST_TEST(c.log(leader).commit_index() == c.log(leader).last_index());

@@ -5,6 +5,7 @@
 #define BOOST_TEST_MODULE state_machine
 #include <boost/test/unit_test.hpp>
 
+#include "config/random.hpp"
 #include "txn/state_machine.hpp"
 
 #include <cstdint>
@@ -77,7 +78,7 @@ std::size_t slot(ItemId item) { return item.value <= 10 ? item.value - 1 : item.
 std::vector<LogEntry> random_log(std::uint64_t seed, std::size_t count, std::uint64_t clients) {
     std::mt19937_64 rng(seed);
     auto pick = [&](std::uint64_t lo, std::uint64_t hi) {
-        return std::uniform_int_distribution<std::uint64_t>(lo, hi)(rng);
+        return rl::uniform(rng, lo, hi);
     };
     std::vector<std::uint64_t> next_seq(clients + 1, 1);
     std::vector<std::vector<std::uint64_t>> skipped(clients + 1);

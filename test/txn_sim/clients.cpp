@@ -2,6 +2,7 @@
 // time per client; a transfer keeps its txid across retries at other nodes
 // after `unavailable`, `timeout` or silence, so the dedup table must answer
 // a retry with the first result. Every answer is checked on arrival.
+#include "config/random.hpp"
 #include "sim.hpp"
 
 #include <algorithm>
@@ -71,7 +72,7 @@ void Sim::client_timer(std::size_t index, std::uint64_t timer) {
 // insufficient funds) and balance reads, a quarter of them local.
 void Sim::start_op(Client& c) {
     const ItemId a{uniform(1, config_.items)};
-    if (std::uniform_real_distribution<double>(0, 1)(rng_) < config_.read_share) {
+    if (rl::fraction(rng_) < config_.read_share) {
         c.op = BalanceOp{a, uniform(0, 3) == 0};
         c.read_floor = oracle_.size();
     } else {
