@@ -33,6 +33,7 @@ namespace po = boost::program_options;
 constexpr std::size_t kNoLine = 0;
 constexpr std::size_t kClusterNameMax = 64;
 constexpr std::uint64_t kFrameBytesMin = 1024;
+constexpr std::uint64_t kShardIdMax = 65535;
 constexpr std::uint64_t kFrameBytesMax = 64 * 1024 * 1024;
 constexpr std::uint64_t kU32Max = std::numeric_limits<std::uint32_t>::max();
 constexpr std::uint64_t kU64Max = std::numeric_limits<std::uint64_t>::max();
@@ -606,6 +607,11 @@ void Checker::check_timing(const Section& s, const ClusterConfig& c) const {
 
 void Checker::shard(const Section& s, Deployment& d) const {
     reject_unknown_keys(s, {"items", "nodes"});
+    // A client session id carries its shard in 16 bits (docs/design.md section 6).
+    if (s.id == 0 || s.id > kShardIdMax) {
+        fail(s, "", "shard number " + std::to_string(s.id) + " is out of range, expected 1.." +
+                             std::to_string(kShardIdMax));
+    }
     const ShardId id{s.id};
     ShardConfig shard{id, read(s, "items", parse_ranges), read(s, "nodes", parse_node_list)};
     d.shards.emplace(id, std::move(shard));

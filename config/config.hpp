@@ -47,6 +47,10 @@ struct ItemRange {
     ItemId last;   // inclusive
     bool contains(ItemId item) const { return first <= item && item <= last; }
     std::uint64_t size() const { return last.value - first.value + 1; }
+    bool operator==(const ItemRange&) const = default;
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(first, last); }
 };
 
 struct Endpoint {

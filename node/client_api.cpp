@@ -32,9 +32,9 @@ void Node::on_peer_message(NodeId from, Message&& m) {
         [&](auto&& msg) {
             using T = std::decay_t<decltype(msg)>;
             if constexpr (transport::is_alternative_v<T, election::ElectionMessage>) {
-                replica_->step(from, election::ElectionMessage{std::move(msg)});
+                shell_->step(from, election::ElectionMessage{std::move(msg)});
             } else if constexpr (transport::is_alternative_v<T, txn::TxnMessage>) {
-                replica_->step(from, txn::TxnMessage{std::move(msg)});
+                shell_->step(from, txn::TxnMessage{std::move(msg)});
             } else {
                 log_.warn("unexpected_peer_message").kv("peer", from).kv("type", int{T::kWireType});
             }
@@ -58,6 +58,15 @@ void Node::on_client_message(const std::shared_ptr<Connection>& session, Message
                                "item " + std::to_string(r.item.value) + " is in no shard", kNoNode});
                        }
                        submit(session, r.request_id, *shard, txn::BalanceOp{r.item, r.local});
+                   },
+                   [&](transport::SessionRequest& r) {
+                       const auto shard = config_.shard_of_item(r.item);
+                       if (!shard) {
+                           return (void)session->send(transport::ErrorReply{
+                               r.request_id, "unknown_item",
+                               "item " + std::to_string(r.item.value) + " is in no shard", kNoNode});
+                       }
+                       submit(session, r.request_id, *shard, txn::SessionOp{r.item});
                    },
                    [&](transport::LeaderRequest& r) {
                        const ShardId shard = r.shard == ShardId{0} ? me_.shard : r.shard;
@@ -119,8 +128,8 @@ void Node::submit(const std::shared_ptr<Connection>& session, std::uint64_t requ
     ++mine;
     const std::uint64_t handle = next_handle_++;
     pending_[handle] = PendingRequest{session, request_id, shard};
-    if (shard == me_.shard) return replica_->submit(handle, op);
-    replica_->forward_elsewhere(handle, shard_target(shard), op);
+    if (shard == me_.shard) return shell_->submit(handle, op);
+    shell_->forward_elsewhere(handle, shard_target(shard), op);
 }
 
 // A node of another shard to ask: rotates so that a dead one is not asked
@@ -130,37 +139,37 @@ NodeId Node::shard_target(ShardId shard) {
     return nodes[shard_cursor_[shard]++ % nodes.size()];
 }
 
-void Node::deliver_replies(txn::ReplicaOutput& out) {
-    for (auto& [handle, result] : out.replies) {
-        auto it = pending_.find(handle);
-        if (it == pending_.end()) continue;
-        const PendingRequest req = it->second;
-        pending_.erase(it);
-        if (auto n = inflight_.find(req.session); n != inflight_.end() && --n->second == 0) inflight_.erase(n);
-        auto session = req.session.lock();
-        if (!session) continue;  // the client left; the answer has nowhere to go
-        const NodeId hint = req.shard == me_.shard ? replica_->leader() : kNoNode;
-        std::visit(Overload{
-                       [&](txn::TransferDone& d) {
-                           session->send(transport::TransferReply{
-                               req.request_id, d.outcome == static_cast<std::uint8_t>(txn::Outcome::committed),
-                               d.reason, d.txid, hint});
-                       },
-                       [&](txn::BalanceDone& d) {
-                           session->send(transport::BalanceReply{req.request_id, d.item, d.balance, d.local,
-                                                                 d.applied_index, hint});
-                       },
-                       [&](txn::LeaderDone& d) {
-                           session->send(transport::LeaderReply{req.request_id, d.shard, d.leader, d.epoch});
-                       },
-                       [&](txn::OpFailed& f) {
-                           if (f.code != "bad_request" && f.code != "unknown_item") ++shard_cursor_[req.shard];
-                           session->send(transport::ErrorReply{req.request_id, f.code, f.message,
-                                                               f.leader_hint != kNoNode ? f.leader_hint : hint});
-                       },
+void Node::reply(std::uint64_t handle, const txn::OpResult& result) {
+    auto it = pending_.find(handle);
+    if (it == pending_.end()) return;
+    const PendingRequest req = it->second;
+    pending_.erase(it);
+    if (auto n = inflight_.find(req.session); n != inflight_.end() && --n->second == 0) inflight_.erase(n);
+    auto session = req.session.lock();
+    if (!session) return;  // the client left; the answer has nowhere to go
+    const NodeId hint = req.shard == me_.shard ? replica_->leader() : kNoNode;
+    std::visit(Overload{
+                   [&](const txn::TransferDone& d) {
+                       session->send(transport::TransferReply{req.request_id, d.outcome == txn::Outcome::committed,
+                                                              d.reason, d.txid, hint});
                    },
-                   result);
-    }
+                   [&](const txn::BalanceDone& d) {
+                       session->send(transport::BalanceReply{req.request_id, d.item, d.balance, d.local,
+                                                             d.applied_index, hint});
+                   },
+                   [&](const txn::LeaderDone& d) {
+                       session->send(transport::LeaderReply{req.request_id, d.shard, d.leader, d.epoch});
+                   },
+                   [&](const txn::SessionDone& d) {
+                       session->send(transport::SessionReply{req.request_id, d.shard, d.session, hint});
+                   },
+                   [&](const txn::OpFailed& f) {
+                       if (f.code != "bad_request" && f.code != "unknown_item") ++shard_cursor_[req.shard];
+                       session->send(transport::ErrorReply{req.request_id, f.code, f.message,
+                                                           f.leader_hint != kNoNode ? f.leader_hint : hint});
+                   },
+               },
+               result);
 }
 
 transport::StatusReply Node::status(std::uint64_t request_id) const {
@@ -179,7 +188,7 @@ transport::StatusReply Node::status(std::uint64_t request_id) const {
     return r;
 }
 
-void Node::log_events(const txn::ReplicaOutput& out) {
+void Node::report(const txn::ReplicaOutput& out) {
     for (const auto& e : out.election_events) {
         // The shell logs the whole view (epoch, leader, role) itself, below.
         if (e.kind == election::EventKind::leader_changed) continue;
@@ -202,6 +211,29 @@ void Node::log_events(const txn::ReplicaOutput& out) {
             .kv("epoch", c.epoch)
             .kv("leader", c.leader == kNoNode ? std::string("none") : std::to_string(c.leader.value))
             .kv("role", election::to_string(c.role));
+    }
+    if (out.compact) log_.info("snapshot_taken").kv("through", out.compact->last_index);
+    log_replica_events(out);
+}
+
+void Node::log_replica_events(const txn::ReplicaOutput& out) {
+    for (const auto& e : out.events) {
+        std::visit(Overload{
+                       [&](const txn::ConfigDiffers& d) {
+                           log_.warn("config_differs")
+                               .kv("key", d.key)
+                               .kv("ini", d.ini)
+                               .kv("replicated", d.replicated)
+                               .kv("action", "following the log");
+                       },
+                       [&](const txn::SnapshotRefused& r) {
+                           log_.error("snapshot_refused")
+                               .kv("peer", r.from)
+                               .kv("reason", r.reason)
+                               .kv("refused_so_far", replica_->snapshots_refused());
+                       },
+                   },
+                   e);
     }
 }
 

@@ -8,10 +8,6 @@
 namespace rl::node {
 namespace {
 
-std::uint64_t ms_to_ticks(std::uint64_t ms, std::uint32_t tick_ms) {
-    return std::max<std::uint64_t>(1, (ms + tick_ms - 1) / tick_ms);
-}
-
 template <class T, class V>
 constexpr bool in = transport::is_alternative_v<T, V>;
 
@@ -25,31 +21,6 @@ Node::Node(boost::asio::io_context& io, const config::Config& config, NodeId sel
       log_(log),
       server_(io, config, self, log, *this),
       tick_timer_(io) {}
-
-txn::ReplicaParams Node::replica_params() const {
-    const auto& c = config_.cluster();
-    const auto ticks = [&](std::uint64_t ms) { return ms_to_ticks(ms, c.tick_ms); };
-    txn::ReplicaParams p;
-    p.election.self = self_;
-    p.election.members = config_.shard(me_.shard)->nodes;
-    p.election.algorithm = c.election;
-    p.election.timing = {ticks(c.heartbeat_ms), ticks(c.suspect_after_ms), ticks(c.election_timeout_ms)};
-    p.election.seed = std::random_device{}();  // jitter only: nodes must not retry in lockstep
-    p.log.heartbeat_ticks = ticks(c.heartbeat_ms);
-    // A batch of entries must fit in one frame: a transfer entry encodes
-    // to well under 128 bytes.
-    p.log.append_entries_max = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(c.limits.frame_bytes_max / 128, 1, 1024));
-    p.log.retransmit_ticks = ticks(c.suspect_after_ms);
-    p.log.adopt_timeout_ticks = 2 * ticks(c.election_timeout_ms);
-    // A client hears back well within its own (default 5 s) timeout, and
-    // can retry through a failover.
-    p.op_timeout_ticks = ticks(std::max<std::uint64_t>(1000, 2 * (c.suspect_after_ms + c.election_timeout_ms)));
-    p.pending_ops_max = std::size_t{c.limits.client_connections_max} * c.limits.client_inflight_max;
-    p.snapshot_after_entries = c.limits.snapshot_after_entries;
-    p.forward_id_base = (std::uint64_t{std::random_device{}()} << 32) | 1;
-    p.dedup = txn::DedupLimits{c.limits.dedup_window, c.limits.dedup_clients_max};
-    return p;
-}
 
 void Node::open_wal() {
     txn::Recovered rec;
@@ -66,8 +37,11 @@ void Node::open_wal() {
         .kv("snapshot", rec.snapshot ? rec.snapshot->last_index.value : 0)
         .kv("entries", rec.entries.size());
     txn::RecoveredState state{rec.durable, std::move(rec.snapshot), std::move(rec.entries)};
-    replica_ = std::make_unique<txn::Replica>(replica_params(), *config_.shard(me_.shard),
-                                              config_.cluster().initial_balance, std::move(state));
+    // A fresh seed per start: election jitter, and forward ids that never
+    // repeat across restarts.
+    const std::uint64_t seed = (std::uint64_t{std::random_device{}()} << 32) | std::random_device{}();
+    replica_ = std::make_unique<txn::Replica>(txn::replica_params(config_, self_, seed), std::move(state));
+    shell_ = std::make_unique<txn::Shell>(*replica_, *wal_, config_.cluster().limits.wal_backlog_bytes_max, *this);
 }
 
 void Node::start() {
@@ -104,14 +78,22 @@ transport::PeerLink& Node::link(NodeId peer) {
         .cluster_name = c.name,
         .local = transport::tcp::endpoint(boost::asio::ip::make_address(me_.address.host), 0),
         .remote = transport::tcp::endpoint(boost::asio::ip::make_address(addr.host), addr.port),
-        .limits = {c.limits.frame_bytes_max, c.limits.peer_queue_frames_max},
+        .limits = {c.limits.frame_bytes_max, c.limits.peer_queue_frames_max, c.limits.peer_queue_bytes_max},
         .reconnect_ms_min = c.limits.reconnect_ms_min,
         .reconnect_ms_max = c.limits.reconnect_ms_max,
         .seed = self_.value * 1000003 + peer.value,
     };
     auto l = std::make_shared<transport::PeerLink>(io_, std::move(p), log_);
-    l->start();
+    // A turn that was already queued when stop() ran may still send: its
+    // link must not start dialing, or the io_context never runs out of work.
+    if (!stopped_) l->start();
     return *links_.emplace(peer, std::move(l)).first->second;
+}
+
+// A peer that dials us is up, so our link to it need not wait out its
+// backoff (docs/design.md section 1). Only a link already made redials.
+void Node::on_peer_accepted(NodeId peer) {
+    if (auto it = links_.find(peer); it != links_.end()) it->second->redial_now();
 }
 
 // Ticks run against absolute deadlines so a slow turn does not stretch
@@ -127,7 +109,7 @@ void Node::schedule_tick() {
 }
 
 void Node::on_tick() {
-    replica_->tick();
+    shell_->tick();
     schedule_flush();
 }
 
@@ -141,77 +123,27 @@ void Node::schedule_flush() {
 
 void Node::flush() {
     flush_scheduled_ = false;
-    // persisted() can commit, and committing can answer or send more: a few
-    // rounds drain it; anything left waits for the next turn.
-    for (int round = 0; round < 4; ++round) {
-        auto out = replica_->take_output();
-        const bool durable = persist(out);
-        if (durable) {
-            replica_->persisted(wal_->last_index());
-            send_all(out);
-        } else {
-            stats_.dropped_sends += out.election_messages.size() + out.txn_messages.size();
-        }
-        deliver_replies(out);
-        log_events(out);
-        if (out.election_messages.empty() && out.txn_messages.empty() && out.replies.empty() && durable) break;
-    }
+    shell_->flush();
 }
 
-// Persist before send (docs/design.md section 9, habit 1): a promise, an acknowledgement or
-// a commit never leaves before what it vouches for is on disk. The WAL
-// operations wait in order in backlog_ until each succeeds, so a disk error
-// halfway (an install whose snapshot could not be written, say) is retried
-// from exactly where it stopped, never skipped.
-bool Node::persist(txn::ReplicaOutput& out) {
-    if (out.durable) backlog_.emplace_back(*out.durable);
-    if (out.truncate_after) backlog_.emplace_back(TruncateOp{*out.truncate_after});
-    if (out.install) backlog_.emplace_back(InstallOp{std::move(*out.install)});
-    for (auto& e : out.appended) backlog_.emplace_back(std::move(e));
-    if (out.compact) backlog_.emplace_back(CompactOp{std::move(*out.compact)});
-    try {
-        while (!backlog_.empty()) {
-            apply_to_wal(backlog_.front());
-            backlog_.pop_front();
-        }
-        if (wal_->dirty()) wal_->sync();
-        return true;
-    } catch (const txn::WalIoError& e) {
-        // A full disk fails every turn: say so once a second, with a count.
-        ++stats_.wal_io_errors;
-        const auto now = std::chrono::steady_clock::now();
-        if (now - wal_error_logged_ >= std::chrono::seconds(1)) {
-            wal_error_logged_ = now;
-            log_.error("wal_io_error")
-                .kv("error", e.what())
-                .kv("errors_so_far", stats_.wal_io_errors)
-                .kv("sends_dropped_so_far", stats_.dropped_sends);
-        }
-        return false;
-    }
+// A full disk fails every turn: say so once a second, with a count.
+void Node::wal_failed(const txn::WalIoError& e, const txn::ShellStats& stats) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - wal_error_logged_ < std::chrono::seconds(1)) return;
+    wal_error_logged_ = now;
+    log_.error("wal_io_error")
+        .kv("error", e.what())
+        .kv("errors_so_far", stats.wal_io_errors)
+        .kv("sends_dropped_so_far", stats.dropped_sends)
+        .kv("backlog_bytes", shell_->backlog_bytes());
 }
 
-void Node::apply_to_wal(const WalOp& op) {
-    std::visit(Overload{
-                   [&](const election::Durable& d) { wal_->save_durable(d); },
-                   [&](const TruncateOp& t) { wal_->truncate_after(t.after); },
-                   [&](const InstallOp& i) { wal_->install_snapshot(i.snapshot); },
-                   [&](const txn::LogEntry& e) { wal_->append(e); },
-                   [&](const CompactOp& c) {
-                       wal_->compact(c.snapshot);
-                       log_.info("wal_compacted").kv("through", c.snapshot.last_index);
-                   },
-               },
-               op);
+void Node::send(NodeId to, const election::ElectionMessage& m) {
+    std::visit([&](const auto& msg) { link(to).send(transport::Message{msg}); }, m);
 }
 
-void Node::send_all(txn::ReplicaOutput& out) {
-    for (auto& m : out.election_messages) {
-        std::visit([&](auto& msg) { link(m.to).send(transport::Message{std::move(msg)}); }, m.msg);
-    }
-    for (auto& m : out.txn_messages) {
-        std::visit([&](auto& msg) { link(m.to).send(transport::Message{std::move(msg)}); }, m.msg);
-    }
+void Node::send(NodeId to, const txn::TxnMessage& m) {
+    std::visit([&](const auto& msg) { link(to).send(transport::Message{msg}); }, m);
 }
 
 }  // namespace rl::node

@@ -1,8 +1,8 @@
-// The rlnode daemon's shell: one io_context, one tick timer, the server for
-// inbound connections, one PeerLink per node it talks to, the WAL, and the
-// shard Replica that decides everything. The shell owns all I/O and handles
-// the replica's output once per io_context turn, in the fixed order
-// persist (one WAL sync for the whole turn), send, reply.
+// The rlnode daemon: one io_context, one tick timer, the server for inbound
+// connections, one PeerLink per node it talks to, the WAL, and the shard
+// Replica that decides everything. The turn itself (persist with one WAL
+// sync, send, reply) is txn::Shell, the same code the simulator runs; this
+// class is its host: it carries messages to sockets and answers clients.
 #pragma once
 
 #include "config/config.hpp"
@@ -10,11 +10,11 @@
 #include "transport/log.hpp"
 #include "transport/peer_link.hpp"
 #include "txn/replica.hpp"
+#include "txn/shell.hpp"
 #include "txn/wal.hpp"
 
 #include <boost/asio.hpp>
 
-#include <deque>
 #include <map>
 #include <variant>
 #include <memory>
@@ -22,12 +22,7 @@
 
 namespace rl::node {
 
-struct NodeStats {
-    std::uint64_t wal_io_errors = 0;    // syncs the disk refused
-    std::uint64_t dropped_sends = 0;    // messages not sent because their persist failed
-};
-
-class Node : public ServerHandler {
+class Node : public ServerHandler, public txn::ShellHost {
 public:
     Node(boost::asio::io_context& io, const config::Config& config, NodeId self, Logger& log);
 
@@ -38,22 +33,18 @@ public:
     // Closes every socket and timer so that io_context::run() returns.
     void stop();
 
+    void on_peer_accepted(NodeId peer) override;
     void on_peer_message(NodeId from, Message&& m) override;
     void on_client_message(const std::shared_ptr<Connection>& session, Message&& m) override;
 
-private:
-    // One WAL operation of the replica's output, waiting its turn.
-    struct TruncateOp {
-        LogIndex after;
-    };
-    struct InstallOp {
-        txn::Snapshot snapshot;
-    };
-    struct CompactOp {
-        txn::Snapshot snapshot;
-    };
-    using WalOp = std::variant<election::Durable, TruncateOp, InstallOp, txn::LogEntry, CompactOp>;
+    // txn::ShellHost
+    void send(NodeId to, const election::ElectionMessage& m) override;
+    void send(NodeId to, const txn::TxnMessage& m) override;
+    void reply(std::uint64_t handle, const txn::OpResult& result) override;
+    void report(const txn::ReplicaOutput& out) override;
+    void wal_failed(const txn::WalIoError& error, const txn::ShellStats& stats) override;
 
+private:
     // A client request waiting for the replica's answer.
     struct PendingRequest {
         std::weak_ptr<Connection> session;
@@ -62,16 +53,11 @@ private:
     };
 
     void open_wal();
-    txn::ReplicaParams replica_params() const;
     void schedule_tick();
     void on_tick();
     void schedule_flush();
     void flush();
-    bool persist(txn::ReplicaOutput& out);
-    void apply_to_wal(const WalOp& op);
-    void send_all(txn::ReplicaOutput& out);
-    void deliver_replies(txn::ReplicaOutput& out);
-    void log_events(const txn::ReplicaOutput& out);
+    void log_replica_events(const txn::ReplicaOutput& out);
     transport::PeerLink& link(NodeId peer);
 
     void submit(const std::shared_ptr<Connection>& session, std::uint64_t request_id, ShardId shard,
@@ -89,8 +75,8 @@ private:
     Server server_;
     std::map<NodeId, std::shared_ptr<transport::PeerLink>> links_;
     std::optional<txn::Wal> wal_;
-    std::deque<WalOp> backlog_;  // WAL operations not yet accepted by the WAL, in order
     std::unique_ptr<txn::Replica> replica_;
+    std::unique_ptr<txn::Shell> shell_;
     std::map<std::uint64_t, PendingRequest> pending_;
     // Requests in flight per client session (client_inflight_max).
     std::map<std::weak_ptr<Connection>, std::size_t, std::owner_less<>> inflight_;
@@ -101,7 +87,6 @@ private:
     bool flush_scheduled_ = false;
     std::chrono::steady_clock::time_point wal_error_logged_;  // rate limit for a failing disk
     bool stopped_ = false;
-    NodeStats stats_;
 };
 
 }  // namespace rl::node

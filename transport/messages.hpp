@@ -68,7 +68,7 @@ struct StatusRequest {
 struct TransferRequest {
     static constexpr std::uint8_t kWireType = 102;
     std::uint64_t request_id = 0;  // echoed in the reply
-    txn::TxnId txid;               // (client_id, seq): a retry reuses it
+    txn::TxnId txid;               // (session, seq): a retry reuses it
     ItemId from;                   // debited
     ItemId to;                     // credited
     std::int64_t amount = 0;       // > 0
@@ -94,6 +94,17 @@ struct LeaderRequest {
 
     template <class Archive>
     void serialize(Archive& ar) { ar(request_id, shard); }
+};
+
+// Opens a client session with the shard that holds `item`; its transfers
+// then carry (session, seq) ids (docs/design.md section 6).
+struct SessionRequest {
+    static constexpr std::uint8_t kWireType = 105;
+    std::uint64_t request_id = 0;  // echoed in the reply
+    ItemId item;                   // names the shard
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(request_id, item); }
 };
 
 // ---- client replies ----
@@ -172,6 +183,17 @@ struct LeaderReply {
     void serialize(Archive& ar) { ar(request_id, shard, leader, epoch); }
 };
 
+struct SessionReply {
+    static constexpr std::uint8_t kWireType = 135;
+    std::uint64_t request_id = 0;  // from the request
+    ShardId shard;                 // the shard the session belongs to
+    std::uint64_t session = 0;     // the session id for TxnId
+    NodeId leader_hint;            // leader of that shard as known where it was answered
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(request_id, shard, session, leader_hint); }
+};
+
 // Any request that failed: bad input, no leader, unknown item...
 struct ErrorReply {
     static constexpr std::uint8_t kWireType = 159;
@@ -198,8 +220,10 @@ struct Cat<std::variant<A...>, std::variant<B...>, Rest...> {
 }  // namespace detail
 
 using ControlMessage = std::variant<Hello, Refuse>;
-using ClientRequest = std::variant<PingRequest, StatusRequest, TransferRequest, BalanceRequest, LeaderRequest>;
-using ClientReply = std::variant<PingReply, StatusReply, TransferReply, BalanceReply, LeaderReply, ErrorReply>;
+using ClientRequest =
+    std::variant<PingRequest, StatusRequest, TransferRequest, BalanceRequest, LeaderRequest, SessionRequest>;
+using ClientReply =
+    std::variant<PingReply, StatusReply, TransferReply, BalanceReply, LeaderReply, SessionReply, ErrorReply>;
 
 using Message = typename detail::Cat<ControlMessage, election::ElectionMessage, txn::TxnMessage, ClientRequest,
                                      ClientReply>::type;

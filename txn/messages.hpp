@@ -115,10 +115,18 @@ struct LeaderOp {
     void serialize(Archive&) {}
 };
 
-using ClientOp = std::variant<TransferOp, BalanceOp, LeaderOp>;
+// Open a client session with the shard that holds `item`.
+struct SessionOp {
+    ItemId item;
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(item); }
+};
+
+using ClientOp = std::variant<TransferOp, BalanceOp, LeaderOp, SessionOp>;
 
 struct TransferDone {
-    std::uint8_t outcome = 0;   // txn::Outcome
+    Outcome outcome = Outcome::aborted;
     std::string reason;         // empty when committed
     TxnId txid;
 
@@ -154,7 +162,15 @@ struct LeaderDone {
     void serialize(Archive& ar) { ar(shard, leader, epoch); }
 };
 
-using OpResult = std::variant<TransferDone, BalanceDone, LeaderDone, OpFailed>;
+struct SessionDone {
+    ShardId shard;               // the shard whose log opened it
+    std::uint64_t session = 0;   // session_id() of its OpenSession entry
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(shard, session); }
+};
+
+using OpResult = std::variant<TransferDone, BalanceDone, LeaderDone, OpFailed, SessionDone>;
 
 // A node that cannot serve a client operation passes it to the leader it
 // knows; the reply retraces the hop to the origin.

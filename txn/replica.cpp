@@ -1,55 +1,43 @@
 #include "txn/replica.hpp"
 
-#include "config/overload.hpp"
 #include "config/check.hpp"
+#include "config/overload.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 #include <utility>
 
 namespace rl::txn {
 namespace {
 
-election::Core make_core(const ReplicaParams& p, const RecoveredState& r) { return election::Core(p.election, r.durable); }
-
-ShardState make_state(const config::ShardConfig& shard, std::int64_t initial, const ReplicaParams& p,
-                      const RecoveredState& r) {
-    if (r.snapshot) return ShardState::restore(shard, r.snapshot->state, p.dedup);
-    return ShardState(shard, initial, p.dedup);
+ShardState make_state(const ReplicaParams& p, const RecoveredState& r) {
+    if (r.snapshot) return ShardState::restore(p.genesis.shard, r.snapshot->state);
+    return ShardState(p.genesis.shard);
 }
 
-// True when `result` can be the answer to `op` (a failure answers anything).
-bool answers(const ClientOp& op, const OpResult& result) {
-    return std::visit(Overload{
-                          [&](const TransferOp& t) {
-                              const auto* d = std::get_if<TransferDone>(&result);
-                              return d == nullptr ? !std::holds_alternative<BalanceDone>(result) &&
-                                                        !std::holds_alternative<LeaderDone>(result)
-                                                  : d->txid == t.txid;
-                          },
-                          [&](const BalanceOp& b) {
-                              const auto* d = std::get_if<BalanceDone>(&result);
-                              return d == nullptr ? std::holds_alternative<OpFailed>(result) : d->item == b.item;
-                          },
-                          [&](const LeaderOp&) {
-                              return std::holds_alternative<LeaderDone>(result) ||
-                                     std::holds_alternative<OpFailed>(result);
-                          },
-                      },
-                      op);
+std::string ranges_text(const std::vector<config::ItemRange>& items) {
+    std::string out;
+    for (const auto& r : items) {
+        out += (out.empty() ? "" : ",") + std::to_string(r.first.value) + "-" + std::to_string(r.last.value);
+    }
+    return out;
+}
+
+TransferDone transfer_done(const ApplyResult& r) {
+    return TransferDone{r.outcome, r.outcome == Outcome::committed ? std::string() : to_string(r.reason), r.txid};
 }
 
 }  // namespace
 
-Replica::Replica(ReplicaParams params, const config::ShardConfig& shard, std::int64_t initial_balance,
-                 RecoveredState recovered)
+Replica::Replica(ReplicaParams params, RecoveredState recovered)
     : params_(std::move(params)),
-      shard_(shard),
-      election_(make_core(params_, recovered)),
+      election_(params_.election, recovered.durable),
       log_(params_.election.self, params_.election.members, params_.log, recovered.snapshot,
            std::move(recovered.entries)),
-      state_(make_state(shard, initial_balance, params_, recovered)),
-      next_forward_id_(params_.forward_id_base) {
+      state_(make_state(params_, recovered)),
+      pending_(params_.pending, params_.forward_id_base) {
     log_.follow(election_.epoch(), kNoNode);
+    compare_genesis();
     sync_positions();
     drain_election();  // a one-node shard leads at once
     drain_log();
@@ -68,6 +56,12 @@ void Replica::step(NodeId from, const TxnMessage& m) {
     std::visit(Overload{
                    [&](const ForwardRequest& f) { on_forward(from, f); },
                    [&](const ForwardReply& f) { on_forward_reply(from, f); },
+                   [&](const InstallSnapshot& s) {
+                       if (snapshot_acceptable(from, s.snapshot)) log_.step(from, s);
+                   },
+                   [&](const FetchReply& f) {
+                       if (!f.snapshot || snapshot_acceptable(from, *f.snapshot)) log_.step(from, f);
+                   },
                    [&](const auto& msg) { log_.step(from, msg); },
                },
                m);
@@ -75,13 +69,14 @@ void Replica::step(NodeId from, const TxnMessage& m) {
 }
 
 void Replica::tick() {
-    ++now_;
     sync_positions();
     election_.tick();
     drain_election();
     log_.tick();
     drain_log();
-    expire_waiters();
+    const std::string late = "no answer in time at node " + std::to_string(params_.election.self.value);
+    const std::string leaderless = "no leader known for shard " + std::to_string(shard().value);
+    for (auto& g : pending_.tick(late, leaderless)) fail(g.waiter, g.code, g.message);
     retry_parked();
 }
 
@@ -112,6 +107,37 @@ ReplicaOutput Replica::take_output() {
 void Replica::sync_positions() {
     election_.set_log_position(log_.position());
     election_.set_commit_index(log_.commit_index());
+}
+
+// ---- the epoch gate for messages the log does not see ----
+
+bool Replica::member(NodeId id) const {
+    const auto& m = params_.election.members;
+    return std::find(m.begin(), m.end(), id) != m.end();
+}
+
+// One gate for epochs (docs/design.md section 9, habit 3): a higher epoch on
+// any message from a member is observed like one on a log message. Forwarded
+// client operations are still served from a lower epoch (the sender only
+// learns of the newer leadership from our reply), but they never move ours.
+void Replica::gate(NodeId from, Epoch theirs) {
+    if (!member(from) || theirs <= election_.epoch()) return;
+    sync_positions();
+    election_.observe(from, theirs);
+    drain_election();
+}
+
+// A snapshot from a peer replaces the whole state: it is read before the log
+// takes it, and one this node cannot read is an operating error.
+bool Replica::snapshot_acceptable(NodeId from, const Snapshot& s) {
+    try {
+        (void)ShardState::restore(shard(), s.state);
+        return true;
+    } catch (const std::runtime_error& e) {
+        ++snapshots_refused_;
+        out_.events.push_back(SnapshotRefused{from, e.what()});
+        return false;
+    }
 }
 
 // ---- election -> log ----
@@ -154,31 +180,62 @@ void Replica::drain_log() {
         drain_election();
     }
     if (log_.snapshot_index() > state_.applied_index()) {
-        // The leader sent its snapshot: the state restarts from it.
-        state_ = ShardState::restore(shard_, log_.snapshot()->state, params_.dedup);
+        // The leader sent its snapshot, read once already when it arrived.
+        state_ = ShardState::restore(shard(), log_.snapshot()->state);
+        compare_genesis();
     }
     apply_committed();
+    maybe_propose_genesis();
     complete_reads();
     maybe_compact();
 }
 
 // Every replica applies the committed prefix in order; the leader also
-// answers whoever waits for a transfer it proposed.
+// answers whoever waits for an entry it proposed.
 void Replica::apply_committed() {
     while (state_.applied_index() < log_.commit_index() && state_.applied_index() < log_.last_index()) {
         const LogEntry& entry = log_.at(state_.applied_index().next());
-        const auto result = state_.apply(entry);
-        if (!result) continue;
-        auto it = transfers_.find(result->txid);
-        if (it == transfers_.end()) continue;
-        for (const auto& [w, deadline] : it->second.waiters) {
-            reply(w, TransferDone{static_cast<std::uint8_t>(result->outcome), result->outcome == Outcome::committed
-                                                                                  ? std::string()
-                                                                                  : to_string(result->reason),
-                                  result->txid});
-        }
-        transfers_.erase(it);
+        const bool was_created = state_.created();
+        const Applied applied = state_.apply(entry);
+        if (!was_created && state_.created()) compare_genesis();
+        answer_applied(entry, applied);
     }
+}
+
+void Replica::answer_applied(const LogEntry& entry, const Applied& applied) {
+    if (const auto* r = std::get_if<ApplyResult>(&applied)) {
+        for (const Waiter& w : pending_.take_transfer(r->txid)) reply(w, transfer_done(*r));
+    }
+    for (const Waiter& w : pending_.take_entry(entry.index)) {
+        if (const auto* s = std::get_if<SessionOpened>(&applied)) {
+            reply(w, SessionDone{shard(), s->session});
+        } else {
+            fail(w, "unavailable", "the shard is not created yet; retry");
+        }
+    }
+}
+
+// The first leader of an empty shard creates it (docs/design.md section 6).
+// Once per leadership: a Genesis that lands after another one is a no-op.
+void Replica::maybe_propose_genesis() {
+    if (state_.created() || !log_.ready() || genesis_proposed_in_ == log_.epoch()) return;
+    genesis_proposed_in_ = log_.epoch();
+    log_.propose(params_.genesis);
+}
+
+// A node follows the log; where its INI says otherwise, it says so once.
+void Replica::compare_genesis() {
+    if (genesis_compared_ || !state_.created()) return;
+    genesis_compared_ = true;
+    const Genesis& mine = params_.genesis;
+    const Genesis& log = *state_.genesis();
+    const auto differs = [&](const char* key, const std::string& ini, const std::string& replicated) {
+        if (ini != replicated) out_.events.push_back(ConfigDiffers{key, ini, replicated});
+    };
+    differs("items", ranges_text(mine.items), ranges_text(log.items));
+    differs("initial_balance", std::to_string(mine.initial_balance), std::to_string(log.initial_balance));
+    differs("dedup_window", std::to_string(mine.dedup_window), std::to_string(log.dedup_window));
+    differs("dedup_clients_max", std::to_string(mine.sessions_max), std::to_string(log.sessions_max));
 }
 
 // Keeps the WAL and the in-memory log bounded: once enough entries are
@@ -193,41 +250,41 @@ void Replica::maybe_compact() {
 
 // ---- client operations ----
 
+// Checked wherever the operation arrives, once this node knows the shard's
+// items; before that, the leader checks it.
 std::optional<OpFailed> Replica::edge_check(const ClientOp& op) const {
+    if (!state_.created()) return std::nullopt;
+    const auto failed = [&](const std::optional<EdgeError>& e) -> std::optional<OpFailed> {
+        if (!e) return std::nullopt;
+        return OpFailed{to_string(e->code), e->message, leader()};
+    };
     return std::visit(Overload{
-                          [&](const TransferOp& t) -> std::optional<OpFailed> {
-                              const auto err = state_.validate(Transfer{t.txid, t.from, t.to, t.amount});
-                              if (!err) return std::nullopt;
-                              return OpFailed{to_string(err->code), err->message, leader()};
-                          },
+                          [&](const TransferOp& t) { return failed(state_.validate(Transfer{t.txid, t.from, t.to, t.amount})); },
                           [&](const LeaderOp&) -> std::optional<OpFailed> { return std::nullopt; },
-                          [&](const BalanceOp& b) -> std::optional<OpFailed> {
-                              for (const auto& r : shard_.items) {
-                                  if (r.contains(b.item)) return std::nullopt;
-                              }
-                              return OpFailed{"unknown_item",
-                                              "item " + std::to_string(b.item.value) + " is not in shard " +
-                                                  std::to_string(shard_.id.value),
-                                              leader()};
-                          },
+                          [&](const BalanceOp& b) { return failed(state_.check_item(b.item)); },
+                          [&](const SessionOp& s) { return failed(state_.check_item(s.item)); },
                       },
                       op);
 }
 
-bool Replica::admit_new_op(const Waiter& w) {
-    if (pending_ops() < params_.pending_ops_max) return true;
+// Admission (docs/design.md section 9, habit 7): every waiter counts, a
+// retry joining a known transfer too.
+bool Replica::admit(const Waiter& w) {
+    if (!pending_.full()) return true;
     fail(w, "unavailable", "too many operations in progress at this node");
     return false;
 }
 
 void Replica::submit_op(const Waiter& w, const ClientOp& op, std::uint8_t hops) {
     if (auto err = edge_check(op)) return reply(w, *err);
-    if (std::holds_alternative<LeaderOp>(op)) return reply(w, LeaderDone{shard_.id, leader(), epoch()});
+    if (std::holds_alternative<LeaderOp>(op)) return reply(w, LeaderDone{shard(), leader(), epoch()});
     if (const auto* b = std::get_if<BalanceOp>(&op); b && b->local) {
+        if (!state_.created()) return fail(w, "unavailable", "this node has not applied the shard's creation yet");
         return reply(w, BalanceDone{b->item, state_.balance(b->item), true, state_.applied_index()});
     }
-    if (log_.ready()) {
+    if (log_.ready() && state_.created()) {
         if (const auto* t = std::get_if<TransferOp>(&op)) return serve_transfer(w, *t);
+        if (std::holds_alternative<SessionOp>(op)) return serve_session(w);
         return serve_read(w, std::get<BalanceOp>(op));
     }
     forward(w, op, hops);
@@ -236,49 +293,43 @@ void Replica::submit_op(const Waiter& w, const ClientOp& op, std::uint8_t hops) 
 void Replica::serve_transfer(const Waiter& w, const TransferOp& op) {
     // Exactly-once: a txid already applied gets its first result; one in
     // the log but not yet applied gets the same wait.
-    if (auto done = state_.lookup(op.txid)) {
-        return reply(w, TransferDone{static_cast<std::uint8_t>(done->outcome),
-                                     done->outcome == Outcome::committed ? std::string() : to_string(done->reason),
-                                     op.txid});
-    }
-    const std::uint64_t deadline = now_ + params_.op_timeout_ticks;
-    if (auto it = transfers_.find(op.txid); it != transfers_.end()) {
-        it->second.waiters.push_back({w, deadline});
-        return;
-    }
-    if (!admit_new_op(w)) return;
-    const auto index = log_.propose(Transfer{op.txid, op.from, op.to, op.amount});
-    transfers_[op.txid] = PendingTransfer{*index, {{w, deadline}}};
+    if (auto done = state_.lookup(op.txid)) return reply(w, transfer_done(*done));
+    if (!admit(w)) return;
+    if (!pending_.waiting_for(op.txid)) log_.propose(Transfer{op.txid, op.from, op.to, op.amount});
+    pending_.wait_transfer(op.txid, w);
+}
+
+void Replica::serve_session(const Waiter& w) {
+    if (!admit(w)) return;
+    pending_.wait_entry(*log_.propose(OpenSession{}), w);
 }
 
 // Linearizable read (Raft's ReadIndex): the answer reflects everything
 // committed before the read arrived, once a majority has confirmed in a new
 // round that this node still leads.
 void Replica::serve_read(const Waiter& w, const BalanceOp& op) {
-    if (!admit_new_op(w)) return;
+    if (!admit(w)) return;
     const LogIndex read_index = std::max(log_.commit_index(), log_.epoch_start());
-    reads_.push_back(PendingRead{w, op.item, read_index, log_.start_read_round(), now_ + params_.op_timeout_ticks});
+    pending_.wait_read({w, op.item, read_index, log_.start_read_round()});
     complete_reads();
 }
 
 void Replica::complete_reads() {
-    if (reads_.empty()) return;
     const std::uint64_t confirmed = log_.confirmed_round();
-    std::erase_if(reads_, [&](const PendingRead& r) {
-        if (!log_.ready() || confirmed < r.round || state_.applied_index() < r.read_index) return false;
+    const auto ready = [&](const PendingOps::Read& r) {
+        return log_.ready() && confirmed >= r.round && state_.applied_index() >= r.read_index;
+    };
+    for (const auto& r : pending_.take_reads(ready)) {
         reply(r.waiter, BalanceDone{r.item, state_.balance(r.item), false, state_.applied_index()});
-        return true;
-    });
+    }
 }
 
 // Not the leader: pass the operation to the one we know, or hold it until
 // one is known (or its time is up).
 void Replica::forward(const Waiter& w, const ClientOp& op, std::uint8_t hops) {
     const NodeId leader = election_.leader();
-    const std::uint64_t deadline = now_ + params_.op_timeout_ticks;
     if (leader == kNoNode || leader == params_.election.self) {
-        if (!admit_new_op(w)) return;
-        parked_.push_back(Parked{w, op, hops, deadline});
+        if (admit(w)) pending_.park({w, op, hops});
         return;
     }
     send_forward(w, leader, op, hops);
@@ -290,41 +341,34 @@ void Replica::forward_elsewhere(std::uint64_t handle, NodeId target, const Clien
 
 void Replica::send_forward(const Waiter& w, NodeId to, const ClientOp& op, std::uint8_t hops) {
     if (hops >= kForwardHopsMax) return fail(w, "unavailable", "too many forwarding hops; leader unsettled");
-    if (!admit_new_op(w)) return;
-    const std::uint64_t id = next_forward_id_++;
-    forwarded_[id] = Forwarded{w, to, now_ + params_.op_timeout_ticks, op};
-    out_.txn_messages.push_back({to, ForwardRequest{epoch(), id, static_cast<std::uint8_t>(hops + 1), op}});
+    if (!admit(w)) return;
+    const std::uint64_t id = pending_.forward(w, to, op);
+    // Across shards the epoch means nothing to the receiver: 0.
+    const Epoch e = member(to) ? epoch() : Epoch{};
+    out_.txn_messages.push_back({to, ForwardRequest{e, id, static_cast<std::uint8_t>(hops + 1), op}});
 }
 
 void Replica::retry_parked() {
-    if (parked_.empty() || (election_.leader() == kNoNode && !log_.ready())) return;
-    auto parked = std::exchange(parked_, {});
-    for (auto& p : parked) submit_op(p.waiter, p.op, p.hops);
+    if (!pending_.has_parked() || (election_.leader() == kNoNode && !log_.ready())) return;
+    for (auto& p : pending_.take_parked()) submit_op(p.waiter, p.op, p.hops);
 }
 
 void Replica::on_forward(NodeId from, const ForwardRequest& m) {
+    gate(from, m.epoch);
     submit_op(RemoteWaiter{from, m.forward_id}, m.op, m.hops);
 }
 
 void Replica::on_forward_reply(NodeId from, const ForwardReply& m) {
-    auto it = forwarded_.find(m.forward_id);
-    if (it == forwarded_.end()) return;  // already timed out here
-    if (it->second.to != from || !answers(it->second.op, m.result)) {
-        // Not the answer to what we forwarded under this id (a reply from
-        // before a restart of ours): it must not reach this client.
-        return;
-    }
-    const Waiter w = it->second.waiter;
-    forwarded_.erase(it);
-    reply(w, m.result);
+    gate(from, m.epoch);
+    if (auto w = pending_.take_forward_reply(m.forward_id, from, m.result)) reply(*w, m.result);
 }
 
 void Replica::reply(const Waiter& w, OpResult result) {
     std::visit(Overload{
                    [&](const LocalWaiter& l) { out_.replies.emplace_back(l.handle, std::move(result)); },
                    [&](const RemoteWaiter& r) {
-                       out_.txn_messages.push_back(
-                           {r.node, ForwardReply{epoch(), r.forward_id, std::move(result), leader()}});
+                       const Epoch e = member(r.node) ? epoch() : Epoch{};
+                       out_.txn_messages.push_back({r.node, ForwardReply{e, r.forward_id, std::move(result), leader()}});
                    },
                },
                w);
@@ -335,59 +379,17 @@ void Replica::fail(const Waiter& w, const std::string& code, const std::string& 
 }
 
 // A deposed leader cannot tell whether its proposals will commit: the
-// clients retry with the same txid, and the dedup table answers truly.
+// clients retry with the same txid, and the session table answers truly.
 void Replica::fail_leader_waiters(const std::string& why) {
-    for (auto& [txid, p] : transfers_) {
-        for (const auto& [w, deadline] : p.waiters) fail(w, "unavailable", why);
-    }
-    transfers_.clear();
-    for (const auto& r : reads_) fail(r.waiter, "unavailable", why);
-    reads_.clear();
+    for (const Waiter& w : pending_.take_leader_waits()) fail(w, "unavailable", why);
 }
 
 // Operations passed to a leader this node no longer believes in may never
 // be answered: tell their clients to retry (the txid keeps it exactly-once).
 void Replica::fail_stale_forwards(NodeId leader) {
-    for (auto it = forwarded_.begin(); it != forwarded_.end();) {
-        const bool same_shard = std::find(params_.election.members.begin(), params_.election.members.end(),
-                                          it->second.to) != params_.election.members.end();
-        if (!same_shard || it->second.to == leader) {
-            ++it;
-            continue;
-        }
-        fail(it->second.waiter, "unavailable", "the leader changed while the operation was forwarded; retry");
-        it = forwarded_.erase(it);
-    }
-}
-
-void Replica::expire_waiters() {
-    const std::string late = "no answer in time at node " + std::to_string(params_.election.self.value);
-    for (auto it = transfers_.begin(); it != transfers_.end();) {
-        auto& ws = it->second.waiters;
-        std::erase_if(ws, [&](const auto& wd) {
-            if (wd.second > now_) return false;
-            fail(wd.first, "timeout", late);
-            return true;
-        });
-        it = ws.empty() ? transfers_.erase(it) : std::next(it);
-    }
-    std::erase_if(reads_, [&](const PendingRead& r) {
-        if (r.deadline > now_) return false;
-        fail(r.waiter, "timeout", late);
-        return true;
-    });
-    std::erase_if(parked_, [&](const Parked& p) {
-        if (p.deadline > now_) return false;
-        fail(p.waiter, "unavailable", "no leader known for shard " + std::to_string(shard_.id.value));
-        return true;
-    });
-    for (auto it = forwarded_.begin(); it != forwarded_.end();) {
-        if (it->second.deadline > now_) {
-            ++it;
-            continue;
-        }
-        fail(it->second.waiter, "timeout", late);
-        it = forwarded_.erase(it);
+    const auto stale = [&](NodeId to) { return member(to) && to != leader; };
+    for (const Waiter& w : pending_.take_forwards_if(stale)) {
+        fail(w, "unavailable", "the leader changed while the operation was forwarded; retry");
     }
 }
 

@@ -12,6 +12,7 @@
 #include "election/core.hpp"
 #include "txn/log.hpp"
 #include "txn/messages.hpp"
+#include "txn/pending.hpp"
 #include "txn/snapshot.hpp"
 #include "txn/state_machine.hpp"
 
@@ -27,13 +28,13 @@ namespace rl::txn {
 struct ReplicaParams {
     election::Params election;
     LogLimits log;
-    DedupLimits dedup;
+    PendingLimits pending;
+    // What this node proposes if it is the first leader of an empty shard,
+    // and what it compares the replicated values with (docs/design.md
+    // section 6): from its own INI.
+    Genesis genesis;
     std::uint64_t snapshot_after_entries = 50000;  // applied entries kept in memory and WAL before a snapshot
-    std::uint64_t op_timeout_ticks = 500;         // a client operation waits at most this long here
-    std::size_t pending_ops_max = 100000;         // client operations waiting at this node
-    // First forward id of this incarnation. Ids must not repeat across a
-    // restart, or a late reply to a request forwarded before a crash would
-    // answer a new one: the shell passes a random value per start.
+    // First forward id of this incarnation; see PendingOps.
     std::uint64_t forward_id_base = 1;
 };
 
@@ -44,16 +45,22 @@ struct RecoveredState {
     std::vector<LogEntry> entries;
 };
 
-// Who is waiting for an operation's result: a local client session (the
-// shell's handle) or another node that forwarded it here.
-struct LocalWaiter {
-    std::uint64_t handle = 0;
+// This node's INI disagrees with the shard's replicated value of `key`; the
+// node follows the log.
+struct ConfigDiffers {
+    std::string key;
+    std::string ini;
+    std::string replicated;
 };
-struct RemoteWaiter {
-    NodeId node;
-    std::uint64_t forward_id = 0;
+
+// A peer's snapshot this node cannot take: refused, counted, and the node
+// goes on (docs/design.md section 9, habit 6).
+struct SnapshotRefused {
+    NodeId from;
+    std::string reason;
 };
-using Waiter = std::variant<LocalWaiter, RemoteWaiter>;
+
+using ReplicaEvent = std::variant<ConfigDiffers, SnapshotRefused>;
 
 struct ElectionEnvelope {
     NodeId to;
@@ -75,13 +82,15 @@ struct ReplicaOutput {
     // and log
     std::vector<election::Event> election_events;
     std::vector<LogEvent> log_events;
+    std::vector<ReplicaEvent> events;
     std::optional<election::LeaderChange> leader_change;
 };
 
 class Replica {
 public:
-    Replica(ReplicaParams params, const config::ShardConfig& shard, std::int64_t initial_balance,
-            RecoveredState recovered);
+    // The shard is params.genesis.shard. Throws std::runtime_error when the
+    // recovered snapshot cannot be read (the node must not start).
+    Replica(ReplicaParams params, RecoveredState recovered);
 
     void step(NodeId from, const election::ElectionMessage& m);
     void step(NodeId from, const TxnMessage& m);
@@ -98,47 +107,30 @@ public:
     election::RoleKind role() const { return election_.role_kind(); }
     Epoch epoch() const { return election_.epoch(); }
     NodeId leader() const { return election_.leader(); }
+    ShardId shard() const { return params_.genesis.shard; }
     std::vector<election::PeerHealth> peers() const { return election_.peers(); }
     LogIndex commit_index() const { return log_.commit_index(); }
     LogIndex applied_index() const { return state_.applied_index(); }
     const ShardState& state() const { return state_; }
     const ReplicatedLog& log() const { return log_; }
-    std::size_t pending_ops() const { return transfers_.size() + reads_.size() + parked_.size() + forwarded_.size(); }
+    std::size_t pending_ops() const { return pending_.size(); }
+    std::uint64_t snapshots_refused() const { return snapshots_refused_; }
 
 private:
-    struct PendingTransfer {
-        LogIndex index;
-        std::vector<std::pair<Waiter, std::uint64_t>> waiters;  // with their deadlines
-    };
-    struct PendingRead {
-        Waiter waiter;
-        ItemId item;
-        LogIndex read_index;
-        std::uint64_t round;
-        std::uint64_t deadline;
-    };
-    struct Parked {
-        Waiter waiter;
-        ClientOp op;
-        std::uint8_t hops;
-        std::uint64_t deadline;
-    };
-    struct Forwarded {
-        Waiter waiter;
-        NodeId to;
-        std::uint64_t deadline;
-        ClientOp op;  // to check that a reply answers this operation
-    };
-
     void submit_op(const Waiter& w, const ClientOp& op, std::uint8_t hops);
     void serve_transfer(const Waiter& w, const TransferOp& op);
+    void serve_session(const Waiter& w);
     void serve_read(const Waiter& w, const BalanceOp& op);
     void forward(const Waiter& w, const ClientOp& op, std::uint8_t hops);
     void send_forward(const Waiter& w, NodeId to, const ClientOp& op, std::uint8_t hops);
     void reply(const Waiter& w, OpResult result);
     void fail(const Waiter& w, const std::string& code, const std::string& message);
     std::optional<OpFailed> edge_check(const ClientOp& op) const;
+    bool admit(const Waiter& w);
 
+    bool member(NodeId id) const;
+    void gate(NodeId from, Epoch theirs);
+    bool snapshot_acceptable(NodeId from, const Snapshot& s);
     void on_forward(NodeId from, const ForwardRequest& m);
     void on_forward_reply(NodeId from, const ForwardReply& m);
 
@@ -146,30 +138,26 @@ private:
     void on_leader_change(const election::LeaderChange& change, const std::optional<election::Elected>& elected);
     void drain_log();
     void apply_committed();
+    void answer_applied(const LogEntry& entry, const Applied& applied);
+    void maybe_propose_genesis();
+    void compare_genesis();
     void maybe_compact();
     void complete_reads();
     void fail_leader_waiters(const std::string& why);
     void fail_stale_forwards(NodeId leader);
     void retry_parked();
-    void expire_waiters();
     void sync_positions();
-    bool admit_new_op(const Waiter& w);
 
     ReplicaParams params_;
-    config::ShardConfig shard_;
     election::Core election_;
     ReplicatedLog log_;
     ShardState state_;
-    std::uint64_t now_ = 0;  // ticks since start
-
-    std::map<TxnId, PendingTransfer> transfers_;
-    std::vector<PendingRead> reads_;
-    std::vector<Parked> parked_;
-    std::map<std::uint64_t, Forwarded> forwarded_;
-    std::uint64_t next_forward_id_ = 1;
+    PendingOps pending_;
+    Epoch genesis_proposed_in_;     // the epoch in which this node last proposed a Genesis
+    bool genesis_compared_ = false; // the config_differs warnings were given
+    std::uint64_t snapshots_refused_ = 0;
 
     ReplicaOutput out_;
 };
-
 
 }  // namespace rl::txn

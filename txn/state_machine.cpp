@@ -1,7 +1,7 @@
 #include "txn/state_machine.hpp"
 
-#include "config/check.hpp"
 #include "config/bounded_archive.hpp"
+#include "config/check.hpp"
 #include "config/overload.hpp"
 
 #include <cereal/archives/portable_binary.hpp>
@@ -19,7 +19,7 @@ namespace {
 
 // Bumped whenever the snapshot layout changes, so an old node refuses a
 // newer snapshot instead of misreading it.
-constexpr std::uint32_t kSnapshotFormat = 1;
+constexpr std::uint32_t kSnapshotFormat = 2;
 
 [[noreturn]] void reject(ShardId shard, const std::string& why) {
     throw std::runtime_error("snapshot of shard " + std::to_string(shard.value) + " rejected: " + why);
@@ -29,13 +29,16 @@ std::string range_text(const config::ItemRange& r) {
     return std::to_string(r.first.value) + "-" + std::to_string(r.last.value);
 }
 
-// Only the combinations apply() records; `expired` is an answer, never stored.
+// Only the combinations apply() records; `expired` and `session_expired`
+// are answers, never stored.
 bool recordable(Outcome outcome, AbortReason reason) {
     if (outcome == Outcome::committed) return reason == AbortReason::none;
     return outcome == Outcome::aborted &&
            (reason == AbortReason::insufficient_funds || reason == AbortReason::overflow ||
             reason == AbortReason::bad_request);
 }
+
+bool seq_less(const auto& s, std::uint64_t seq) { return s.seq < seq; }
 
 }  // namespace
 
@@ -54,6 +57,7 @@ const char* to_string(AbortReason r) {
         case AbortReason::overflow: return "overflow";
         case AbortReason::bad_request: return "bad_request";
         case AbortReason::expired: return "expired";
+        case AbortReason::session_expired: return "session_expired";
     }
     return "unknown";
 }
@@ -62,50 +66,75 @@ const char* to_string(EdgeErrorCode c) {
     switch (c) {
         case EdgeErrorCode::bad_request: return "bad_request";
         case EdgeErrorCode::unknown_item: return "unknown_item";
+        case EdgeErrorCode::unavailable: return "unavailable";
     }
     return "unknown";
 }
 
-ShardState::ShardState(const config::ShardConfig& shard, std::int64_t initial_balance, DedupLimits limits)
-    : shard_(shard.id), limits_(limits) {
-    if (initial_balance < 0) throw std::invalid_argument("initial balance must not be negative");
-    if (limits.dedup_window == 0 || limits.dedup_clients_max == 0) {
-        throw std::invalid_argument("dedup_window and dedup_clients_max must be at least 1");
+std::optional<std::string> genesis_problem(const Genesis& g) {
+    if (g.shard.value == 0 || g.shard.value > kShardIdMax) return "shard id out of range";
+    if (g.items.empty()) return "no item ranges";
+    for (std::size_t i = 0; i < g.items.size(); ++i) {
+        const config::ItemRange& r = g.items[i];
+        if (r.first.value == 0 || r.last < r.first) return "item range " + range_text(r) + " is empty";
+        if (i > 0 && !(g.items[i - 1].last < r.first)) return "item ranges are not sorted and disjoint";
     }
-    ranges_.reserve(shard.items.size());
-    for (const config::ItemRange& r : shard.items) {
-        // The config validated this; find() relies on it.
-        require(r.first <= r.last && (ranges_.empty() || ranges_.back().range.last < r.first),
-                          "shard item ranges are sorted and disjoint");
-        ranges_.push_back({r, std::vector<std::int64_t>(r.size(), initial_balance)});
-    }
+    if (g.initial_balance < 0) return "negative initial balance";
+    if (g.dedup_window == 0 || g.sessions_max == 0) return "dedup_window and sessions_max must be at least 1";
+    return std::nullopt;
+}
+
+ShardState::ShardState(ShardId shard) : shard_(shard) {}
+
+Genesis ShardState::genesis_of(const config::ShardConfig& shard, const config::ClusterConfig& cluster) {
+    return Genesis{shard.id, shard.items, cluster.initial_balance, cluster.limits.dedup_window,
+                   cluster.limits.dedup_clients_max};
+}
+
+void ShardState::create(const Genesis& g) {
+    genesis_ = g;
+    ranges_.reserve(g.items.size());
+    for (const config::ItemRange& r : g.items) ranges_.push_back({r, std::vector<std::int64_t>(r.size(), g.initial_balance)});
 }
 
 ShardState::Defect ShardState::defect(const Transfer& t) const {
+    if (!created()) return Defect::not_created;
     if (t.amount <= 0) return Defect::bad_amount;
     if (t.from == t.to) return Defect::same_item;
     if (find(t.from) == nullptr) return Defect::from_unknown;
     if (find(t.to) == nullptr) return Defect::to_unknown;
+    if (session_shard(t.txid.session) != shard_) return Defect::foreign_session;
     return Defect::none;
+}
+
+std::optional<EdgeError> ShardState::check_item(ItemId item) const {
+    const std::string shard = std::to_string(shard_.value);
+    if (!created()) return EdgeError{EdgeErrorCode::unavailable, "shard " + shard + " is not created yet; retry"};
+    if (find(item) != nullptr) return std::nullopt;
+    return EdgeError{EdgeErrorCode::unknown_item, "item " + std::to_string(item.value) + " is not in shard " + shard};
 }
 
 std::optional<EdgeError> ShardState::validate(const Transfer& t) const {
     const std::string shard = std::to_string(shard_.value);
     switch (defect(t)) {
         case Defect::none: return std::nullopt;
+        case Defect::not_created: return check_item(t.from);
         case Defect::bad_amount:
             return EdgeError{EdgeErrorCode::bad_request,
                              "transfer amount must be positive, got " + std::to_string(t.amount)};
         case Defect::same_item:
             return EdgeError{EdgeErrorCode::bad_request,
                              "cannot transfer from item " + std::to_string(t.from.value) + " to itself"};
-        case Defect::from_unknown:
-            return EdgeError{EdgeErrorCode::unknown_item,
-                             "item " + std::to_string(t.from.value) + " is not in shard " + shard};
+        case Defect::from_unknown: return check_item(t.from);
         case Defect::to_unknown:
             return EdgeError{EdgeErrorCode::unknown_item,
                              "item " + std::to_string(t.to.value) + " is not in shard " + shard +
                                  " (cross-shard transfers are not supported yet)"};
+        case Defect::foreign_session:
+            return EdgeError{EdgeErrorCode::bad_request,
+                             "session " + std::to_string(t.txid.session) + " belongs to shard " +
+                                 std::to_string(session_shard(t.txid.session).value) + ", item " +
+                                 std::to_string(t.from.value) + " to shard " + shard + "; open a session there"};
     }
     require(false, "every transfer defect has a message");
     return std::nullopt;
@@ -144,28 +173,55 @@ std::int64_t ShardState::total() const {
     return sum;
 }
 
-std::optional<ApplyResult> ShardState::apply(const LogEntry& entry) {
-    require(entry.index.value == applied_index_.value + 1, "log entries are applied in index order");
+Applied ShardState::apply(const LogEntry& entry) {
+    require(entry.index == applied_index_.next(), "log entries are applied in index order");
     require(applied_epoch_ <= entry.epoch, "epochs never decrease along the log");
     applied_index_ = entry.index;
     applied_epoch_ = entry.epoch;
     return std::visit(Overload{
-                          [](const Noop&) -> std::optional<ApplyResult> { return std::nullopt; },
-                          [&](const Transfer& t) -> std::optional<ApplyResult> {
-                              return apply_transfer(t, entry.index);
+                          [](const Noop&) -> Applied { return std::monostate{}; },
+                          [&](const Genesis& g) -> Applied {
+                              // The first valid Genesis of this shard wins; any later one is a no-op.
+                              if (!created() && g.shard == shard_ && !genesis_problem(g)) create(g);
+                              return std::monostate{};
                           },
+                          [&](const OpenSession&) -> Applied {
+                              if (!created()) return std::monostate{};
+                              return open_session(entry.index);
+                          },
+                          [&](const Transfer& t) -> Applied { return apply_transfer(t, entry.index); },
                       },
                       entry.command);
 }
 
+SessionOpened ShardState::open_session(LogIndex index) {
+    require(index.value < (std::uint64_t{1} << kSessionIndexBits), "session ids hold the log index in 48 bits");
+    if (sessions_.size() >= genesis_->sessions_max) {
+        // Keyed by log index, so every replica forgets the same session.
+        auto oldest = sessions_by_last_used_.begin();
+        sessions_.erase(oldest->second);
+        sessions_by_last_used_.erase(oldest);
+    }
+    const std::uint64_t id = session_id(shard_, index);
+    sessions_.emplace(id, SessionWindow{index, 0, {}});
+    sessions_by_last_used_.emplace(index, id);
+    return SessionOpened{id};
+}
+
+// Exactly-once (docs/design.md section 6): a txid seen before gets its first
+// answer again; one below its session's window, or of a session the table
+// does not hold, is refused, because an earlier attempt may have applied
+// and been forgotten since. Only a session opened by this log can apply.
 ApplyResult ShardState::apply_transfer(const Transfer& t, LogIndex index) {
-    // Exactly-once (docs/design.md section 6): a txid seen before gets its first
-    // answer again, and one below its client's window is refused, because
-    // its first attempt may have applied and been forgotten since.
+    if (!created()) return ApplyResult{Outcome::aborted, AbortReason::bad_request, t.txid};
+    auto session = sessions_.find(t.txid.session);
+    if (session == sessions_.end()) return ApplyResult{Outcome::aborted, AbortReason::session_expired, t.txid};
+    SessionWindow& w = session->second;
+    touch(session->first, w, index);
     if (std::optional<ApplyResult> known = lookup(t.txid)) return *known;
     const AbortReason reason = execute(t);
     const ApplyResult result{reason == AbortReason::none ? Outcome::committed : Outcome::aborted, reason, t.txid};
-    record(result, index);
+    record(result, w);
     return result;
 }
 
@@ -183,31 +239,26 @@ AbortReason ShardState::execute(const Transfer& t) {
 }
 
 std::optional<ApplyResult> ShardState::lookup(TxnId txid) const {
-    auto client = clients_.find(txid.client_id);
-    if (client == clients_.end()) return std::nullopt;
-    const ClientWindow& w = client->second;
+    auto session = sessions_.find(txid.session);
+    if (session == sessions_.end()) return std::nullopt;
+    const SessionWindow& w = session->second;
     if (txid.seq < w.floor_seq) return ApplyResult{Outcome::aborted, AbortReason::expired, txid};
-    auto r = std::lower_bound(w.results.begin(), w.results.end(), txid.seq,
-                              [](const SeqResult& s, std::uint64_t seq) { return s.seq < seq; });
+    auto r = std::lower_bound(w.results.begin(), w.results.end(), txid.seq, seq_less<SeqResult>);
     if (r == w.results.end() || r->seq != txid.seq) return std::nullopt;
     return ApplyResult{r->outcome, r->reason, txid};
 }
 
-void ShardState::record(const ApplyResult& result, LogIndex index) {
-    auto client = clients_.find(result.txid.client_id);
-    if (client == clients_.end()) {
-        if (clients_.size() >= limits_.dedup_clients_max) evict_least_recent_client();
-        client = clients_.emplace(result.txid.client_id, ClientWindow{}).first;
-    } else {
-        clients_by_last_applied_.erase(client->second.last_applied);
-    }
-    ClientWindow& w = client->second;
-    w.last_applied = index;
-    clients_by_last_applied_.emplace(index, result.txid.client_id);
+// The session was used by the entry at `index`: it becomes the most recent.
+void ShardState::touch(std::uint64_t session, SessionWindow& w, LogIndex index) {
+    sessions_by_last_used_.erase(w.last_used);
+    w.last_used = index;
+    sessions_by_last_used_.emplace(index, session);
+}
 
+void ShardState::record(const ApplyResult& result, SessionWindow& w) {
     const std::uint64_t seq = result.txid.seq;
-    if (w.results.size() == limits_.dedup_window) {
-        // The window keeps the client's highest seqs. The lowest one leaves
+    if (w.results.size() == genesis_->dedup_window) {
+        // The window keeps the session's highest seqs. The lowest one leaves
         // and the floor rises past it, so it can never apply again. The
         // lowest is smaller than some other seq here, so +1 cannot wrap.
         if (seq < w.results.front().seq) {
@@ -217,41 +268,33 @@ void ShardState::record(const ApplyResult& result, LogIndex index) {
         w.floor_seq = w.results.front().seq + 1;
         w.results.erase(w.results.begin());
     }
-    auto pos = std::lower_bound(w.results.begin(), w.results.end(), seq,
-                                [](const SeqResult& s, std::uint64_t sq) { return s.seq < sq; });
+    auto pos = std::lower_bound(w.results.begin(), w.results.end(), seq, seq_less<SeqResult>);
     w.results.insert(pos, SeqResult{seq, result.outcome, result.reason});
-}
-
-void ShardState::evict_least_recent_client() {
-    // Keyed by log index, so every replica picks the same client.
-    auto oldest = clients_by_last_applied_.begin();
-    require(oldest != clients_by_last_applied_.end(), "a full dedup table has clients");
-    clients_.erase(oldest->second);
-    clients_by_last_applied_.erase(oldest);
 }
 
 // ---- snapshots ----
 //
 // Layout (cereal PortableBinary, after its endianness byte):
-//   u32 format, u64 shard id, u64 applied index, u64 applied epoch,
-//   ranges:  size, then per range  u64 first, u64 last, size, i64 balance...
-//   clients: size, then per client (ascending id)  u64 client id,
-//            u64 last applied index, u64 floor seq, size,
-//            then per result (ascending seq)  u64 seq, u8 outcome, u8 reason
-// The clients' eviction index is derived, so it is rebuilt, not stored.
+//   u32 format, u64 shard id, u64 applied index, u64 applied epoch, u8 created,
+//   then if created: the Genesis entry,
+//     per Genesis range: size, i64 balance...
+//     sessions: size, then per session (ascending id)  u64 id,
+//       u64 last used index, u64 floor seq, size,
+//       then per result (ascending seq)  u64 seq, u8 outcome, u8 reason
+// The sessions' eviction index is derived, so it is rebuilt, not stored.
 
 template <class Archive>
 void ShardState::write_snapshot(Archive& ar) const {
-    ar(kSnapshotFormat, shard_.value, applied_index_, applied_epoch_);
-    ar(cereal::make_size_tag(static_cast<cereal::size_type>(ranges_.size())));
+    ar(kSnapshotFormat, shard_.value, applied_index_, applied_epoch_, static_cast<std::uint8_t>(created()));
+    if (!created()) return;
+    ar(*genesis_);
     for (const RangeBalances& r : ranges_) {
-        ar(r.range.first, r.range.last, cereal::make_size_tag(static_cast<cereal::size_type>(r.balances.size())));
+        ar(cereal::make_size_tag(static_cast<cereal::size_type>(r.balances.size())));
         ar(cereal::binary_data(r.balances.data(), r.balances.size() * sizeof(std::int64_t)));
     }
-    ar(cereal::make_size_tag(static_cast<cereal::size_type>(clients_.size())));
-    for (const auto& [client_id, w] : clients_) {
-        ar(client_id, w.last_applied, w.floor_seq,
-           cereal::make_size_tag(static_cast<cereal::size_type>(w.results.size())));
+    ar(cereal::make_size_tag(static_cast<cereal::size_type>(sessions_.size())));
+    for (const auto& [id, w] : sessions_) {
+        ar(id, w.last_used, w.floor_seq, cereal::make_size_tag(static_cast<cereal::size_type>(w.results.size())));
         for (const SeqResult& s : w.results) {
             ar(s.seq, static_cast<std::uint8_t>(s.outcome), static_cast<std::uint8_t>(s.reason));
         }
@@ -268,72 +311,74 @@ std::vector<std::uint8_t> ShardState::snapshot() const {
     return {bytes.begin(), bytes.end()};
 }
 
-ShardState ShardState::restore(const config::ShardConfig& shard, std::span<const std::uint8_t> bytes,
-                               DedupLimits limits) {
-    ShardState state(shard, 0, limits);
+ShardState ShardState::restore(ShardId shard, std::span<const std::uint8_t> bytes) {
+    ShardState state(shard);
     try {
         BoundedInputArchive ar(bytes);
         std::uint32_t format = 0;
         std::uint64_t shard_id = 0;
+        std::uint8_t created = 0;
         ar(format);
         if (format != kSnapshotFormat) {
-            reject(shard.id, "format " + std::to_string(format) + ", expected " + std::to_string(kSnapshotFormat));
+            reject(shard, "format " + std::to_string(format) + ", expected " + std::to_string(kSnapshotFormat));
         }
-        ar(shard_id, state.applied_index_, state.applied_epoch_);
-        if (shard_id != shard.id.value) reject(shard.id, "it was taken of shard " + std::to_string(shard_id));
-        state.read_balances(ar);
-        state.read_clients(ar);
-        if (ar.remaining() != 0) reject(shard.id, std::to_string(ar.remaining()) + " bytes follow its end");
+        ar(shard_id, state.applied_index_, state.applied_epoch_, created);
+        if (shard_id != shard.value) reject(shard, "it was taken of shard " + std::to_string(shard_id));
+        if (created > 1) reject(shard, "bad created flag");
+        if (created == 1) {
+            Genesis g;
+            ar(g);
+            if (g.shard != shard) reject(shard, "its Genesis names shard " + std::to_string(g.shard.value));
+            if (auto problem = genesis_problem(g)) reject(shard, "its Genesis is invalid: " + *problem);
+            state.genesis_ = std::move(g);
+            state.read_balances(ar);
+            state.read_sessions(ar);
+        }
+        if (ar.remaining() != 0) reject(shard, std::to_string(ar.remaining()) + " bytes follow its end");
     } catch (const cereal::Exception& e) {
-        reject(shard.id, std::string("truncated or corrupt: ") + e.what());
+        reject(shard, std::string("truncated or corrupt: ") + e.what());
     }
     return state;
 }
 
 template <class Archive>
 void ShardState::read_balances(Archive& ar) {
-    cereal::size_type count = 0;
-    ar(cereal::make_size_tag(count));
-    if (count != ranges_.size()) {
-        reject(shard_, "it holds " + std::to_string(count) + " item ranges, the shard has " +
-                           std::to_string(ranges_.size()));
-    }
-    for (RangeBalances& r : ranges_) {
-        config::ItemRange range;
+    for (const config::ItemRange& range : genesis_->items) {
         cereal::size_type size = 0;
-        ar(range.first, range.last, cereal::make_size_tag(size));
-        // Checked before reading the balances, so the read fills the vector
-        // the config sized and never allocates what the bytes claim.
-        if (range.first != r.range.first || range.last != r.range.last || size != r.balances.size()) {
-            reject(shard_, "it holds items " + range_text(range) + " (" + std::to_string(size) +
-                               " balances) where the shard has " + range_text(r.range));
+        ar(cereal::make_size_tag(size));
+        // The bounded archive already refused a size beyond the bytes left;
+        // checked against the range before the vector is sized by it.
+        if (size != range.size()) {
+            reject(shard_, "it holds " + std::to_string(size) + " balances for items " + range_text(range));
         }
+        RangeBalances r{range, std::vector<std::int64_t>(size)};
         ar(cereal::binary_data(r.balances.data(), r.balances.size() * sizeof(std::int64_t)));
         for (std::size_t i = 0; i < r.balances.size(); ++i) {
             if (r.balances[i] < 0) {
-                reject(shard_, "item " + std::to_string(r.range.first.value + i) + " has a negative balance");
+                reject(shard_, "item " + std::to_string(range.first.value + i) + " has a negative balance");
             }
         }
+        ranges_.push_back(std::move(r));
     }
 }
 
 template <class Archive>
-void ShardState::read_clients(Archive& ar) {
+void ShardState::read_sessions(Archive& ar) {
     cereal::size_type count = 0;
     ar(cereal::make_size_tag(count));
-    if (count > limits_.dedup_clients_max) {
-        reject(shard_, "it holds " + std::to_string(count) + " dedup clients, more than dedup_clients_max " +
-                           std::to_string(limits_.dedup_clients_max));
+    if (count > genesis_->sessions_max) {
+        reject(shard_, "it holds " + std::to_string(count) + " sessions, more than its sessions_max " +
+                           std::to_string(genesis_->sessions_max));
     }
     for (cereal::size_type c = 0; c < count; ++c) {
-        std::uint64_t client_id = 0;
-        ClientWindow w;
+        std::uint64_t id = 0;
+        SessionWindow w;
         cereal::size_type size = 0;
-        ar(client_id, w.last_applied, w.floor_seq, cereal::make_size_tag(size));
-        const std::string who = "dedup client " + std::to_string(client_id);
-        if (size == 0 || size > limits_.dedup_window) {
-            reject(shard_, who + " holds " + std::to_string(size) + " results, expected 1 to dedup_window " +
-                               std::to_string(limits_.dedup_window));
+        ar(id, w.last_used, w.floor_seq, cereal::make_size_tag(size));
+        const std::string who = "session " + std::to_string(id);
+        if (size > genesis_->dedup_window) {
+            reject(shard_, who + " holds " + std::to_string(size) + " results, more than its dedup_window " +
+                               std::to_string(genesis_->dedup_window));
         }
         w.results.reserve(size);
         for (cereal::size_type i = 0; i < size; ++i) {
@@ -348,29 +393,30 @@ void ShardState::read_clients(Archive& ar) {
             }
             w.results.push_back(s);
         }
-        add_restored_client(client_id, std::move(w));
+        add_restored_session(id, std::move(w));
     }
 }
 
-void ShardState::add_restored_client(std::uint64_t client_id, ClientWindow window) {
-    const std::string who = "dedup client " + std::to_string(client_id);
+void ShardState::add_restored_session(std::uint64_t id, SessionWindow window) {
+    const std::string who = "session " + std::to_string(id);
     // Canonical order is what makes snapshot() after restore() byte-identical.
-    if (!clients_.empty() && clients_.rbegin()->first >= client_id) {
-        reject(shard_, who + " is out of ascending order");
-    }
+    if (!sessions_.empty() && sessions_.rbegin()->first >= id) reject(shard_, who + " is out of ascending order");
+    if (session_shard(id) != shard_) reject(shard_, who + " belongs to another shard");
     const bool seqs_ascending = std::adjacent_find(window.results.begin(), window.results.end(),
                                                    [](const SeqResult& a, const SeqResult& b) {
                                                        return a.seq >= b.seq;
                                                    }) == window.results.end();
-    if (!seqs_ascending || window.results.front().seq < window.floor_seq) {
+    if (!seqs_ascending || (!window.results.empty() && window.results.front().seq < window.floor_seq)) {
         reject(shard_, who + " has seqs out of order or below its floor");
     }
-    // apply() recorded it at a unique index no later than the snapshot's.
-    if (window.last_applied.value == 0 || applied_index_ < window.last_applied ||
-        !clients_by_last_applied_.emplace(window.last_applied, client_id).second) {
-        reject(shard_, who + " has an impossible last applied index " + std::to_string(window.last_applied.value));
+    // apply() used it at a unique index no later than the snapshot's, and
+    // not before the entry that opened it.
+    const std::uint64_t opened_at = id & ((std::uint64_t{1} << kSessionIndexBits) - 1);
+    if (opened_at == 0 || window.last_used.value < opened_at || applied_index_ < window.last_used ||
+        !sessions_by_last_used_.emplace(window.last_used, id).second) {
+        reject(shard_, who + " has an impossible last used index " + std::to_string(window.last_used.value));
     }
-    clients_.emplace_hint(clients_.end(), client_id, std::move(window));
+    sessions_.emplace_hint(sessions_.end(), id, std::move(window));
 }
 
 }  // namespace rl::txn

@@ -1,0 +1,166 @@
+#include "txn/shell.hpp"
+
+#include "config/overload.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace rl::txn {
+namespace {
+
+std::uint64_t ms_to_ticks(std::uint64_t ms, std::uint32_t tick_ms) {
+    return std::max<std::uint64_t>(1, (ms + tick_ms - 1) / tick_ms);
+}
+
+// A log entry's bytes in a batch or a message, generously: a transfer
+// encodes to well under this; a Genesis adds 16 bytes per item range.
+constexpr std::size_t kEntryBytes = 128;
+
+std::size_t entry_bytes(const LogEntry& e) {
+    const auto* g = std::get_if<Genesis>(&e.command);
+    return kEntryBytes + (g != nullptr ? 16 * g->items.size() : 0);
+}
+
+}  // namespace
+
+ReplicaParams replica_params(const config::Config& config, NodeId self, std::uint64_t seed) {
+    const auto& c = config.cluster();
+    const auto& shard = *config.shard(config.node(self)->shard);
+    const auto ticks = [&](std::uint64_t ms) { return ms_to_ticks(ms, c.tick_ms); };
+    ReplicaParams p;
+    p.election.self = self;
+    p.election.members = shard.nodes;
+    p.election.algorithm = c.election;
+    p.election.timing = {ticks(c.heartbeat_ms), ticks(c.suspect_after_ms), ticks(c.election_timeout_ms)};
+    p.election.seed = seed;  // jitter only: nodes must not retry in lockstep
+    p.log.heartbeat_ticks = ticks(c.heartbeat_ms);
+    // A batch of entries must fit in one frame.
+    p.log.append_entries_max =
+        static_cast<std::uint32_t>(std::clamp<std::uint64_t>(c.limits.frame_bytes_max / kEntryBytes, 1, 1024));
+    p.log.retransmit_ticks = ticks(c.suspect_after_ms);
+    p.log.adopt_timeout_ticks = 2 * ticks(c.election_timeout_ms);
+    // A client hears back well within its own (default 5 s) timeout, and
+    // can retry through a failover.
+    p.pending.timeout_ticks = ticks(std::max<std::uint64_t>(1000, 2 * (c.suspect_after_ms + c.election_timeout_ms)));
+    p.pending.ops_max = std::size_t{c.limits.client_connections_max} * c.limits.client_inflight_max;
+    p.snapshot_after_entries = c.limits.snapshot_after_entries;
+    // Forward ids must not repeat across restarts (see PendingOps).
+    p.forward_id_base = (seed << 32) | 1;
+    p.genesis = ShardState::genesis_of(shard, c);
+    return p;
+}
+
+Shell::Shell(Replica& replica, Wal& wal, std::uint64_t wal_backlog_bytes_max, ShellHost& host)
+    : replica_(replica), wal_(wal), backlog_bytes_max_(wal_backlog_bytes_max), host_(host) {}
+
+void Shell::step(NodeId from, const election::ElectionMessage& m) { replica_.step(from, m); }
+
+// Log traffic appends, so it waits while the disk cannot keep up; dropping a
+// message is always safe (the leader retransmits).
+void Shell::step(NodeId from, const TxnMessage& m) {
+    const bool log_traffic = !std::holds_alternative<ForwardRequest>(m) && !std::holds_alternative<ForwardReply>(m);
+    if (log_traffic && overloaded()) {
+        ++stats_.refused_overloaded;
+        return;
+    }
+    replica_.step(from, m);
+}
+
+void Shell::tick() { replica_.tick(); }
+
+void Shell::submit(std::uint64_t handle, const ClientOp& op) {
+    if (overloaded()) {
+        ++stats_.refused_overloaded;
+        host_.reply(handle, OpFailed{"unavailable", "this node's disk is failing; try another node", replica_.leader()});
+        return;
+    }
+    replica_.submit(handle, op);
+}
+
+void Shell::forward_elsewhere(std::uint64_t handle, NodeId target, const ClientOp& op) {
+    replica_.forward_elsewhere(handle, target, op);
+}
+
+void Shell::flush() {
+    for (int round = 0; round < 4; ++round) {
+        if (!flush_round()) return;
+    }
+}
+
+// One round; false when there was nothing more to say or the disk failed.
+bool Shell::flush_round() {
+    ReplicaOutput out = replica_.take_output();
+    host_.report(out);
+    const bool durable = persist(out);
+    if (durable) {
+        replica_.persisted(wal_.last_index());
+        for (const auto& m : out.election_messages) host_.send(m.to, m.msg);
+        for (const auto& m : out.txn_messages) host_.send(m.to, m.msg);
+    } else {
+        stats_.dropped_sends += out.election_messages.size() + out.txn_messages.size();
+    }
+    for (const auto& [handle, result] : out.replies) host_.reply(handle, result);
+    return durable && (!out.election_messages.empty() || !out.txn_messages.empty() || !out.replies.empty());
+}
+
+// Persist before send (docs/design.md section 9, habit 1): a promise, an
+// acknowledgement or a commit never leaves before what it vouches for is on
+// disk.
+bool Shell::persist(ReplicaOutput& out) {
+    if (out.durable) enqueue(*out.durable);
+    if (out.truncate_after) enqueue(TruncateOp{*out.truncate_after});
+    if (out.install) enqueue(InstallOp{std::move(*out.install)});
+    for (auto& e : out.appended) enqueue(std::move(e));
+    if (out.compact) enqueue(CompactOp{std::move(*out.compact)});
+    try {
+        while (!backlog_.empty()) {
+            apply_to_wal(backlog_.front());
+            backlog_bytes_ -= approx_bytes(backlog_.front());
+            accepted_.push_back(std::move(backlog_.front()));
+            backlog_.pop_front();
+        }
+        if (wal_.dirty()) wal_.sync();
+    } catch (const WalIoError& e) {
+        ++stats_.wal_io_errors;
+        host_.wal_failed(e, stats_);
+        return false;
+    }
+    host_.synced(accepted_);
+    accepted_.clear();
+    return true;
+}
+
+// Only the newest durable epoch matters: while the disk fails, a later save
+// replaces one still waiting, so elections cannot grow the backlog.
+void Shell::enqueue(WalOp op) {
+    if (!backlog_.empty() && std::holds_alternative<election::Durable>(op) &&
+        std::holds_alternative<election::Durable>(backlog_.back())) {
+        backlog_.back() = std::move(op);
+        return;
+    }
+    backlog_bytes_ += approx_bytes(op);
+    backlog_.push_back(std::move(op));
+}
+
+void Shell::apply_to_wal(const WalOp& op) {
+    std::visit(Overload{
+                   [&](const election::Durable& d) { wal_.save_durable(d); },
+                   [&](const TruncateOp& t) { wal_.truncate_after(t.after); },
+                   [&](const InstallOp& i) { wal_.install_snapshot(i.snapshot); },
+                   [&](const LogEntry& e) { wal_.append(e); },
+                   [&](const CompactOp& c) { wal_.compact(c.snapshot); },
+               },
+               op);
+}
+
+std::size_t Shell::approx_bytes(const WalOp& op) {
+    return std::visit(Overload{
+                          [](const LogEntry& e) { return entry_bytes(e); },
+                          [](const InstallOp& i) { return kEntryBytes + i.snapshot.state.size(); },
+                          [](const CompactOp& c) { return kEntryBytes + c.snapshot.state.size(); },
+                          [](const auto&) { return kEntryBytes; },
+                      },
+                      op);
+}
+
+}  // namespace rl::txn

@@ -1,0 +1,107 @@
+// The node's turn (docs/design.md section 6): the one piece of code between
+// a Replica, its WAL and the outside world, run by rlnode and by the
+// simulator alike, so that what the simulator proves is what runs
+// (docs/design.md section 9, habit 12). It owns no socket, clock or thread:
+// its host (the rlnode shell with Asio, or the simulator) passes inputs in
+// and carries its sends and replies out.
+//
+// A turn handles the replica's output in a fixed order: persist every WAL
+// operation and sync once for all of them (group commit), then send, then
+// reply. The WAL operations wait in order in a backlog until the WAL accepts
+// each, so a disk error halfway is retried from exactly where it stopped.
+// While the backlog holds more than wal_backlog_bytes_max, the node takes no
+// new work: client operations are refused and peer log traffic (which would
+// append) is dropped; the leader retransmits once the disk recovers.
+#pragma once
+
+#include "config/config.hpp"
+#include "txn/replica.hpp"
+#include "txn/wal.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <variant>
+#include <vector>
+
+namespace rl::txn {
+
+// The parameters of `self`'s replica, from the one INI every node reads.
+// `seed` drives the election's jitter and the forward ids of this
+// incarnation: a node passes a fresh random value at every start.
+ReplicaParams replica_params(const config::Config& config, NodeId self, std::uint64_t seed);
+
+// One WAL operation of a replica's output, waiting its turn in the backlog.
+struct TruncateOp {
+    LogIndex after;
+};
+struct InstallOp {
+    Snapshot snapshot;
+};
+struct CompactOp {
+    Snapshot snapshot;
+};
+using WalOp = std::variant<election::Durable, TruncateOp, InstallOp, LogEntry, CompactOp>;
+
+struct ShellStats {
+    std::uint64_t wal_io_errors = 0;      // turns whose persist the disk refused
+    std::uint64_t dropped_sends = 0;      // messages not sent because their persist failed
+    std::uint64_t refused_overloaded = 0; // inputs turned away while the backlog was full
+};
+
+// What the shell needs from its host.
+class ShellHost {
+public:
+    virtual ~ShellHost() = default;
+    // A peer message of this turn, after what it vouches for is durable.
+    virtual void send(NodeId to, const election::ElectionMessage& m) = 0;
+    virtual void send(NodeId to, const TxnMessage& m) = 0;
+    // The answer to the client operation submitted under `handle`.
+    virtual void reply(std::uint64_t handle, const OpResult& result) = 0;
+    // This turn's output as the replica gave it, before any of it is
+    // persisted, sent or answered: for the node's log and the simulator.
+    virtual void report(const ReplicaOutput& out) = 0;
+    // The disk refused this turn's persist; it is retried next turn.
+    virtual void wal_failed(const WalIoError& error, const ShellStats& stats) = 0;
+    // Everything up to this point is durable: called after each successful
+    // sync with the WAL operations it covered, in order.
+    virtual void synced(const std::vector<WalOp>& ops) { (void)ops; }
+};
+
+class Shell {
+public:
+    Shell(Replica& replica, Wal& wal, std::uint64_t wal_backlog_bytes_max, ShellHost& host);
+
+    void step(NodeId from, const election::ElectionMessage& m);
+    void step(NodeId from, const TxnMessage& m);
+    void tick();
+    void submit(std::uint64_t handle, const ClientOp& op);
+    void forward_elsewhere(std::uint64_t handle, NodeId target, const ClientOp& op);
+
+    // One turn: drains the replica's output (a few rounds, since persisting
+    // can commit and committing can answer or send more).
+    void flush();
+
+    // The backlog of WAL operations is over its bound.
+    bool overloaded() const { return backlog_bytes_ > backlog_bytes_max_; }
+    std::size_t backlog_bytes() const { return backlog_bytes_; }
+    const ShellStats& stats() const { return stats_; }
+
+private:
+    bool flush_round();
+    bool persist(ReplicaOutput& out);
+    void enqueue(WalOp op);
+    void apply_to_wal(const WalOp& op);
+    static std::size_t approx_bytes(const WalOp& op);
+
+    Replica& replica_;
+    Wal& wal_;
+    std::uint64_t backlog_bytes_max_;
+    ShellHost& host_;
+    std::deque<WalOp> backlog_;  // WAL operations not yet accepted by the WAL, in order
+    std::size_t backlog_bytes_ = 0;
+    std::vector<WalOp> accepted_;  // operations the WAL accepted since its last successful sync
+    ShellStats stats_;
+};
+
+}  // namespace rl::txn
