@@ -6,14 +6,7 @@
 
 #include <cereal/archives/portable_binary.hpp>
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/uio.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <array>
-#include <cerrno>
 #include <charconv>
 #include <iterator>
 #include <limits>
@@ -27,6 +20,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::size_t kFrameHeaderBytes = 8;     // u32 length + u32 crc32c
+constexpr std::size_t kBatchCheckedBytes = 12;   // marker, length, crc: what the header crc covers
 constexpr std::uint64_t kHeadReadBytes = 4096;   // a segment's opening record is far smaller
 constexpr std::uint64_t kWholeFile = std::numeric_limits<std::uint64_t>::max();
 constexpr std::size_t kNameDigits = 20;          // every u64 fits; names sort like numbers
@@ -66,6 +60,17 @@ std::optional<std::uint64_t> number_in(std::string_view name, std::string_view p
     return n;
 }
 
+// ---- Storage calls that throw
+
+[[noreturn]] void throw_io(const std::string& what, std::error_code ec) { throw WalIoError(what, ec); }
+
+// At most `max_bytes` from the start of `path`.
+std::vector<std::uint8_t> read_bytes(Storage& storage, const fs::path& path, std::uint64_t max_bytes) {
+    std::vector<std::uint8_t> bytes;
+    if (const auto ec = storage.read_file(path, max_bytes, bytes)) throw_io("read " + path.string(), ec);
+    return bytes;
+}
+
 // What the folder holds, by kind. Names of no kind are not ours and stay.
 struct Listing {
     std::map<std::uint64_t, fs::path> segments;   // by seq
@@ -73,22 +78,21 @@ struct Listing {
     std::vector<fs::path> temps;
 };
 
-Listing list_dir(const fs::path& dir) {
+Listing list_dir(Storage& storage, const fs::path& dir) {
+    std::vector<std::string> names;
+    if (const auto ec = storage.list_dir(dir, names)) throw_io("list " + dir.string(), ec);
+    std::sort(names.begin(), names.end());
     Listing listing;
-    std::error_code ec;
-    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-        const fs::path& path = it->path();
-        const std::string name = path.filename().string();
+    for (const std::string& name : names) {
         if (const auto seq = number_in(name, kSegmentPrefix, kSegmentSuffix)) {
-            listing.segments.emplace(*seq, path);
+            listing.segments.emplace(*seq, dir / name);
         } else if (const auto index = number_in(name, kSnapshotPrefix, kSnapshotSuffix)) {
-            listing.snapshots.emplace(*index, path);
+            listing.snapshots.emplace(*index, dir / name);
         } else if (name.ends_with(kTempSuffix) &&
                    (name.starts_with(kSegmentPrefix) || name.starts_with(kSnapshotPrefix))) {
-            listing.temps.push_back(path);
+            listing.temps.push_back(dir / name);
         }
     }
-    if (ec) throw WalIoError("list " + dir.string(), ec);
     return listing;
 }
 
@@ -146,21 +150,92 @@ std::variant<Frame, std::string> frame_at(std::span<const std::uint8_t> bytes, s
         return "record length " + std::to_string(length) + " over the limit of " + std::to_string(payload_max);
     }
     if (length > left - kFrameHeaderBytes) {
-        return "record of " + std::to_string(length) + " bytes ends past the end of the file";
+        return "record of " + std::to_string(length) + " bytes ends past the end of its batch";
     }
     const auto payload = bytes.subspan(offset + kFrameHeaderBytes, length);
     if (crc32c(payload) != get_be32(bytes, offset + 4)) return std::string("crc mismatch");
     return Frame{payload, offset + kFrameHeaderBytes + length};
 }
 
-// Whether a whole record starts anywhere at or after `from`. A bad record
-// with a good one after it is damage in the middle of the log, not a torn
-// tail (docs/design.md section 6), whatever its own length field claims.
-bool frame_follows(std::span<const std::uint8_t> bytes, std::uint64_t from, std::uint64_t payload_max) {
-    for (std::uint64_t at = from; at + kFrameHeaderBytes <= bytes.size(); ++at) {
-        if (std::holds_alternative<Frame>(frame_at(bytes, at, payload_max))) return true;
+// The records' length from the batch header at `offset`, or why the header
+// is not intact.
+std::variant<std::uint32_t, std::string> batch_header_at(std::span<const std::uint8_t> bytes, std::uint64_t offset) {
+    const std::uint64_t left = bytes.size() - offset;
+    if (left < kWalBatchHeaderBytes) {
+        return "incomplete batch header (" + std::to_string(left) + " of " + std::to_string(kWalBatchHeaderBytes) +
+               " bytes)";
+    }
+    const auto header = bytes.subspan(offset, kWalBatchHeaderBytes);
+    if (std::all_of(header.begin(), header.end(), [](std::uint8_t b) { return b == 0; })) {
+        return std::string("zeroed batch header");
+    }
+    if (get_be32(header, 0) != kWalBatchMarker) return std::string("no batch marker");
+    if (crc32c(header.first(kBatchCheckedBytes)) != get_be32(header, kBatchCheckedBytes)) {
+        return std::string("batch header crc mismatch");
+    }
+    const std::uint32_t length = get_be32(header, 4);
+    if (length == 0) return std::string("empty batch");
+    return length;
+}
+
+struct Batch {
+    std::uint64_t records = 0;  // offset of the first record
+    std::uint64_t end = 0;      // offset just past the last one
+};
+
+// The whole batch at `offset`, or why it is not whole.
+std::variant<Batch, std::string> batch_at(std::span<const std::uint8_t> bytes, std::uint64_t offset) {
+    const auto header = batch_header_at(bytes, offset);
+    if (const auto* why = std::get_if<std::string>(&header)) return *why;
+    const std::uint64_t length = std::get<std::uint32_t>(header);
+    const std::uint64_t left = bytes.size() - offset - kWalBatchHeaderBytes;
+    if (length > left) {
+        return "batch of " + std::to_string(length) + " bytes ends past the end of the file (" +
+               std::to_string(left) + " left)";
+    }
+    const Batch batch{offset + kWalBatchHeaderBytes, offset + kWalBatchHeaderBytes + length};
+    if (crc32c(bytes.subspan(batch.records, length)) != get_be32(bytes, offset + 8)) {
+        return std::string("batch crc mismatch");
+    }
+    return batch;
+}
+
+// Whether what follows the bad batch at `offset` shows that it was synced.
+// With FsyncMode::always batch k + 1 is written only after batch k's
+// fdatasync returned (docs/design.md section 6.2), so a whole batch anywhere
+// after it, or an intact header where the next batch starts, makes the
+// damage corruption rather than a torn tail.
+bool synced_before(std::span<const std::uint8_t> bytes, std::uint64_t offset) {
+    const auto header = batch_header_at(bytes, offset);
+    if (const auto* length = std::get_if<std::uint32_t>(&header)) {
+        const std::uint64_t next = offset + kWalBatchHeaderBytes + *length;
+        if (next < bytes.size() && std::holds_alternative<std::uint32_t>(batch_header_at(bytes, next))) return true;
+    }
+    for (std::uint64_t at = offset + 1; at + kWalBatchHeaderBytes <= bytes.size(); ++at) {
+        if (get_be32(bytes, at) == kWalBatchMarker && std::holds_alternative<Batch>(batch_at(bytes, at))) return true;
     }
     return false;
+}
+
+struct Damage {
+    std::uint64_t offset = 0;
+    std::string reason;
+};
+
+// Where the bad batch at `offset` is damaged: at its first bad record when
+// its header is intact and a record is bad, else at the batch itself.
+Damage locate(std::span<const std::uint8_t> bytes, std::uint64_t offset, const std::string& why,
+              std::uint64_t payload_max) {
+    const auto header = batch_header_at(bytes, offset);
+    const auto* length = std::get_if<std::uint32_t>(&header);
+    if (length == nullptr) return {offset, why};
+    const auto window = bytes.first(std::min<std::uint64_t>(bytes.size(), offset + kWalBatchHeaderBytes + *length));
+    for (std::uint64_t at = offset + kWalBatchHeaderBytes; at < window.size();) {
+        const auto frame = frame_at(window, at, payload_max);
+        if (const auto* bad = std::get_if<std::string>(&frame)) return {at, *bad};
+        at = std::get<Frame>(frame).end;
+    }
+    return {offset, why};
 }
 
 // A CRC-valid payload that does not decode was written that way: a bug or
@@ -180,57 +255,6 @@ T decode_payload(std::span<const std::uint8_t> payload, const fs::path& file, st
     return value;
 }
 
-// ---- Plain POSIX I/O; each returns 0 or the errno.
-
-int write_all(int fd, std::uint64_t offset, std::span<const std::uint8_t> first,
-              std::span<const std::uint8_t> second = {}) {
-    std::array<iovec, 2> iov{{{const_cast<std::uint8_t*>(first.data()), first.size()},
-                              {const_cast<std::uint8_t*>(second.data()), second.size()}}};
-    std::size_t at = 0;
-    while (at < iov.size()) {
-        if (iov[at].iov_len == 0) {
-            ++at;
-            continue;
-        }
-        const auto count = static_cast<int>(iov.size() - at);
-        const ssize_t n = ::pwritev(fd, iov.data() + at, count, static_cast<off_t>(offset));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return n < 0 ? errno : EIO;
-        offset += static_cast<std::uint64_t>(n);
-        for (auto left = static_cast<std::size_t>(n); left > 0;) {
-            const std::size_t step = std::min(left, iov[at].iov_len);
-            iov[at].iov_base = static_cast<std::uint8_t*>(iov[at].iov_base) + step;
-            iov[at].iov_len -= step;
-            left -= step;
-            if (iov[at].iov_len == 0) ++at;
-        }
-    }
-    return 0;
-}
-
-[[noreturn]] void throw_io(const std::string& what, int err) {
-    throw WalIoError(what, std::error_code(err, std::generic_category()));
-}
-
-// At most `max_bytes` from the start of `path`.
-std::vector<std::uint8_t> read_bytes(const fs::path& path, std::uint64_t max_bytes) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw_io("open " + path.string(), errno);
-    struct stat st {};
-    std::vector<std::uint8_t> bytes;
-    int err = ::fstat(fd, &st) == 0 ? 0 : errno;
-    if (err == 0) bytes.resize(std::min(static_cast<std::uint64_t>(st.st_size), max_bytes));
-    for (std::size_t got = 0; err == 0 && got < bytes.size();) {
-        const ssize_t n = ::pread(fd, bytes.data() + got, bytes.size() - got, static_cast<off_t>(got));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) err = n < 0 ? errno : EIO;  // EOF early: the file shrank under us
-        else got += static_cast<std::size_t>(n);
-    }
-    ::close(fd);
-    if (err != 0) throw_io("read " + path.string(), err);
-    return bytes;
-}
-
 // ---- Recovery
 
 struct Torn {
@@ -247,19 +271,54 @@ struct ChainPlan {
     std::optional<Torn> torn;     // the newest segment, unreadable from its first byte (a rollover cut short)
 };
 
+// Why the first batch of a segment is unreadable, if it is. `head` holds
+// the whole file when `whole`; else only its start, enough for the header
+// and the opening record but not always for the batch's crc.
+std::optional<std::string> first_batch_fault(std::span<const std::uint8_t> head, bool whole) {
+    if (whole) {
+        const auto batch = batch_at(head, 0);
+        if (const auto* why = std::get_if<std::string>(&batch)) return *why;
+        return std::nullopt;
+    }
+    const auto header = batch_header_at(head, 0);
+    if (const auto* why = std::get_if<std::string>(&header)) return *why;
+    return std::nullopt;
+}
+
+// A segment whose first batch is bad is a rollover cut short, dropped whole,
+// only when it is the newest, some segment comes before it, and nothing
+// after the damage shows that the batch was synced. Else corruption.
+Torn torn_segment(std::span<const std::uint8_t> head, const fs::path& path, const std::string& why, bool may_tear,
+                  const WalLimits& limits) {
+    if (std::holds_alternative<Frame>(frame_at(head, 0, limits.record_bytes_max))) {
+        throw WalCorruption(path, 0, "a record without batch framing: a segment of an older format");
+    }
+    if (!may_tear || synced_before(head, 0)) {
+        const Damage damage = locate(head, 0, why, limits.record_bytes_max);
+        throw WalCorruption(path, damage.offset, damage.reason);
+    }
+    return Torn{path, 0, head.size(), why};
+}
+
+// The record that opens a segment whose first batch header is intact.
+WalRecord opening_record(std::span<const std::uint8_t> head, const fs::path& path, const WalLimits& limits) {
+    const auto frame = frame_at(head, kWalBatchHeaderBytes, limits.record_bytes_max);
+    if (const auto* why = std::get_if<std::string>(&frame)) throw WalCorruption(path, kWalBatchHeaderBytes, *why);
+    return decode_payload<WalRecord>(std::get<Frame>(frame).payload, path, kWalBatchHeaderBytes);
+}
+
 // Walks segments from the newest back to the one that starts the chain,
 // reading only their opening records, so leftovers of an older chain are
 // never read (they may be half deleted).
-ChainPlan find_chain(const Listing& listing, const WalLimits& limits) {
+ChainPlan find_chain(Storage& storage, const Listing& listing, const WalLimits& limits) {
     ChainPlan plan;
     for (auto it = listing.segments.rbegin(); it != listing.segments.rend(); ++it) {
         const auto& [seq, path] = *it;
         const bool newest = it == listing.segments.rbegin();
-        const auto head = read_bytes(path, newest ? kWholeFile : kHeadReadBytes);
-        const auto frame = frame_at(head, 0, limits.record_bytes_max);
-        if (const auto* why = std::get_if<std::string>(&frame)) {
-            if (!newest || frame_follows(head, 1, limits.record_bytes_max)) throw WalCorruption(path, 0, *why);
-            plan.torn = Torn{path, 0, head.size(), *why};
+        const auto head = read_bytes(storage, path, newest ? kWholeFile : kHeadReadBytes);
+        if (const auto why = first_batch_fault(head, newest)) {
+            const bool may_tear = newest && std::next(it) != listing.segments.rend();
+            plan.torn = torn_segment(head, path, *why, may_tear, limits);
             continue;
         }
         if (plan.last_seq != 0 && seq + 1 != std::prev(it)->first) {
@@ -267,13 +326,13 @@ ChainPlan find_chain(const Listing& listing, const WalLimits& limits) {
             throw WalCorruption(missing, 0, "segment missing from the chain");
         }
         if (plan.last_seq == 0) plan.last_seq = seq;
-        const auto first = decode_payload<WalRecord>(std::get<Frame>(frame).payload, path, 0);
+        const WalRecord first = opening_record(head, path, limits);
         if (std::holds_alternative<ChainStart>(first)) {
             plan.first_seq = seq;
             return plan;
         }
         if (!std::holds_alternative<SegmentStart>(first)) {
-            throw WalCorruption(path, 0, "segment opens without a header");
+            throw WalCorruption(path, kWalBatchHeaderBytes, "segment opens without a header");
         }
     }
     if (plan.last_seq != 0) {
@@ -303,7 +362,8 @@ public:
         const auto fail = [&](const std::string& why) { return WalCorruption(at.file, at.offset, why); };
         const bool header =
             std::holds_alternative<ChainStart>(record) || std::holds_alternative<SegmentStart>(record);
-        if (header != (at.offset == 0)) {
+        // The segment's first record is the first of its first batch.
+        if (header != (at.offset == kWalBatchHeaderBytes)) {
             throw fail(header ? "segment header inside a segment" : "segment opens without a header");
         }
         if (const auto* c = std::get_if<ChainStart>(&record)) {
@@ -338,47 +398,81 @@ public:
 struct Replayed {
     ChainReplay chain;
     std::optional<Torn> torn;
-    std::uint64_t last_bytes = 0;  // whole records in the last segment
+    std::uint64_t last_bytes = 0;  // whole batches in the last segment
 };
 
-// Replays segments first..last. Only the last record of the last segment
-// may be torn, and only if `tail_may_tear`; every other bad record refuses.
-Replayed replay_chain(const fs::path& dir, const ChainPlan& plan, const WalLimits& limits, bool tail_may_tear) {
+// One segment of the chain, read whole.
+struct SegmentBytes {
+    const fs::path& path;
+    std::uint64_t seq = 0;
+    bool opens_chain = false;  // the chain's first segment
+    bool may_tear = false;     // its last batch may be a torn tail
+    std::vector<std::uint8_t> bytes;
+};
+
+// Applies the records of a whole batch. Its crc holds, so a record that
+// does not frame was written that way: corruption wherever it is.
+void replay_batch(const SegmentBytes& segment, const Batch& batch, std::uint64_t payload_max, ChainReplay& chain) {
+    const auto window = std::span(segment.bytes).first(batch.end);
+    for (std::uint64_t at = batch.records; at < batch.end;) {
+        const auto frame = frame_at(window, at, payload_max);
+        if (const auto* why = std::get_if<std::string>(&frame)) {
+            throw WalCorruption(segment.path, at, "a record of a batch with a good crc: " + *why);
+        }
+        const auto& f = std::get<Frame>(frame);
+        chain.apply(decode_payload<WalRecord>(f.payload, segment.path, at),
+                    Place{segment.path, segment.seq, at, segment.opens_chain});
+        at = f.end;
+    }
+}
+
+// Replays one segment batch by batch; returns the bytes of its whole
+// batches. A bad batch is a torn tail only where the segment may tear and
+// nothing after the batch shows it was synced; anywhere else it refuses.
+std::uint64_t replay_segment(const SegmentBytes& segment, std::uint64_t payload_max, Replayed& r) {
+    std::uint64_t offset = 0;
+    while (offset < segment.bytes.size()) {
+        const auto batch = batch_at(segment.bytes, offset);
+        if (const auto* why = std::get_if<std::string>(&batch)) {
+            if (!segment.may_tear || synced_before(segment.bytes, offset)) {
+                const Damage damage = locate(segment.bytes, offset, *why, payload_max);
+                throw WalCorruption(segment.path, damage.offset, damage.reason);
+            }
+            r.torn = Torn{segment.path, offset, segment.bytes.size() - offset, *why};
+            break;
+        }
+        replay_batch(segment, std::get<Batch>(batch), payload_max, r.chain);
+        offset = std::get<Batch>(batch).end;
+    }
+    return offset;
+}
+
+// Replays segments first..last. Only the last batch of the last segment
+// may be torn, and only if `tail_may_tear`.
+Replayed replay_chain(Storage& storage, const fs::path& dir, const ChainPlan& plan, const WalLimits& limits,
+                      bool tail_may_tear) {
     Replayed r;
     for (std::uint64_t seq = plan.first_seq; seq <= plan.last_seq; ++seq) {
         const fs::path path = segment_path(dir, seq);
-        const auto bytes = read_bytes(path, kWholeFile);
-        std::uint64_t offset = 0;
-        while (offset < bytes.size()) {
-            const auto frame = frame_at(bytes, offset, limits.record_bytes_max);
-            if (const auto* why = std::get_if<std::string>(&frame)) {
-                const bool last_record = tail_may_tear && seq == plan.last_seq &&
-                                         !frame_follows(bytes, offset + 1, limits.record_bytes_max);
-                if (!last_record) {
-                    throw WalCorruption(path, offset, *why);
-                }
-                r.torn = Torn{path, offset, bytes.size() - offset, *why};
-                break;
-            }
-            const auto& f = std::get<Frame>(frame);
-            r.chain.apply(decode_payload<WalRecord>(f.payload, path, offset),
-                          Place{path, seq, offset, seq == plan.first_seq});
-            offset = f.end;
-        }
-        r.last_bytes = offset;
+        const SegmentBytes segment{path, seq, seq == plan.first_seq, tail_may_tear && seq == plan.last_seq,
+                                   read_bytes(storage, path, kWholeFile)};
+        r.last_bytes = replay_segment(segment, limits.record_bytes_max, r);
     }
     return r;
 }
 
 // The snapshot a chain starts from. It was renamed into place whole, so any
 // flaw in it is corruption.
-Snapshot load_snapshot(const fs::path& dir, LogIndex index, Epoch epoch, const fs::path& named_by) {
+Snapshot load_snapshot(Storage& storage, const fs::path& dir, LogIndex index, Epoch epoch, const fs::path& named_by) {
     const fs::path path = snapshot_path(dir, index);
-    std::error_code ec;
-    if (!fs::exists(path, ec)) {
-        throw WalCorruption(path, 0, "snapshot named by " + named_by.string() + " is missing");
+    std::uint64_t size_bytes = 0;
+    if (const auto ec = storage.file_size(path, size_bytes)) {
+        if (ec == std::errc::no_such_file_or_directory) {
+            throw WalCorruption(path, 0, "snapshot named by " + named_by.string() + " is missing");
+        }
+        throw_io("stat " + path.string(), ec);
     }
-    const auto bytes = read_bytes(path, kWholeFile);
+    const auto bytes = read_bytes(storage, path, kWholeFile);
     const auto frame = frame_at(bytes, 0, bytes.size());
     if (const auto* why = std::get_if<std::string>(&frame)) throw WalCorruption(path, 0, *why);
     const auto& f = std::get<Frame>(frame);
@@ -396,6 +490,19 @@ Snapshot load_snapshot(const fs::path& dir, LogIndex index, Epoch epoch, const f
 
 std::vector<std::uint8_t> encode_record(const WalRecord& record) { return frame_of(payload_of(record)); }
 
+std::vector<std::uint8_t> encode_batch(std::span<const std::uint8_t> records) {
+    require(!records.empty() && records.size() <= std::numeric_limits<std::uint32_t>::max(),
+            "encode_batch: a batch holds 1 to 2^32 - 1 bytes of records");
+    std::vector<std::uint8_t> out;
+    out.reserve(kWalBatchHeaderBytes + records.size());
+    put_be32(out, kWalBatchMarker);
+    put_be32(out, static_cast<std::uint32_t>(records.size()));
+    put_be32(out, crc32c(records));
+    put_be32(out, crc32c(out));
+    out.insert(out.end(), records.begin(), records.end());
+    return out;
+}
+
 WalCorruption::WalCorruption(fs::path file, std::uint64_t offset, const std::string& reason)
     : std::runtime_error("WAL corruption in " + file.string() + " at offset " + std::to_string(offset) + ": " +
                          reason),
@@ -405,45 +512,36 @@ WalCorruption::WalCorruption(fs::path file, std::uint64_t offset, const std::str
 WalIoError::WalIoError(const std::string& what, std::error_code code)
     : std::runtime_error("WAL I/O error: " + what + ": " + code.message()), code_(code) {}
 
-Wal::Fd& Wal::Fd::operator=(Fd&& other) noexcept {
-    if (this != &other) {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-}
-
-Wal::Fd::~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-}
-
 // ---- Opening
 
-Wal::Wal(fs::path dir, config::FsyncMode fsync, WalLimits limits)
-    : dir_(std::move(dir)), fsync_(fsync), limits_(limits) {}
+Wal::Wal(Storage& storage, fs::path dir, config::FsyncMode fsync, WalLimits limits)
+    : storage_(&storage), dir_(std::move(dir)), fsync_(fsync), limits_(limits) {}
 
 Wal Wal::open(const fs::path& dir, config::FsyncMode fsync, WalLimits limits, Recovered& out) {
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) throw WalIoError("create " + dir.string(), ec);
-    Wal wal(dir, fsync, limits);
+    static PosixStorage posix;  // holds no state: one serves every Wal of the process
+    return open(posix, dir, fsync, limits, out);
+}
+
+Wal Wal::open(Storage& storage, const fs::path& dir, config::FsyncMode fsync, WalLimits limits, Recovered& out) {
+    if (const auto ec = storage.create_dir(dir)) throw_io("create " + dir.string(), ec);
+    Wal wal(storage, dir, fsync, limits);
     out = Recovered{};
     wal.recover(out);
     return wal;
 }
 
 void Wal::recover(Recovered& out) {
-    const Listing listing = list_dir(dir_);
-    const ChainPlan plan = find_chain(listing, limits_);
+    const Listing listing = list_dir(*storage_, dir_);
+    const ChainPlan plan = find_chain(*storage_, listing, limits_);
     if (plan.first_seq == 0 && !listing.snapshots.empty()) {
         throw WalCorruption(listing.snapshots.rbegin()->second, 0, "snapshot without any segment");
     }
     // A rollover writes its segment only after the previous one is synced, so
     // when the newest segment is torn whole, the one before must be intact.
-    Replayed r = plan.first_seq == 0 ? Replayed{} : replay_chain(dir_, plan, limits_, !plan.torn);
+    Replayed r = plan.first_seq == 0 ? Replayed{} : replay_chain(*storage_, dir_, plan, limits_, !plan.torn);
     if (r.chain.base.value != 0) {
         const fs::path chain_start = segment_path(dir_, plan.first_seq);
-        out.snapshot = load_snapshot(dir_, r.chain.base, r.chain.base_epoch, chain_start);
+        out.snapshot = load_snapshot(*storage_, dir_, r.chain.base, r.chain.base_epoch, chain_start);
     }
     // Nothing on disk has changed so far: a refusal leaves the evidence as found.
     if (const auto& torn = plan.torn ? plan.torn : r.torn) {
@@ -456,25 +554,32 @@ void Wal::recover(Recovered& out) {
         restart_chain(nullptr, {});
         return;
     }
-    const fs::path last = segment_path(dir_, plan.last_seq);
-    segment_ = Fd(::open(last.c_str(), O_WRONLY | O_CLOEXEC));
-    if (segment_.get() < 0) throw_io("open " + last.string(), errno);
-    if (r.torn) {
-        // Cut the torn record off now, so the next append lands after the
-        // last whole record instead of burying garbage mid-file.
-        int err = ::ftruncate(segment_.get(), static_cast<off_t>(r.last_bytes)) == 0 ? 0 : errno;
-        if (err == 0) err = flush(segment_.get());
-        if (err != 0) throw_io("truncate " + last.string(), err);
-    }
-    segment_seq_ = plan.last_seq;
-    segment_bytes_ = r.last_bytes;
-    chain_first_seq_ = plan.first_seq;
     snapshot_index_ = r.chain.base;
     snapshot_epoch_ = r.chain.base_epoch;
     last_index_ = synced_last_index_ = r.chain.last();
     out.durable = r.chain.durable;
     out.entries = std::move(r.chain.entries);
+    resume_chain(plan.first_seq, plan.last_seq, r.last_bytes, r.torn.has_value());
+}
+
+// Opens the chain's last segment for batches after its last whole one,
+// cutting a torn tail off first so that no garbage stays buried mid-file,
+// and removes the leftovers, a torn new segment among them. Then the folder
+// is fsynced: a change an earlier run left unsynced (a removal, a rename it
+// took back) must not come back after the next crash.
+void Wal::resume_chain(std::uint64_t first_seq, std::uint64_t last_seq, std::uint64_t whole_bytes, bool torn) {
+    const fs::path last = segment_path(dir_, last_seq);
+    if (const auto ec = storage_->open_file(last, segment_)) throw_io("open " + last.string(), ec);
+    if (torn) {
+        std::error_code ec = segment_->truncate(whole_bytes);
+        if (!ec) ec = flush(*segment_);
+        if (ec) throw_io("truncate " + last.string(), ec);
+    }
+    segment_seq_ = last_seq;
+    segment_bytes_ = whole_bytes;
+    chain_first_seq_ = first_seq;
     delete_leftovers();
+    if (const auto ec = flush_dir()) throw_io("fsync " + dir_.string(), ec);
 }
 
 // ---- Buffering
@@ -511,111 +616,137 @@ void Wal::save_durable(const election::Durable& durable) {
 
 // ---- Writing
 
-int Wal::flush(int fd) {
-    if (fsync_ == config::FsyncMode::never) return 0;
+std::error_code Wal::flush(StorageFile& file) {
+    if (fsync_ == config::FsyncMode::never) return {};
     ++stats_.fsyncs;
-    while (::fdatasync(fd) != 0) {
-        if (errno != EINTR) return errno;
-    }
-    return 0;
+    return file.sync_data();
 }
 
-int Wal::flush_dir() {
-    if (fsync_ == config::FsyncMode::never) return 0;
-    const int fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return errno;
-    ++stats_.fsyncs;
-    const int err = ::fsync(fd) == 0 ? 0 : errno;
-    ::close(fd);
-    return err;
+std::error_code Wal::flush_dir() {
+    std::error_code ec;
+    if (fsync_ != config::FsyncMode::never) {
+        ++stats_.fsyncs;
+        ec = storage_->sync_dir(dir_);
+    }
+    if (!ec) folder_unsettled_ = false;
+    return ec;
+}
+
+// Takes back a new name whose file or folder fsync failed, so that memory
+// and disk agree; settle_folder() makes sure before the next write that the
+// name is gone for good.
+void Wal::discard(const fs::path& path) {
+    folder_unsettled_ = true;
+    if (storage_->remove(path)) unwanted_.push_back(path);
+}
+
+// Runs before any write that will be reported durable. Without it a crash
+// could keep a rename that was taken back (a chain start the Wal gave up
+// on) and lose its removal, and recovery would prefer that chain to the
+// batches synced since.
+void Wal::settle_folder() {
+    for (auto it = unwanted_.begin(); it != unwanted_.end(); it = unwanted_.erase(it)) {
+        const auto ec = storage_->remove(*it);
+        if (ec && ec != std::errc::no_such_file_or_directory) throw_io("remove " + it->string(), ec);
+    }
+    if (!folder_unsettled_) return;
+    if (const auto ec = flush_dir()) throw_io("fsync " + dir_.string(), ec);
+}
+
+// An earlier batch failed: part of it may remain past segment_bytes_, or
+// the cut-back may not be durable. A rollover would seal those bytes inside
+// a segment that recovery reads as synced, so they go first, durably.
+void Wal::cut_back_tail() {
+    std::error_code ec = segment_->truncate(segment_bytes_);
+    if (!ec) ec = flush(*segment_);
+    if (ec) throw_io("truncate " + segment_path(dir_, segment_seq_).string(), ec);
+    tail_unclean_ = false;
 }
 
 void Wal::sync() {
     if (pending_.empty()) return;
-    if (tail_unclean_) {
-        // An earlier cut-back failed. A rollover would leave that half record
-        // at the end of a sealed segment, which recovery must call corruption.
-        int err = ::ftruncate(segment_.get(), static_cast<off_t>(segment_bytes_)) == 0 ? 0 : errno;
-        if (err == 0) err = flush(segment_.get());
-        if (err != 0) throw_io("truncate " + segment_path(dir_, segment_seq_).string(), err);
-        tail_unclean_ = false;
-    }
-    if (segment_bytes_ + pending_.size() > limits_.segment_bytes_max) {
+    settle_folder();
+    if (tail_unclean_) cut_back_tail();
+    if (segment_bytes_ + kWalBatchHeaderBytes + pending_.size() > limits_.segment_bytes_max) {
         roll_and_write_batch();
     } else {
         write_batch();
     }
     ++stats_.syncs;
-    stats_.bytes_written += pending_.size();
     stats_.records_written += pending_records_;
     pending_.clear();
     pending_records_ = 0;
     synced_last_index_ = last_index_;
 }
 
+// The batch is built from pending_ on every attempt and written whole before
+// its fsync: after a failed fdatasync the kernel may have dropped the pages
+// while reads still return them, and a later fdatasync would report success
+// without them (docs/design.md section 6.2).
 void Wal::write_batch() {
-    const fs::path path = segment_path(dir_, segment_seq_);
-    int err = write_all(segment_.get(), segment_bytes_, pending_);
-    if (err == 0) err = flush(segment_.get());
-    if (err != 0) {
-        // Cut back to the last whole record: the disk keeps a clean prefix and
-        // the retry rewrites the whole batch from the same offset.
-        std::string what = "write " + path.string();
-        if (::ftruncate(segment_.get(), static_cast<off_t>(segment_bytes_)) != 0) {
-            what += " (and cutting it back failed: " + std::error_code(errno, std::generic_category()).message() + ")";
-            tail_unclean_ = true;
+    const auto batch = encode_batch(pending_);
+    std::error_code ec = segment_->write_at(segment_bytes_, batch);
+    if (!ec) ec = flush(*segment_);
+    if (ec) {
+        // Cut back to the last whole batch now; the retry makes the cut durable.
+        tail_unclean_ = true;
+        std::string what = "write " + segment_path(dir_, segment_seq_).string();
+        if (const auto cut = segment_->truncate(segment_bytes_)) {
+            what += " (and cutting it back failed: " + cut.message() + ")";
         }
-        throw_io(what, err);
+        throw_io(what, ec);
     }
-    segment_bytes_ += pending_.size();
+    segment_bytes_ += batch.size();
+    stats_.bytes_written += batch.size();
 }
 
 // The batch opens a new segment; the old one is complete and synced.
 void Wal::roll_and_write_batch() {
     const std::uint64_t seq = segment_seq_ + 1;
     const fs::path path = segment_path(dir_, seq);
-    const auto header = encode_record(SegmentStart{seq, synced_last_index_});
-    Fd fd(::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644));
-    if (fd.get() < 0) throw_io("create " + path.string(), errno);
-    int err = write_all(fd.get(), 0, header, pending_);
-    if (err == 0) err = flush(fd.get());
-    if (err == 0) err = flush_dir();  // the new name must survive a crash along with its records
-    if (err != 0) {
-        std::string what = "write " + path.string();
-        if (::unlink(path.c_str()) != 0) what += " (and removing it failed)";
-        throw_io(what, err);
+    std::vector<std::uint8_t> records = encode_record(SegmentStart{seq, synced_last_index_});
+    records.insert(records.end(), pending_.begin(), pending_.end());
+    const auto batch = encode_batch(records);
+    File file;
+    if (const auto ec = storage_->create_file(path, file)) throw_io("create " + path.string(), ec);
+    std::error_code ec = file->write_at(0, batch);
+    if (!ec) ec = flush(*file);
+    if (!ec) ec = flush_dir();  // the new name must survive a crash along with its batch
+    if (ec) {
+        discard(path);
+        throw_io("write " + path.string(), ec);
     }
-    segment_ = std::move(fd);
+    segment_ = std::move(file);
     segment_seq_ = seq;
-    segment_bytes_ = header.size() + pending_.size();
-    stats_.bytes_written += header.size();
+    segment_bytes_ = batch.size();
+    stats_.bytes_written += batch.size();
     ++stats_.records_written;
 }
 
 // Temp file, fsync, rename, fsync the folder: a crash leaves either no file
-// or the whole file under `path`. Returns the file open for writing.
-Wal::Fd Wal::write_file_atomically(const fs::path& path, std::span<const std::uint8_t> bytes) {
+// or the whole file under `path`. Every attempt writes a fresh temp file.
+// Returns the file open for writing.
+Wal::File Wal::write_file_atomically(const fs::path& path, std::span<const std::uint8_t> bytes) {
     const fs::path temp = temp_path(path);
-    Fd fd(::open(temp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644));
-    if (fd.get() < 0) throw_io("create " + temp.string(), errno);
-    int err = write_all(fd.get(), 0, bytes);
-    if (err == 0) err = flush(fd.get());
-    if (err != 0) {
-        ::unlink(temp.c_str());
-        throw_io("write " + temp.string(), err);
+    File file;
+    if (const auto ec = storage_->create_file(temp, file)) throw_io("create " + temp.string(), ec);
+    std::error_code ec = file->write_at(0, bytes);
+    if (!ec) ec = flush(*file);
+    if (ec) {
+        storage_->remove(temp);  // a temp file left behind is a leftover, never state
+        throw_io("write " + temp.string(), ec);
     }
-    if (::rename(temp.c_str(), path.c_str()) != 0) {
-        err = errno;
-        ::unlink(temp.c_str());
-        throw_io("rename " + temp.string(), err);
+    if (ec = storage_->rename(temp, path); ec) {
+        storage_->remove(temp);
+        throw_io("rename " + temp.string(), ec);
     }
-    if (err = flush_dir(); err != 0) {
+    if (ec = flush_dir(); ec) {
         // Not known to be durable: take it back so the state in memory and on disk agree.
-        ::unlink(path.c_str());
-        throw_io("fsync " + dir_.string(), err);
+        discard(path);
+        throw_io("fsync " + dir_.string(), ec);
     }
     stats_.bytes_written += bytes.size();
-    return fd;
+    return file;
 }
 
 // ---- Snapshots
@@ -626,7 +757,7 @@ void Wal::compact(const Snapshot& snapshot) {
     sync();
     // The entries to keep are read back from disk: the WAL holds no copy of the log in memory.
     ChainPlan plan{chain_first_seq_, segment_seq_, std::nullopt};
-    Replayed now = replay_chain(dir_, plan, limits_, false);
+    Replayed now = replay_chain(*storage_, dir_, plan, limits_, false);
     require(now.chain.last() == last_index_, "Wal::compact: the log on disk differs from memory");
     const std::uint64_t kept_from = snapshot.last_index.value - snapshot_index_.value;
     const Epoch epoch_there = kept_from == 0 ? snapshot_epoch_ : now.chain.entries[kept_from - 1].epoch;
@@ -643,30 +774,33 @@ void Wal::install_snapshot(const Snapshot& snapshot) {
 }
 
 // Starts a new chain: the snapshot file (unless the chain already starts
-// there), then a segment holding ChainStart, the Durable and `kept`, each
-// renamed into place whole. Until that rename a crash recovers the old chain
-// (a new snapshot file alone is a leftover); after it, the new one. Old
-// files go last.
+// there), then a segment whose one batch holds ChainStart, the Durable and
+// `kept`, each renamed into place whole. Until that rename a crash recovers
+// the old chain (a new snapshot file alone is a leftover); after it, the
+// new one. Old files go last.
 void Wal::restart_chain(const Snapshot* snapshot, std::span<const LogEntry> kept) {
     require(pending_.empty(), "Wal::restart_chain: sync() first");
     require(snapshot == nullptr || snapshot->last_index.value > 0,
                       "Wal: a snapshot holds at least one entry");
+    settle_folder();
     const LogIndex base = snapshot != nullptr ? snapshot->last_index : LogIndex{};
     const Epoch base_epoch = snapshot != nullptr ? snapshot->last_epoch : Epoch{};
     if (snapshot != nullptr && base != snapshot_index_) {
         write_file_atomically(snapshot_path(dir_, base), frame_of(payload_of(*snapshot)));
     }
     const std::uint64_t seq = segment_seq_ + 1;
-    std::vector<std::uint8_t> bytes = encode_record(ChainStart{seq, base, base_epoch});
-    const auto add = [&bytes](const WalRecord& record) {
+    std::vector<std::uint8_t> records = encode_record(ChainStart{seq, base, base_epoch});
+    const auto add = [&records](const WalRecord& record) {
         const auto framed = encode_record(record);
-        bytes.insert(bytes.end(), framed.begin(), framed.end());
+        records.insert(records.end(), framed.begin(), framed.end());
     };
     add(durable_);
     for (const LogEntry& entry : kept) add(entry);
-    segment_ = write_file_atomically(segment_path(dir_, seq), bytes);
+    const auto batch = encode_batch(records);
+    segment_ = write_file_atomically(segment_path(dir_, seq), batch);
     segment_seq_ = chain_first_seq_ = seq;
-    segment_bytes_ = bytes.size();
+    segment_bytes_ = batch.size();
+    tail_unclean_ = false;  // that was the old segment's
     snapshot_index_ = base;
     snapshot_epoch_ = base_epoch;
     last_index_ = synced_last_index_ = kept.empty() ? base : kept.back().index;
@@ -677,8 +811,8 @@ void Wal::restart_chain(const Snapshot* snapshot, std::span<const LogEntry> kept
 // Removes every segment outside the chain, every snapshot but its base and
 // every temp file. Leftovers never change what recovery finds, so this runs
 // after the new state is durable and a failure here loses nothing.
-void Wal::delete_leftovers() const {
-    const Listing listing = list_dir(dir_);
+void Wal::delete_leftovers() {
+    const Listing listing = list_dir(*storage_, dir_);
     std::vector<fs::path> doomed = listing.temps;
     for (const auto& [seq, path] : listing.segments) {
         if (seq < chain_first_seq_ || seq > segment_seq_) doomed.push_back(path);
@@ -688,9 +822,8 @@ void Wal::delete_leftovers() const {
     }
     std::error_code first_error;
     for (const auto& path : doomed) {
-        std::error_code ec;
-        fs::remove(path, ec);
-        if (ec && !first_error) first_error = ec;
+        const auto ec = storage_->remove(path);
+        if (ec && ec != std::errc::no_such_file_or_directory && !first_error) first_error = ec;
     }
     if (first_error) throw WalIoError("remove leftovers in " + dir_.string(), first_error);
 }

@@ -4,13 +4,23 @@
 // that let old segments go.
 //
 // On disk, in `dir`:
-//   wal-<seq, 20 digits>.log        segments, seq from 1, each a run of records
+//   wal-<seq, 20 digits>.log        segments, seq from 1, each a run of batches
 //   snapshot-<index, 20 digits>.bin one framed Snapshot; the chain's base
 //   *.tmp                           a file being written; never part of the state
 //
-// Record framing (segments and snapshot files alike):
-//   u32 length  big-endian (as the wire frames), bytes of payload, 1..record_bytes_max
-//   u32 crc32c  big-endian, of the payload
+// Batch framing (segments): each sync() appends one batch, written with one
+// write and made durable with one fdatasync (group commit):
+//   u32 marker  0x524C4231 ("RLB1"), the segment format; a file without it is
+//               refused, never read as an empty log
+//   u32 length  bytes of the records that follow, >= 1
+//   u32 crc32c  of those bytes
+//   u32 crc32c  of the 12 header bytes above
+//   records     one or more, filling `length` exactly
+// All integers of the framing are big-endian (as the wire frames).
+//
+// Record framing (inside a batch, and alone in a snapshot file):
+//   u32 length  bytes of payload, 1..record_bytes_max
+//   u32 crc32c  of the payload
 //   payload     cereal PortableBinary (little-endian) of a WalRecord
 //               (of a Snapshot in a snapshot file, whose one record has no size limit
 //               but must fill the file exactly)
@@ -22,16 +32,26 @@
 // other snapshots are leftovers of a finished or a crashed compaction.
 //
 // Group commit: append(), truncate_after() and save_durable() only buffer;
-// sync() writes the buffer with one write and at most one fdatasync (plus one
-// folder fsync when the batch opens a new segment). The node calls sync()
-// once per io_context turn, before sending anything that depends on it.
-// FsyncMode::never skips every fsync, of files and of the folder alike.
-// Single-threaded; the destructor drops whatever sync() did not write.
+// sync() writes the buffer as one batch and fsyncs once (plus one folder
+// fsync when the batch opens a new segment). The node calls sync() once per
+// io_context turn, before sending anything that depends on it. A failed
+// sync() keeps the buffer, and its retry writes the whole batch again before
+// it fsyncs: after a failed fdatasync Linux may drop the dirty pages and
+// report the next fdatasync a success without them. FsyncMode::never skips
+// every fsync, of files and of the folder alike. Single-threaded; the
+// destructor drops whatever sync() did not write.
 //
-// Torn tail: only the last record of the last segment may be damaged by a
-// crash (it is the only one not yet synced); if no whole record starts
-// anywhere after a bad one, the rest of the file is cut off and reported.
-// Any other damage is WalCorruption, and open() changes nothing on disk.
+// Torn tail: one fdatasync covers a whole batch, so a crash may leave any
+// subset of the last batch's pages on disk, a bad record before good ones
+// included. With FsyncMode::always batch k + 1 is written only after batch
+// k's fdatasync returned, so the last batch of the last segment is the only
+// one that may be damaged by a crash: when it is incomplete or fails any
+// check, and no whole batch (nor the intact header of a next one) follows
+// it, it is cut off and reported. A new segment whose first batch is torn
+// is a rollover cut short and is dropped whole. Any other damage is
+// WalCorruption, and open() changes nothing on disk.
+//
+// Every file-system call goes through a txn::Storage (txn/storage.hpp).
 #pragma once
 
 #include "config/config.hpp"
@@ -39,18 +59,19 @@
 #include "election/output.hpp"
 #include "txn/log_entry.hpp"
 #include "txn/snapshot.hpp"
+#include "txn/storage.hpp"
 
 #include <cereal/types/variant.hpp>
 #include <cereal/types/vector.hpp>
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <system_error>
-#include <utility>
 #include <variant>
 #include <vector>
 
@@ -112,8 +133,16 @@ struct TruncateAfter {
 
 using WalRecord = std::variant<ChainStart, SegmentStart, LogEntry, TruncateAfter, election::Durable>;
 
-// The framed bytes of one record, as written to a segment.
+// The framed bytes of one record, as written inside a batch.
 std::vector<std::uint8_t> encode_record(const WalRecord& record);
+
+// ---- Batch framing (public so tools and tests can read and forge segments).
+
+inline constexpr std::uint32_t kWalBatchMarker = 0x524C4231;  // "RLB1"
+inline constexpr std::size_t kWalBatchHeaderBytes = 16;
+
+// The batch holding `records` (framed records, back to back), as sync() writes it.
+std::vector<std::uint8_t> encode_batch(std::span<const std::uint8_t> records);
 
 // ---- Errors: the only exceptions the WAL throws.
 
@@ -146,15 +175,20 @@ class Wal {
 public:
     // Creates `dir` if missing, replays it into `out` (cutting off a torn
     // tail) and returns the log ready for appends. Throws WalCorruption or
-    // WalIoError.
+    // WalIoError. The first form works on the real file system; the second
+    // on `storage`, which must outlive the Wal.
     static Wal open(const std::filesystem::path& dir, config::FsyncMode fsync, WalLimits limits, Recovered& out);
+    static Wal open(Storage& storage, const std::filesystem::path& dir, config::FsyncMode fsync, WalLimits limits,
+                    Recovered& out);
 
     // Buffer one record each; nothing reaches the disk before sync().
     void append(const LogEntry& entry);          // entry.index == last_index() + 1
     void truncate_after(LogIndex index);         // snapshot_index() <= index <= last_index()
     void save_durable(const election::Durable& durable);  // neither field below the current one
 
-    // Writes everything buffered with one write, then fsyncs once (FsyncMode::always).
+    // Writes everything buffered as one batch with one write, then fsyncs
+    // once (FsyncMode::always). After a WalIoError the buffer is kept, and
+    // the next call writes it again whole.
     void sync();
     bool dirty() const { return !pending_.empty(); }
 
@@ -176,44 +210,43 @@ public:
     const std::filesystem::path& dir() const { return dir_; }
 
 private:
-    // An owned file descriptor.
-    class Fd {
-    public:
-        Fd() = default;
-        explicit Fd(int fd) : fd_(fd) {}
-        Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-        Fd& operator=(Fd&& other) noexcept;
-        Fd(const Fd&) = delete;
-        Fd& operator=(const Fd&) = delete;
-        ~Fd();
-        int get() const { return fd_; }
+    using File = std::unique_ptr<StorageFile>;
 
-    private:
-        int fd_ = -1;
-    };
-
-    Wal(std::filesystem::path dir, config::FsyncMode fsync, WalLimits limits);
+    Wal(Storage& storage, std::filesystem::path dir, config::FsyncMode fsync, WalLimits limits);
 
     void recover(Recovered& out);
+    void resume_chain(std::uint64_t first_seq, std::uint64_t last_seq, std::uint64_t whole_bytes, bool torn);
     void buffer(const WalRecord& record);
+    void settle_folder();
+    void cut_back_tail();
     void write_batch();
     void roll_and_write_batch();
-    int flush(int fd);
-    int flush_dir();
-    Fd write_file_atomically(const std::filesystem::path& path, std::span<const std::uint8_t> bytes);
+    std::error_code flush(StorageFile& file);
+    std::error_code flush_dir();
+    void discard(const std::filesystem::path& path);
+    File write_file_atomically(const std::filesystem::path& path, std::span<const std::uint8_t> bytes);
     void restart_chain(const Snapshot* snapshot, std::span<const LogEntry> kept);
-    void delete_leftovers() const;
+    void delete_leftovers();
 
+    Storage* storage_;  // never null; outlives the Wal
     std::filesystem::path dir_;
     config::FsyncMode fsync_;
     WalLimits limits_;
     WalStats stats_;
 
-    Fd segment_;                      // the chain's last segment, written with pwrite at segment_bytes_
+    File segment_;                     // the chain's last segment, written at segment_bytes_
     std::uint64_t segment_seq_ = 0;
-    std::uint64_t segment_bytes_ = 0;  // every byte below is a whole, written record
-    bool tail_unclean_ = false;        // bytes past segment_bytes_ may remain from a failed write
+    std::uint64_t segment_bytes_ = 0;  // every byte below is a whole, synced batch
+    // A write to segment_ failed: bytes past segment_bytes_ may remain, or
+    // the cut may not be durable. The next sync() cuts and fsyncs first.
+    bool tail_unclean_ = false;
     std::uint64_t chain_first_seq_ = 0;
+
+    // A folder change was undone after its folder fsync failed (or the
+    // fsync of a new name failed), so a crash could still bring the change
+    // back: the next write first removes these names and fsyncs the folder.
+    std::vector<std::filesystem::path> unwanted_;
+    bool folder_unsettled_ = false;
 
     std::vector<std::uint8_t> pending_;  // framed records waiting for sync()
     std::uint64_t pending_records_ = 0;

@@ -115,16 +115,53 @@ void spit(const fs::path& p, std::span<const std::uint8_t> bytes) {
     out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
 
-// Start offsets of the records of a well-formed segment, plus its end.
-std::vector<std::uint64_t> record_offsets(std::span<const std::uint8_t> bytes) {
-    std::vector<std::uint64_t> out{0};
-    while (out.back() < bytes.size()) {
-        const auto at = out.back();
-        const std::uint32_t length = (std::uint32_t{bytes[at]} << 24) | (std::uint32_t{bytes[at + 1]} << 16) |
-                                     (std::uint32_t{bytes[at + 2]} << 8) | bytes[at + 3];
-        out.push_back(at + 8 + length);
+std::uint32_t be32(std::span<const std::uint8_t> bytes, std::uint64_t at) {
+    return (std::uint32_t{bytes[at]} << 24) | (std::uint32_t{bytes[at + 1]} << 16) |
+           (std::uint32_t{bytes[at + 2]} << 8) | bytes[at + 3];
+}
+
+void put_be32(std::span<std::uint8_t> bytes, std::uint64_t at, std::uint32_t v) {
+    for (std::uint64_t i = 0; i < 4; ++i) bytes[at + i] = static_cast<std::uint8_t>(v >> (24 - 8 * i));
+}
+
+// One batch of a well-formed segment.
+struct BatchLayout {
+    std::uint64_t offset = 0;           // of its header
+    std::uint64_t end = 0;              // just past its last record
+    std::vector<std::uint64_t> records;  // start offsets of its records
+};
+
+std::vector<BatchLayout> batches_of(std::span<const std::uint8_t> bytes) {
+    std::vector<BatchLayout> out;
+    for (std::uint64_t at = 0; at < bytes.size();) {
+        BatchLayout batch{at, at + kWalBatchHeaderBytes + be32(bytes, at + 4), {}};
+        for (std::uint64_t r = at + kWalBatchHeaderBytes; r < batch.end; r += 8 + be32(bytes, r)) {
+            batch.records.push_back(r);
+        }
+        at = batch.end;
+        out.push_back(std::move(batch));
     }
     return out;
+}
+
+// The batch of `batches` that holds byte `at`.
+const BatchLayout& batch_holding(const std::vector<BatchLayout>& batches, std::uint64_t at) {
+    const auto it = std::find_if(batches.begin(), batches.end(), [at](const auto& b) { return at < b.end; });
+    BOOST_REQUIRE(it != batches.end());
+    return *it;
+}
+
+// Where recovery reports damage to byte `at`: its batch when the byte is in
+// the batch's header, else the record holding it.
+std::uint64_t damage_offset(const std::vector<BatchLayout>& batches, std::uint64_t at) {
+    const BatchLayout& batch = batch_holding(batches, at);
+    if (at < batch.offset + kWalBatchHeaderBytes) return batch.offset;
+    return *std::prev(std::upper_bound(batch.records.begin(), batch.records.end(), at));
+}
+
+// Rewrites the header crc of the batch at `at` after its fields were changed.
+void reseal_header(std::span<std::uint8_t> bytes, std::uint64_t at) {
+    put_be32(bytes, at + 12, crc32c(bytes.subspan(at, 12)));
 }
 
 void append_bytes(const fs::path& p, std::span<const std::uint8_t> more) {
@@ -190,7 +227,7 @@ BOOST_AUTO_TEST_CASE(one_sync_writes_every_buffered_record_with_one_fsync) {
         expected_bytes += encode_record(entry(i)).size();
     }
     wal.save_durable({Epoch{1}, Epoch{1}});
-    expected_bytes += encode_record(election::Durable{Epoch{1}, Epoch{1}}).size();
+    expected_bytes += encode_record(election::Durable{Epoch{1}, Epoch{1}}).size() + kWalBatchHeaderBytes;
     BOOST_TEST(wal.dirty());
     BOOST_TEST(wal.stats().bytes_written == before.bytes_written);  // appends only buffer
 
@@ -270,15 +307,14 @@ BOOST_AUTO_TEST_CASE(truncate_after_then_new_appends_replay_the_new_suffix) {
 
 // ============================================================ torn tails
 
-BOOST_AUTO_TEST_CASE(cutting_the_last_record_at_every_byte_drops_only_that_record) {
+BOOST_AUTO_TEST_CASE(cutting_the_last_batch_at_every_byte_drops_only_that_batch) {
     NodeDir dir;
     write_log(dir.path, 5);
     const fs::path segment = only_segment(dir.path);
     const auto whole = slurp(segment);
-    const auto offsets = record_offsets(whole);
-    const std::uint64_t last = offsets[offsets.size() - 2];
+    const std::uint64_t last = batches_of(whole).back().offset;
     for (std::uint64_t cut = 1; last + cut < whole.size(); ++cut) {
-        BOOST_TEST_CONTEXT("cut " << cut << " bytes into the last record") {
+        BOOST_TEST_CONTEXT("cut " << cut << " bytes into the last batch") {
             spit(segment, std::span(whole).first(last + cut));
             {
                 Recovered out;
@@ -299,13 +335,12 @@ BOOST_AUTO_TEST_CASE(cutting_the_last_record_at_every_byte_drops_only_that_recor
     }
 }
 
-BOOST_AUTO_TEST_CASE(flipping_any_bit_of_the_last_record_is_a_torn_tail) {
+BOOST_AUTO_TEST_CASE(flipping_any_bit_of_the_last_batch_is_a_torn_tail) {
     NodeDir dir;
     write_log(dir.path, 5);
     const fs::path segment = only_segment(dir.path);
     const auto whole = slurp(segment);
-    const auto offsets = record_offsets(whole);
-    const std::uint64_t last = offsets[offsets.size() - 2];
+    const std::uint64_t last = batches_of(whole).back().offset;
     const auto last_record = std::span(whole).subspan(last);
     for (std::uint64_t bit = last * 8; bit < whole.size() * 8; ++bit) {
         BOOST_TEST_CONTEXT("bit " << bit) {
@@ -325,11 +360,12 @@ BOOST_AUTO_TEST_CASE(a_zero_filled_tail_is_dropped) {
     write_log(dir.path, 5);
     const fs::path segment = only_segment(dir.path);
     const auto whole = slurp(segment);
-    const auto offsets = record_offsets(whole);
-    const std::uint64_t last = offsets[offsets.size() - 2];
+    const std::uint64_t last = batches_of(whole).back().offset;
     // A crash after the size grew but before the data landed: the last
-    // record's header made it, the rest of the block reads as zeros.
-    auto damaged = std::vector<std::uint8_t>(whole.begin(), whole.begin() + static_cast<std::ptrdiff_t>(last + 8));
+    // batch's header and its record's header made it, the rest of the block
+    // reads as zeros.
+    auto damaged = std::vector<std::uint8_t>(whole.begin(),
+                                             whole.begin() + static_cast<std::ptrdiff_t>(last + kWalBatchHeaderBytes + 8));
     damaged.resize(4096, 0);
     spit(segment, damaged);
     const Recovered out = reopen(dir.path);
@@ -339,24 +375,33 @@ BOOST_AUTO_TEST_CASE(a_zero_filled_tail_is_dropped) {
     append_bytes(segment, std::vector<std::uint8_t>(4096, 0));  // zeros after the last whole record
     const Recovered zeros = reopen(dir.path);
     BOOST_TEST(zeros.torn_bytes_dropped == 4096u);
-    BOOST_TEST(zeros.torn_reason == "zero record length");
+    BOOST_TEST(zeros.torn_reason == "zeroed batch header");
 }
 
-BOOST_AUTO_TEST_CASE(a_huge_length_in_the_last_record_is_a_torn_tail_read_without_allocating) {
+BOOST_AUTO_TEST_CASE(a_huge_length_in_the_last_batch_is_a_torn_tail_read_without_allocating) {
     NodeDir dir;
     write_log(dir.path, 5);
     const fs::path segment = only_segment(dir.path);
-    auto bytes = slurp(segment);
-    const auto offsets = record_offsets(bytes);
-    const std::uint64_t last = offsets[offsets.size() - 2];
-    std::fill_n(bytes.begin() + static_cast<std::ptrdiff_t>(last), 4, std::uint8_t{0x7f});  // 2 GiB
-    spit(segment, bytes);
-    const std::uint64_t rss_before_kib = test::rss_kib(::getpid());
-    const Recovered out = reopen(dir.path);
-    BOOST_TEST(test::rss_kib(::getpid()) < rss_before_kib + 64 * 1024);
-    BOOST_TEST(indexes_of(out.entries) == range(1, 4), tt::per_element());
-    BOOST_TEST(out.torn_bytes_dropped == bytes.size() - last);
-    BOOST_TEST(out.torn_reason.find("over the limit") != std::string::npos);
+    const auto whole = slurp(segment);
+    const BatchLayout last = batches_of(whole).back();
+    // The batch's length, with a header crc to match, and its record's length: 2 GiB each.
+    const std::vector<std::pair<std::string, std::uint64_t>> fields{{"ends past the end of the file", last.offset + 4},
+                                                                    {"batch crc mismatch", last.records.front()}};
+    for (const auto& [reason, at] : fields) {
+        BOOST_TEST_CONTEXT(reason) {
+            auto bytes = whole;
+            std::fill_n(bytes.begin() + static_cast<std::ptrdiff_t>(at), 4, std::uint8_t{0x7f});
+            reseal_header(bytes, last.offset);
+            spit(segment, bytes);
+            const std::uint64_t rss_before_kib = test::rss_kib(::getpid());
+            const Recovered out = reopen(dir.path);
+            BOOST_TEST(test::rss_kib(::getpid()) < rss_before_kib + 64 * 1024);
+            BOOST_TEST(indexes_of(out.entries) == range(1, 4), tt::per_element());
+            BOOST_TEST(out.torn_bytes_dropped == bytes.size() - last.offset);
+            BOOST_TEST(out.torn_reason.find(reason) != std::string::npos);
+            append_bytes(segment, std::span(whole).subspan(last.offset));
+        }
+    }
 }
 
 // A rollover cut short by a crash leaves a new segment without a whole
@@ -386,31 +431,258 @@ BOOST_AUTO_TEST_CASE(a_new_segment_torn_inside_its_header_is_dropped_whole) {
     BOOST_TEST(indexes_of(reopen(dir.path, limits).entries) == range(1, 40), tt::per_element());
 }
 
+// ---- A last batch of many records over several pages, as one group commit
+// writes it: Durable{2, 3} and entries 1..10 in a batch each, then entries
+// 11..210 in one batch and, when `followed`, entry 211 in a batch of its own.
+
+constexpr std::uint64_t kPageBytes = 4096;
+constexpr std::uint64_t kSectorBytes = 512;
+
+// Bytes that read otherwise after a crash or on bad media.
+struct Patch {
+    std::uint64_t offset = 0;
+    std::vector<std::uint8_t> bytes;
+};
+
+struct Damage {
+    std::string what;
+    std::vector<Patch> patches;
+};
+
+void overwrite(const fs::path& p, const Patch& patch) {
+    std::fstream f(p, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(static_cast<std::streamoff>(patch.offset));
+    f.write(reinterpret_cast<const char*>(patch.bytes.data()), static_cast<std::streamsize>(patch.bytes.size()));
+}
+
+Patch zeroed(std::uint64_t from, std::uint64_t to) { return {from, std::vector<std::uint8_t>(to - from, 0)}; }
+
+class BigBatch {
+public:
+    explicit BigBatch(bool followed) {
+        {
+            Recovered out;
+            Wal wal = open_wal(dir_.path, out, FsyncMode::never);
+            wal.save_durable({Epoch{2}, Epoch{3}});
+            for (std::uint64_t i = 1; i <= 10; ++i) {
+                wal.append(entry(i));
+                wal.sync();
+            }
+            append_range(wal, 11, 210);
+            wal.sync();
+            if (followed) {
+                wal.append(entry(211));
+                wal.sync();
+            }
+        }
+        segment_ = only_segment(dir_.path);
+        whole_ = slurp(segment_);
+        batches_ = batches_of(whole_);
+        big_ = batches_[batches_.size() - (followed ? 2 : 1)];
+        BOOST_REQUIRE_EQUAL(big_.records.size(), 200u);
+        BOOST_REQUIRE(big_.end - big_.offset > 3 * kPageBytes);
+    }
+
+    // Every way this test damages the big batch, each confined to it.
+    std::vector<Damage> damages() const {
+        std::vector<Damage> out;
+        for (std::size_t i = 0; i < big_.records.size(); ++i) {
+            const std::uint64_t at = big_.records[i] + 8 + be32(whole_, big_.records[i]) / 2;
+            out.push_back({"record " + std::to_string(i) + " alone, the ones after it intact",
+                           {{at, {static_cast<std::uint8_t>(whole_[at] ^ 0xff)}}}});
+        }
+        const auto pages = spans_of(kPageBytes);
+        for (std::size_t i = 0; i < pages.size(); ++i) {
+            out.push_back({"page " + std::to_string(i) + " zeroed", {zeroed(pages[i].first, pages[i].second)}});
+            Patch stale = zeroed(pages[i].first, pages[i].second);
+            std::fill(stale.bytes.begin(), stale.bytes.end(), std::uint8_t{0xa5});
+            out.push_back({"page " + std::to_string(i) + " stale", {stale}});
+        }
+        for (std::uint64_t landed = 0; landed + 1 < (1u << pages.size()); ++landed) {
+            Damage d{"pages that landed: mask " + std::to_string(landed), {}};
+            for (std::size_t i = 0; i < pages.size(); ++i) {
+                if ((landed >> i & 1) == 0) d.patches.push_back(zeroed(pages[i].first, pages[i].second));
+            }
+            out.push_back(std::move(d));
+        }
+        const auto sectors = spans_of(kSectorBytes);
+        for (std::size_t i = 0; i < sectors.size(); ++i) {
+            out.push_back({"a zeroed hole at sector " + std::to_string(i), {zeroed(sectors[i].first, sectors[i].second)}});
+        }
+        return out;
+    }
+
+    // The parts of the big batch in each `unit`-aligned block of the file.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> spans_of(std::uint64_t unit) const {
+        std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+        for (std::uint64_t at = big_.offset; at < big_.end; at = (at / unit + 1) * unit) {
+            out.emplace_back(at, std::min(big_.end, (at / unit + 1) * unit));
+        }
+        return out;
+    }
+
+    // The first byte `d` changes.
+    std::uint64_t first_changed(const Damage& d) const {
+        std::uint64_t first = whole_.size();
+        for (const Patch& p : d.patches) {
+            for (std::uint64_t i = 0; i < p.bytes.size(); ++i) {
+                if (p.bytes[i] != whole_[p.offset + i]) first = std::min(first, p.offset + i);
+            }
+        }
+        return first;
+    }
+
+    // Recovery cut the big batch off as a torn tail: the log is as its
+    // previous batch left it, and goes on from there.
+    void expect_cut(std::uint64_t file_bytes) const {
+        const Recovered out = reopen(dir_.path);
+        BOOST_TEST(indexes_of(out.entries) == range(1, 10), tt::per_element());
+        BOOST_TEST((out.durable == election::Durable{Epoch{2}, Epoch{3}}));
+        BOOST_TEST(out.torn_bytes_dropped == file_bytes - big_.offset);
+        BOOST_TEST(out.torn_file == segment_.string());
+        BOOST_TEST(!out.torn_reason.empty());
+        BOOST_TEST(fs::file_size(segment_) == big_.offset);
+    }
+
+    // Puts the big batch back after expect_cut() cut it off.
+    void restore_after_cut() const { append_bytes(segment_, std::span(whole_).subspan(big_.offset)); }
+
+protected:
+    NodeDir dir_;
+    fs::path segment_;
+    std::vector<std::uint8_t> whole_;
+    std::vector<BatchLayout> batches_;
+    BatchLayout big_;
+};
+
+struct LastBigBatch : BigBatch {
+    LastBigBatch() : BigBatch(false) {}
+};
+
+BOOST_FIXTURE_TEST_CASE(any_damage_inside_the_last_batch_is_a_torn_tail_back_to_the_batch_before, LastBigBatch) {
+    for (const Damage& d : damages()) {
+        BOOST_TEST_CONTEXT(d.what) {
+            for (const Patch& p : d.patches) overwrite(segment_, p);
+            expect_cut(whole_.size());
+            restore_after_cut();
+        }
+    }
+    BOOST_TEST((slurp(segment_) == whole_));
+    BOOST_TEST(indexes_of(reopen(dir_.path).entries) == range(1, 210), tt::per_element());
+}
+
+BOOST_FIXTURE_TEST_CASE(a_last_batch_cut_short_anywhere_is_a_torn_tail_back_to_the_batch_before, LastBigBatch) {
+    std::vector<std::uint64_t> ends{big_.offset + 1, big_.offset + 8, big_.offset + kWalBatchHeaderBytes - 1,
+                                    big_.offset + kWalBatchHeaderBytes};
+    for (std::size_t i = 0; i < big_.records.size(); i += 13) {
+        ends.push_back(big_.records[i]);       // at a record boundary
+        ends.push_back(big_.records[i] + 20);  // inside a record
+    }
+    for (const auto& [from, to] : spans_of(kPageBytes)) ends.push_back(to);  // whole pages
+    ends.back() = big_.end - 1;  // all but the last byte
+    for (const std::uint64_t end : ends) {
+        BOOST_TEST_CONTEXT("the file ends at " << end << ", the batch at " << big_.end) {
+            fs::resize_file(segment_, end);
+            expect_cut(end);
+            restore_after_cut();
+        }
+    }
+}
+
 // ============================================================ corruption
 
-BOOST_AUTO_TEST_CASE(flipping_any_bit_of_an_earlier_record_refuses_start_at_its_offset) {
+// Batches before the last were synced before it was written: damage there
+// is corruption, reported at the bad record, or at the batch when its
+// header is hit.
+BOOST_AUTO_TEST_CASE(flipping_any_bit_before_the_last_batch_refuses_start_at_its_offset) {
     NodeDir dir;
     write_log(dir.path, 3);
     const fs::path segment = only_segment(dir.path);
     const auto whole = slurp(segment);
-    const auto offsets = record_offsets(whole);
-    std::size_t record = 0;  // offsets[record] <= bit / 8 < offsets[record + 1]
-    for (std::uint64_t bit = 0; bit < offsets[offsets.size() - 2] * 8; ++bit) {
-        if (bit / 8 >= offsets[record + 1]) ++record;
-        BOOST_TEST_CONTEXT("bit " << bit << " of record " << record) {
+    const auto batches = batches_of(whole);
+    for (std::uint64_t bit = 0; bit < batches.back().offset * 8; ++bit) {
+        const std::uint64_t expected = damage_offset(batches, bit / 8);
+        BOOST_TEST_CONTEXT("bit " << bit << ", reported at " << expected) {
             flip_bit(segment, bit);
             auto damaged = whole;
             damaged[bit / 8] ^= static_cast<std::uint8_t>(1u << (bit % 8));
             const WalCorruption e = corruption_on_open(dir.path);
             BOOST_TEST(e.file() == segment);
-            BOOST_TEST(e.offset() == offsets[record]);
+            BOOST_TEST(e.offset() == expected);
             const std::string what = e.what();
             BOOST_TEST(what.find(segment.string()) != std::string::npos);
-            BOOST_TEST(what.find("offset " + std::to_string(offsets[record])) != std::string::npos);
+            BOOST_TEST(what.find("offset " + std::to_string(expected)) != std::string::npos);
             BOOST_TEST((slurp(segment) == damaged));  // a refusal leaves the evidence as found
             flip_bit(segment, bit);
         }
     }
+}
+
+struct EarlierBigBatch : BigBatch {
+    EarlierBigBatch() : BigBatch(true) {}
+};
+
+// The batch after it was written only once its fsync had returned: the same
+// damage that would be a torn tail at the end is corruption here.
+BOOST_FIXTURE_TEST_CASE(any_damage_inside_a_batch_followed_by_a_whole_one_refuses_start_at_its_offset,
+                        EarlierBigBatch) {
+    for (const Damage& d : damages()) {
+        const std::uint64_t expected = damage_offset(batches_, first_changed(d));
+        BOOST_TEST_CONTEXT(d.what << ", reported at " << expected) {
+            for (const Patch& p : d.patches) overwrite(segment_, p);
+            const auto damaged = slurp(segment_);
+            const WalCorruption e = corruption_on_open(dir_.path);
+            BOOST_TEST(e.file() == segment_);
+            BOOST_TEST(e.offset() == expected);
+            BOOST_TEST((slurp(segment_) == damaged));  // a refusal leaves the evidence as found
+            for (const Patch& p : d.patches) {
+                overwrite(segment_, {p.offset, {whole_.begin() + static_cast<std::ptrdiff_t>(p.offset),
+                                                whole_.begin() + static_cast<std::ptrdiff_t>(p.offset + p.bytes.size())}});
+            }
+        }
+    }
+    BOOST_TEST(indexes_of(reopen(dir_.path).entries) == range(1, 211), tt::per_element());
+}
+
+// Even when the batch after it is torn: its intact header shows the damaged
+// batch had been synced.
+BOOST_FIXTURE_TEST_CASE(damage_before_a_torn_batch_whose_header_landed_refuses_start, EarlierBigBatch) {
+    const std::uint64_t record = big_.records[5];
+    overwrite(segment_, zeroed(record + 8, record + 12));
+    fs::resize_file(segment_, big_.end + kWalBatchHeaderBytes + 4);
+    const WalCorruption e = corruption_on_open(dir_.path);
+    BOOST_TEST(e.offset() == record);
+    BOOST_TEST(std::string(e.what()).find("crc mismatch") != std::string::npos);
+}
+
+// An older segment format (records without batch framing) is refused, never
+// read as a torn segment and an empty log.
+BOOST_AUTO_TEST_CASE(a_segment_without_batch_framing_refuses_start) {
+    NodeDir dir;
+    fs::create_directories(dir.path);
+    const fs::path segment = dir.path / "wal-00000000000000000001.log";
+    auto bytes = encode_record(ChainStart{1, LogIndex{}, Epoch{}});
+    const auto durable = encode_record(election::Durable{Epoch{2}, Epoch{2}});
+    bytes.insert(bytes.end(), durable.begin(), durable.end());
+    spit(segment, bytes);
+    const WalCorruption e = corruption_on_open(dir.path);
+    BOOST_TEST(e.file() == segment);
+    BOOST_TEST(std::string(e.what()).find("older format") != std::string::npos);
+}
+
+// Only a rollover may leave a segment torn from its first byte, and a
+// rollover has a segment before it; the first segment is renamed in whole.
+BOOST_AUTO_TEST_CASE(an_only_segment_unreadable_from_its_first_byte_refuses_start) {
+    NodeDir dir;
+    {
+        Recovered out;
+        open_wal(dir.path, out, FsyncMode::never);  // one segment with one batch: its chain start
+    }
+    const fs::path segment = only_segment(dir.path);
+    overwrite(segment, zeroed(0, kWalBatchHeaderBytes));
+    const WalCorruption e = corruption_on_open(dir.path);
+    BOOST_TEST(e.file() == segment);
+    BOOST_TEST(e.offset() == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(a_bad_crc_in_an_earlier_segment_refuses_start) {
@@ -420,8 +692,7 @@ BOOST_AUTO_TEST_CASE(a_bad_crc_in_an_earlier_segment_refuses_start) {
     const auto all = segments(dir.path);
     BOOST_REQUIRE(all.size() > 2u);
     auto bytes = slurp(all.front());
-    const auto offsets = record_offsets(bytes);
-    const std::uint64_t last = offsets[offsets.size() - 2];
+    const std::uint64_t last = batches_of(bytes).back().records.back();
     bytes.back() ^= 0x01;  // the first segment's last record: not the log's tail
     spit(all.front(), bytes);
     const WalCorruption e = corruption_on_open(dir.path);
@@ -435,11 +706,11 @@ BOOST_AUTO_TEST_CASE(a_huge_length_in_an_earlier_record_refuses_start) {
     write_log(dir.path, 5);
     const fs::path segment = only_segment(dir.path);
     auto bytes = slurp(segment);
-    const auto offsets = record_offsets(bytes);
-    std::fill_n(bytes.begin() + static_cast<std::ptrdiff_t>(offsets[3]), 4, std::uint8_t{0xff});
+    const std::uint64_t record = batches_of(bytes)[2].records.front();
+    std::fill_n(bytes.begin() + static_cast<std::ptrdiff_t>(record), 4, std::uint8_t{0xff});
     spit(segment, bytes);
     const WalCorruption e = corruption_on_open(dir.path);
-    BOOST_TEST(e.offset() == offsets[3]);
+    BOOST_TEST(e.offset() == record);
     BOOST_TEST(std::string(e.what()).find("over the limit") != std::string::npos);
 }
 
@@ -471,9 +742,9 @@ BOOST_AUTO_TEST_CASE(an_undecodable_payload_with_a_good_crc_refuses_start_even_a
             write_log(dir.path, 3);
             const fs::path segment = only_segment(dir.path);
             const std::uint64_t tail = fs::file_size(segment);
-            append_bytes(segment, framed(payload));
+            append_bytes(segment, encode_batch(framed(payload)));
             const WalCorruption e = corruption_on_open(dir.path);
-            BOOST_TEST(e.offset() == tail);
+            BOOST_TEST(e.offset() == tail + kWalBatchHeaderBytes);
             BOOST_TEST(std::string(e.what()).find("payload") != std::string::npos);
         }
     }
@@ -493,10 +764,10 @@ BOOST_AUTO_TEST_CASE(an_impossible_record_sequence_refuses_start) {
             write_log(dir.path, 3);  // Durable{2, 3} last
             const fs::path segment = only_segment(dir.path);
             const std::uint64_t tail = fs::file_size(segment);
-            append_bytes(segment, encode_record(record));
+            append_bytes(segment, encode_batch(encode_record(record)));
             const WalCorruption e = corruption_on_open(dir.path);
             BOOST_TEST(e.file() == segment);
-            BOOST_TEST(e.offset() == tail);
+            BOOST_TEST(e.offset() == tail + kWalBatchHeaderBytes);
         }
     }
 }
