@@ -1,5 +1,6 @@
 // The parts of the core common to both algorithms: the epoch gate, the
-// promise round, check-quorum, stickiness, timers and the invariants.
+// pre-vote and the promise round, check-quorum, stickiness, timers and the
+// invariants.
 // Bully and Ring live in bully.cpp and ring.cpp.
 #include "config/random.hpp"
 #include "election/core.hpp"
@@ -107,7 +108,12 @@ void Core::tick() {
 
 // Every message passes here first (docs/design.md section 9, habit 3, docs/design.md section 5 fencing):
 // a lower epoch is rejected and its sender told ours; a higher one is
-// adopted, which ends any leadership or candidacy in the older epoch.
+// adopted, which ends any leadership or candidacy in the older epoch. Only
+// established epochs reach the gate: since no node raises its epoch before
+// a majority granted its pre-vote, whatever epoch a message carries was
+// agreed to; a pre-vote's proposal is a field of its own that never comes
+// here. An attempt (pre-vote or promise request) from a higher epoch that
+// arrives while a live leader is heard is refused before the gate.
 bool Core::admit(NodeId from, Epoch theirs) {
     if (theirs < epoch()) {
         emit(EventKind::fenced, from);
@@ -198,6 +204,7 @@ void Core::tick_leader() {
 
 void Core::tick_candidate(Candidate& c) {
     if (--c.ticks_left > 0) return;
+    if (std::holds_alternative<PreVoting>(c.stage)) return fail_attempt("prevote_timeout");
     if (std::holds_alternative<Promising>(c.stage)) return fail_attempt("promise_timeout");
     // Bully: no higher id answered in time, so this node is the highest
     // live id and stands. Ring: the ELECTION was lost on the way.
@@ -231,22 +238,76 @@ std::uint64_t Core::backoff_ticks() {
 }
 
 // A higher id's OK must come back within a fifth of the election timeout;
-// the rest of the budget is for the promise round.
+// a quarter is for the pre-vote, half for the promise round.
 std::uint64_t Core::answer_wait_ticks() const {
     return std::max<std::uint64_t>(1, params_.timing.election_timeout_ticks / 5);
+}
+
+std::uint64_t Core::prevote_wait_ticks() const {
+    return std::max<std::uint64_t>(1, params_.timing.election_timeout_ticks / 4);
 }
 
 std::uint64_t Core::promise_wait_ticks() const {
     return std::max<std::uint64_t>(1, params_.timing.election_timeout_ticks / 2);
 }
 
+// ---- the pre-vote (docs/design.md section 5, "Safety"; Raft's PreVote) ----
+
+// The winner of either algorithm only proposes the next epoch at first
+// (Ongaro's dissertation section 9.6, etcd raft's MsgPreVote). Its epoch, and
+// everyone else's, stays where it is until a majority says it would
+// promise: a node that merely stopped hearing a live leader (a restart, a
+// link still in reconnect backoff) is refused by the majority that hears
+// it, and the attempt leaves no higher epoch behind to depose that leader.
+void Core::stand() {
+    const Epoch proposed = epoch().next();
+    role_ = Candidate{PreVoting{proposed, {}, {}}, prevote_wait_ticks()};
+    emit(EventKind::prevote_round);
+    broadcast(PreVoteRequest{epoch(), proposed});
+    count_prevote(*pre_voting(), params_.self);
+}
+
+void Core::on_message(NodeId from, const PreVoteRequest& m) {
+    if (m.proposed != m.epoch.next()) return bad_message(from, "bad_prevote");
+    // Hearing a live leader, refuse and adopt nothing, not even the
+    // sender's epoch when it is higher: an attempt never deposes a leader
+    // this node hears (etcd raft ignores votes inside a leader's lease).
+    const NodeId live = hears_live_leader(from) ? leader_ : kNoNode;
+    if (live != kNoNode && m.epoch >= epoch()) {
+        emit(EventKind::prevote_refused, from, live, "live_leader");
+        return send(from, PreVoteReply{epoch(), m.proposed, false, live});
+    }
+    if (!admit(from, m.epoch)) return;
+    // Binds nothing and is not persisted: the promise round decides.
+    emit(EventKind::prevote_granted, from);
+    send(from, PreVoteReply{epoch(), m.proposed, true, kNoNode});
+}
+
+void Core::on_message(NodeId from, const PreVoteReply& m) {
+    if (!admit(from, m.epoch)) return;
+    PreVoting* v = pre_voting();
+    if (v == nullptr || v->proposed != m.proposed) return;  // a late answer to an attempt that is over
+    if (m.granted) return count_prevote(*v, from);
+    if (contains(v->refused, from)) return;
+    v->refused.push_back(from);
+    emit(EventKind::prevote_refused, from, m.leader, "refused");
+    if (majority_lost(v->refused.size(), params_.members.size())) fail_attempt("prevote_refused");
+}
+
+void Core::count_prevote(PreVoting& v, NodeId from) {
+    if (contains(v.granted, from)) return;  // a duplicate
+    v.granted.push_back(from);
+    if (is_majority(v.granted.size(), params_.members.size())) promise_round();
+}
+
 // ---- the promise round (docs/design.md section 5, "Safety") ----
 
-// The winner stands for an epoch above any it has seen or promised. Its own
-// promise is part of the same persist, which the shell writes before any
-// PromiseRequest leaves.
-void Core::stand() {
+// A majority granted the pre-vote: the winner now stands for the epoch it
+// proposed, above any it has seen or promised. Its own promise is part of
+// the same persist, which the shell writes before any PromiseRequest leaves.
+void Core::promise_round() {
     const Epoch e = epoch().next();
+    require(pre_voting() != nullptr && pre_voting()->proposed == e, "the promise round follows its pre-vote");
     durable_ = Durable{e, e};
     durable_dirty_ = true;
     leader_ = kNoNode;
@@ -328,8 +389,7 @@ void Core::become_leader() {
 
 // May this node start an election now? Not alone, not while listening after
 // a restart (stickiness), not while a live leader is heard, and not without
-// a live majority: a minority could never win, and standing would only
-// raise its epoch and disrupt the majority once the partition heals.
+// a live majority: a minority could never win its pre-vote.
 bool Core::may_stand() const {
     return params_.members.size() > 1 && listen_ticks_left_ == 0 && !hears_live_leader(kNoNode) &&
            has_live_majority();
@@ -354,6 +414,11 @@ bool Core::runs(config::ElectionAlgorithm a, NodeId from) {
     if (params_.algorithm == a) return true;
     bad_message(from, "wrong_algorithm");
     return false;
+}
+
+PreVoting* Core::pre_voting() {
+    auto* c = std::get_if<Candidate>(&role_);
+    return c == nullptr ? nullptr : std::get_if<PreVoting>(&c->stage);
 }
 
 Promising* Core::promising() {
@@ -405,6 +470,11 @@ void Core::check_invariants() {
     if (const auto* l = std::get_if<Leader>(&role_)) {
         require(l->epoch == epoch() && durable_.promised == epoch(), "leader only in its own promised epoch");
         require(is_majority(l->quorum.size(), params_.members.size()), "leader only with a majority of promises");
+    }
+    if (const PreVoting* v = pre_voting()) {
+        require(v->proposed == epoch().next(), "a pre-vote proposes the next epoch and raises none");
+        require(!v->granted.empty() && v->granted.front() == params_.self, "pre-voter granted itself first");
+        require(!is_majority(v->granted.size(), params_.members.size()), "a majority starts the promise round");
     }
     if (const Promising* p = promising()) {
         require(p->epoch == epoch() && durable_.promised == epoch(), "candidate stands for its current epoch");

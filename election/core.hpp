@@ -4,9 +4,10 @@
 // message, tick() once per tick_ms, and after either drains take_output():
 // persist, then send, then log (docs/design.md section 9, habit 1).
 //
-// Who leads is picked by Bully or Ring; safety comes from the promise round
-// common to both: the winner leads epoch e only with a majority of durable
-// promises for e, and every message is fenced by epoch.
+// Who leads is picked by Bully or Ring; safety comes from the step common to
+// both: the winner proposes epoch e and raises its epoch to e only once a
+// majority granted the proposal (the pre-vote), then leads e only with a
+// majority of durable promises for e; every message is fenced by epoch.
 #pragma once
 
 #include "config/config.hpp"
@@ -45,7 +46,17 @@ struct Follower {};
 // waits for its ELECTION to come back around.
 struct Soliciting {};
 
-// The promise round for `epoch` (docs/design.md section 5).
+// The pre-vote for `proposed` (docs/design.md section 5; Raft's PreVote): the
+// node's epoch stays where it is, nothing is persisted, and a refusal
+// changes nobody's epoch.
+struct PreVoting {
+    Epoch proposed;               // always the node's epoch + 1
+    std::vector<NodeId> granted;  // members that would promise `proposed`, self first
+    std::vector<NodeId> refused;  // members that would not (they hear a live leader)
+};
+
+// The promise round for `epoch` (docs/design.md section 5), after a majority
+// granted the pre-vote.
 struct Promising {
     Epoch epoch;                   // the epoch stood for; also the node's current epoch
     std::vector<NodeId> granted;   // members that promised, self first
@@ -55,7 +66,7 @@ struct Promising {
 };
 
 struct Candidate {
-    std::variant<Soliciting, Promising> stage;
+    std::variant<Soliciting, PreVoting, Promising> stage;
     std::uint64_t ticks_left;  // when it reaches 0 the stage times out
 };
 
@@ -111,6 +122,8 @@ private:
     void on_message(NodeId from, const RingElection& m);
     void on_message(NodeId from, const RingCoordinator& m);
     void on_message(NodeId from, const RingAck& m);
+    void on_message(NodeId from, const PreVoteRequest& m);
+    void on_message(NodeId from, const PreVoteReply& m);
     void on_message(NodeId from, const PromiseRequest& m);
     void on_message(NodeId from, const PromiseReply& m);
 
@@ -129,6 +142,8 @@ private:
     std::uint64_t backoff_ticks();
 
     void stand();
+    void count_prevote(PreVoting& v, NodeId from);
+    void promise_round();
     void grant(NodeId candidate, Epoch e);
     void refuse(NodeId candidate, const char* reason);
     void count_grant(Promising& p, NodeId from, LogPosition log);
@@ -149,6 +164,7 @@ private:
     bool has_live_majority() const;
     bool is_member(NodeId id) const;
     bool runs(config::ElectionAlgorithm a, NodeId from);
+    PreVoting* pre_voting();
     Promising* promising();
     bool soliciting() const;
 
@@ -161,6 +177,7 @@ private:
     void check_invariants();
 
     std::uint64_t answer_wait_ticks() const;
+    std::uint64_t prevote_wait_ticks() const;
     std::uint64_t promise_wait_ticks() const;
 
     Params params_;

@@ -123,8 +123,36 @@ struct RingAck {
     void serialize(Archive& ar) { ar(epoch, initiator, hops, coordinator); }
 };
 
-// The safety round common to both algorithms (docs/design.md section 5): the
-// winner asks every member to promise `epoch`.
+// The pre-vote, first half of the safety step common to both algorithms
+// (docs/design.md section 5; Raft's PreVote, Ongaro's dissertation section 9.6):
+// the winner asks every member whether it would promise `proposed`. The
+// proposal is only that: nobody adopts it, persists it or answers it with a
+// promise, so an attempt the majority refuses raises no epoch anywhere, and
+// a live leader is never deposed by a node that merely stopped hearing it.
+struct PreVoteRequest {
+    static constexpr std::uint8_t kWireType = 29;
+    Epoch epoch;     // the sender's current epoch (fencing); the attempt has not raised it
+    Epoch proposed;  // the epoch the sender would stand for: always epoch + 1
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(epoch, proposed); }
+};
+
+// Answer to PreVoteRequest. Binds nobody and is never persisted.
+struct PreVoteReply {
+    static constexpr std::uint8_t kWireType = 30;
+    Epoch epoch;           // the sender's current epoch (fencing)
+    Epoch proposed;        // the request's, so the candidate matches the answer to its attempt
+    bool granted = false;  // true: the sender hears no live leader, so it would promise `proposed`
+    NodeId leader;         // a refusal's reason when not kNoNode: the live leader the sender hears
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(epoch, proposed, granted, leader); }
+};
+
+// The promise round, second half of the safety step (docs/design.md section 5):
+// after a majority granted its pre-vote, the winner asks every member to
+// promise `epoch`.
 struct PromiseRequest {
     static constexpr std::uint8_t kWireType = 26;
     Epoch epoch;  // the epoch the sender stands for; it is also the sender's current epoch
@@ -146,6 +174,7 @@ struct PromiseReply {
 };
 
 using ElectionMessage = std::variant<Heartbeat, BullyElection, BullyOk, BullyCoordinator, RingElection,
-                                     RingCoordinator, RingAck, PromiseRequest, PromiseReply>;
+                                     RingCoordinator, RingAck, PreVoteRequest, PreVoteReply, PromiseRequest,
+                                     PromiseReply>;
 
 }  // namespace rl::election

@@ -22,6 +22,9 @@ const char* to_string(EventKind k) {
         case EventKind::election_started: return "election_started";
         case EventKind::winner_chosen: return "winner_chosen";
         case EventKind::election_failed: return "election_failed";
+        case EventKind::prevote_round: return "prevote_round";
+        case EventKind::prevote_granted: return "prevote_granted";
+        case EventKind::prevote_refused: return "prevote_refused";
         case EventKind::promise_round: return "promise_round";
         case EventKind::promised: return "promised";
         case EventKind::promise_refused: return "promise_refused";

@@ -39,7 +39,10 @@ enum class EventKind {
     election_started,  // the node started an election attempt of its algorithm
     winner_chosen,     // leader: the winner the algorithm picked (ring phase 1 done)
     election_failed,   // reason: why the attempt ended without a leader
-    promise_round,     // epoch: the node asks every member to promise it
+    prevote_round,     // epoch: the node asks every member whether it would promise epoch + 1
+    prevote_granted,   // peer: the candidate this node would promise epoch + 1 (binds nothing)
+    prevote_refused,   // peer: the candidate refused; reason, leader: the live leader heard
+    promise_round,     // epoch: a majority granted the pre-vote; the node asks every member to promise it
     promised,          // peer: the candidate this node promised `epoch` to
     promise_refused,   // peer: the candidate refused; reason, leader: the live leader heard
     became_leader,     // epoch: the node holds a majority of promises for it

@@ -7,7 +7,9 @@
 #include "election/core.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <initializer_list>
+#include <string>
 #include <limits>
 #include <utility>
 #include <vector>
@@ -61,6 +63,24 @@ Output step(Core& core, std::uint64_t from, const ElectionMessage& msg) {
     return core.take_output();
 }
 
+// Each of `peers` grants the pre-vote `core` is running; once they make a
+// majority, its promise round starts.
+Output grant_prevote(Core& core, std::initializer_list<std::uint64_t> peers) {
+    Output all = core.take_output();
+    const Epoch current = core.epoch();
+    for (std::uint64_t p : peers) append(all, step(core, p, PreVoteReply{current, current.next(), true, kNoNode}));
+    return all;
+}
+
+// Stands after the listening period, hearing `heard`, and gets the pre-vote
+// of `granting`: the node is in its promise round.
+Output stand_with_prevote(Core& core, std::initializer_list<std::uint64_t> heard,
+                          std::initializer_list<std::uint64_t> granting) {
+    Output all = elapse_listen_period(core, heard);
+    append(all, grant_prevote(core, granting));
+    return all;
+}
+
 template <class M>
 std::vector<std::pair<NodeId, M>> sent(const Output& out) {
     std::vector<std::pair<NodeId, M>> found;
@@ -102,6 +122,46 @@ void tick_all(std::uint64_t ticks, C&... cores) {
     }
 }
 
+// A few cores ticked together by hand, like tick_all, except that every
+// message `lost(from, to)` names is dropped and every event is kept.
+struct Wires {
+    std::vector<Core*> cores;
+    std::function<bool(NodeId, NodeId)> lost = [](NodeId, NodeId) { return false; };
+    std::vector<std::pair<NodeId, Event>> events;  // (where, what), in order
+
+    void tick(std::uint64_t ticks) {
+        for (std::uint64_t t = 0; t < ticks; ++t) {
+            for (Core* c : cores) c->tick();
+            deliver();
+        }
+    }
+
+    void deliver() {
+        for (int round = 0; round < 1000; ++round) {
+            std::vector<std::pair<NodeId, Envelope>> flight;
+            for (Core* c : cores) {
+                Output out = c->take_output();
+                for (const Event& ev : out.events) events.emplace_back(c->self(), ev);
+                for (auto& env : out.messages) flight.emplace_back(c->self(), std::move(env));
+            }
+            if (flight.empty()) return;
+            for (auto& [from, env] : flight) {
+                for (Core* c : cores) {
+                    if (c->self() == env.to && !lost(from, env.to)) c->step(from, env.msg);
+                }
+            }
+        }
+        BOOST_FAIL("Wires::deliver: messages never stopped");
+    }
+
+    // Events of `kind` at node `at` (with `reason`, if given) since the start.
+    std::size_t count(std::uint64_t at, EventKind kind, const std::string& reason = "") const {
+        return static_cast<std::size_t>(std::count_if(events.begin(), events.end(), [&](const auto& e) {
+            return e.first == n(at) && e.second.kind == kind && (reason.empty() || reason == e.second.reason);
+        }));
+    }
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(common)
@@ -121,15 +181,15 @@ BOOST_AUTO_TEST_CASE(one_node_cluster_leads_at_once) {
 BOOST_AUTO_TEST_CASE(restarted_node_listens_one_suspect_timeout_before_standing) {
     Core c = make(3, 3, ElectionAlgorithm::bully);
     const Output listening = tick_hearing(c, {1, 2}, kTiming.suspect_after_ticks - 1);
-    BOOST_TEST(sent<PromiseRequest>(listening).empty());
+    BOOST_TEST(sent<PreVoteRequest>(listening).empty());
     BOOST_TEST(c.role_kind() == RoleKind::follower);
     const Output after = tick_hearing(c, {1, 2}, 1);
-    BOOST_TEST(sent<PromiseRequest>(after).size() == 2u);
+    BOOST_TEST(sent<PreVoteRequest>(after).size() == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(candidate_output_persists_its_own_promise_before_requesting) {
     Core c = make(3, 3, ElectionAlgorithm::bully, Durable{e(4), e(4)});
-    const Output out = elapse_listen_period(c, {1, 2});
+    const Output out = stand_with_prevote(c, {1, 2}, {1});
     BOOST_TEST_REQUIRE(out.persist.has_value());
     BOOST_TEST((*out.persist == Durable{e(5), e(5)}));
     for (const auto& [to, req] : sent<PromiseRequest>(out)) BOOST_TEST(req.epoch == e(5));
@@ -275,7 +335,7 @@ BOOST_AUTO_TEST_CASE(every_node_heartbeats_each_peer_every_heartbeat_period) {
 BOOST_AUTO_TEST_CASE(new_leader_learns_the_best_log_of_its_promise_quorum) {
     Core c = make(5, 5, ElectionAlgorithm::bully);
     c.set_log_position(LogPosition{e(1), LogIndex{4}});
-    elapse_listen_period(c, {1, 2, 3, 4});
+    stand_with_prevote(c, {1, 2, 3, 4}, {1, 2});
     BOOST_TEST_REQUIRE(c.role_kind() == RoleKind::candidate);
     step(c, 2, PromiseReply{c.epoch(), true, kNoNode, LogPosition{e(1), LogIndex{9}}});
     const Output out = step(c, 1, PromiseReply{c.epoch(), true, kNoNode, LogPosition{e(1), LogIndex{2}}});
@@ -289,7 +349,7 @@ BOOST_AUTO_TEST_CASE(new_leader_learns_the_best_log_of_its_promise_quorum) {
 
 BOOST_AUTO_TEST_CASE(duplicate_grants_do_not_count_twice) {
     Core c = make(5, 5, ElectionAlgorithm::bully);
-    elapse_listen_period(c, {1, 2, 3, 4});
+    stand_with_prevote(c, {1, 2, 3, 4}, {1, 2});
     step(c, 2, PromiseReply{c.epoch(), true, kNoNode, {}});
     step(c, 2, PromiseReply{c.epoch(), true, kNoNode, {}});
     BOOST_TEST(c.role_kind() == RoleKind::candidate);
@@ -297,7 +357,7 @@ BOOST_AUTO_TEST_CASE(duplicate_grants_do_not_count_twice) {
 
 BOOST_AUTO_TEST_CASE(refusals_from_a_majority_end_the_candidacy) {
     Core c = make(5, 5, ElectionAlgorithm::bully);
-    elapse_listen_period(c, {1, 2, 3, 4});
+    stand_with_prevote(c, {1, 2, 3, 4}, {1, 2});
     const Epoch stood = c.epoch();
     step(c, 1, PromiseReply{stood, false, kNoNode, {}});
     step(c, 2, PromiseReply{stood, false, kNoNode, {}});
@@ -310,7 +370,7 @@ BOOST_AUTO_TEST_CASE(refusals_from_a_majority_end_the_candidacy) {
 
 BOOST_AUTO_TEST_CASE(candidate_without_a_majority_of_answers_gives_up_within_an_election_timeout) {
     Core c = make(5, 5, ElectionAlgorithm::bully);
-    elapse_listen_period(c, {1, 2, 3, 4});
+    stand_with_prevote(c, {1, 2, 3, 4}, {1, 2});
     BOOST_TEST_REQUIRE(c.role_kind() == RoleKind::candidate);
     const Output out = elapse_election_timeout(c, {1, 2, 3, 4});
     BOOST_TEST(has_event(out, EventKind::election_failed));
@@ -319,7 +379,7 @@ BOOST_AUTO_TEST_CASE(candidate_without_a_majority_of_answers_gives_up_within_an_
 BOOST_AUTO_TEST_CASE(restored_epoch_is_kept_and_the_next_candidacy_goes_above_it) {
     Core c = make(3, 3, ElectionAlgorithm::bully, Durable{e(4), e(6)});
     BOOST_TEST(c.epoch() == e(6));
-    elapse_listen_period(c, {1, 2});
+    stand_with_prevote(c, {1, 2}, {1});
     BOOST_TEST(c.epoch() == e(7));
     BOOST_TEST(c.durable().promised == e(7));
 }
@@ -381,13 +441,182 @@ BOOST_AUTO_TEST_CASE(node_told_of_a_newer_epoch_with_a_leader_waits_one_suspect_
 
 BOOST_AUTO_TEST_SUITE_END()
 
+// The pre-vote (docs/design.md section 5; Raft's PreVote): an attempt only
+// proposes its epoch until a majority grants it.
+BOOST_AUTO_TEST_SUITE(prevote)
+
+BOOST_AUTO_TEST_CASE(standing_proposes_the_next_epoch_and_raises_nothing) {
+    Core c = make(3, 3, ElectionAlgorithm::bully, Durable{e(4), e(4)});
+    const Output out = elapse_listen_period(c, {1, 2});
+    const auto asked = sent<PreVoteRequest>(out);
+    BOOST_TEST_REQUIRE(asked.size() == 2u);
+    for (const auto& [to, req] : asked) {
+        BOOST_TEST(req.epoch == e(4));
+        BOOST_TEST(req.proposed == e(5));
+    }
+    BOOST_TEST(!out.persist.has_value());
+    BOOST_TEST(sent<PromiseRequest>(out).empty());
+    BOOST_TEST(c.epoch() == e(4));
+    BOOST_TEST(c.role_kind() == RoleKind::candidate);
+}
+
+BOOST_AUTO_TEST_CASE(majority_of_prevotes_starts_the_promise_round_for_the_proposed_epoch) {
+    Core c = make(5, 5, ElectionAlgorithm::bully, Durable{e(4), e(4)});
+    elapse_listen_period(c, {1, 2, 3, 4});
+    BOOST_TEST(grant_prevote(c, {1}).messages.empty());  // two of five: not yet
+    const Output out = grant_prevote(c, {2});
+    BOOST_TEST_REQUIRE(out.persist.has_value());
+    BOOST_TEST((*out.persist == Durable{e(5), e(5)}));
+    BOOST_TEST(sent<PromiseRequest>(out).size() == 4u);
+    BOOST_TEST(has_event(out, EventKind::promise_round));
+}
+
+BOOST_AUTO_TEST_CASE(node_hearing_no_leader_grants_a_prevote_and_binds_nothing) {
+    Core c = make(1, 3, ElectionAlgorithm::bully, Durable{e(2), e(2)});
+    const Output out = step(c, 3, PreVoteRequest{e(2), e(3)});
+    const auto replies = sent<PreVoteReply>(out);
+    BOOST_TEST_REQUIRE(replies.size() == 1u);
+    BOOST_TEST(replies[0].second.granted);
+    BOOST_TEST(replies[0].second.proposed == e(3));
+    BOOST_TEST(!out.persist.has_value());
+    BOOST_TEST((c.durable() == Durable{e(2), e(2)}));
+    // Still free to promise the proposed epoch to anyone.
+    BOOST_TEST(sent<PromiseReply>(step(c, 2, PromiseRequest{e(3)}))[0].second.granted);
+}
+
+BOOST_AUTO_TEST_CASE(node_hearing_a_live_leader_refuses_a_prevote_and_adopts_nothing) {
+    Core c = make(1, 3, ElectionAlgorithm::bully, Durable{e(1), e(1)});
+    step(c, 3, Heartbeat{e(1), n(3), LogIndex{0}});
+    // Even a sender already in a higher epoch moves nothing here.
+    const Output out = step(c, 2, PreVoteRequest{e(2), e(3)});
+    const auto replies = sent<PreVoteReply>(out);
+    BOOST_TEST_REQUIRE(replies.size() == 1u);
+    BOOST_TEST(!replies[0].second.granted);
+    BOOST_TEST(replies[0].second.leader == n(3));
+    BOOST_TEST(!out.persist.has_value());
+    BOOST_TEST(c.epoch() == e(1));
+    BOOST_TEST(c.leader() == n(3));
+}
+
+BOOST_AUTO_TEST_CASE(leader_refuses_a_prevote_and_keeps_its_epoch_and_role) {
+    Core a = make(1, 3, ElectionAlgorithm::bully);
+    Core b = make(2, 3, ElectionAlgorithm::bully);
+    tick_all(kTiming.suspect_after_ticks + 2, a, b);
+    BOOST_TEST_REQUIRE(b.role_kind() == RoleKind::leader);
+    const Epoch led = b.epoch();
+    const auto replies = sent<PreVoteReply>(step(b, 3, PreVoteRequest{led, led.next()}));
+    BOOST_TEST_REQUIRE(replies.size() == 1u);
+    BOOST_TEST(!replies[0].second.granted);
+    BOOST_TEST(replies[0].second.leader == n(2));
+    BOOST_TEST(b.role_kind() == RoleKind::leader);
+    BOOST_TEST(b.epoch() == led);
+}
+
+BOOST_AUTO_TEST_CASE(prevote_refused_by_a_majority_fails_the_attempt_at_the_same_epoch) {
+    Core c = make(3, 3, ElectionAlgorithm::bully, Durable{e(3), e(3)});
+    elapse_listen_period(c, {1, 2});
+    BOOST_TEST_REQUIRE(c.role_kind() == RoleKind::candidate);
+    step(c, 1, PreVoteReply{e(3), e(4), false, n(2)});
+    BOOST_TEST(c.role_kind() == RoleKind::candidate);  // one refusal of three: a majority is still possible
+    const Output out = step(c, 2, PreVoteReply{e(3), e(4), false, n(2)});
+    BOOST_TEST(c.role_kind() == RoleKind::follower);
+    BOOST_TEST(has_event(out, EventKind::election_failed));
+    BOOST_TEST(!out.persist.has_value());
+    BOOST_TEST(c.epoch() == e(3));
+    // Its heartbeats still carry the old epoch: nobody is deposed by them.
+    const auto beats = sent<Heartbeat>(tick_hearing(c, {1, 2}, kTiming.heartbeat_ticks));
+    BOOST_TEST(!beats.empty());
+    for (const auto& [to, hb] : beats) BOOST_TEST(hb.epoch == e(3));
+}
+
+BOOST_AUTO_TEST_CASE(prevote_unanswered_times_out_without_raising_the_epoch) {
+    Core c = make(3, 3, ElectionAlgorithm::bully, Durable{e(3), e(3)});
+    elapse_listen_period(c, {1, 2});
+    const Output out = tick_hearing(c, {1, 2}, kTiming.election_timeout_ticks / 4);
+    BOOST_TEST(has_event(out, EventKind::election_failed));
+    BOOST_TEST(c.epoch() == e(3));
+    BOOST_TEST(!out.persist.has_value());
+}
+
+BOOST_AUTO_TEST_CASE(prevote_from_a_lower_epoch_is_fenced) {
+    Core c = make(1, 3, ElectionAlgorithm::bully, Durable{e(5), e(5)});
+    const Output out = step(c, 2, PreVoteRequest{e(3), e(4)});
+    BOOST_TEST(sent<PreVoteReply>(out).empty());
+    BOOST_TEST(has_event(out, EventKind::fenced));
+    BOOST_TEST_REQUIRE(sent<Heartbeat>(out).size() == 1u);
+    BOOST_TEST(sent<Heartbeat>(out)[0].second.epoch == e(5));
+}
+
+BOOST_AUTO_TEST_CASE(prevote_proposing_anything_but_the_next_epoch_is_bad_input) {
+    Core c = make(1, 3, ElectionAlgorithm::bully);
+    const Output out = step(c, 2, PreVoteRequest{e(1), e(9)});
+    BOOST_TEST(has_event(out, EventKind::bad_message));
+    BOOST_TEST(out.messages.empty());
+    BOOST_TEST(c.epoch() == e(0));
+}
+
+BOOST_AUTO_TEST_CASE(late_prevote_answer_to_an_attempt_that_is_over_is_ignored) {
+    Core c = make(3, 3, ElectionAlgorithm::bully, Durable{e(3), e(3)});
+    elapse_listen_period(c, {1, 2});
+    step(c, 1, Heartbeat{e(3), n(1), LogIndex{0}});  // a leader appears: the attempt ends
+    BOOST_TEST_REQUIRE(c.role_kind() == RoleKind::follower);
+    const Output out = grant_prevote(c, {2});
+    BOOST_TEST(!out.persist.has_value());
+    BOOST_TEST(c.epoch() == e(3));
+    BOOST_TEST(c.leader() == n(1));
+}
+
+// The scenario behind the pre-vote: a follower rejoins (restarted, or let
+// out of an isolation) while the leader's link to it is still down, so it
+// hears the other follower but not the leader. It stands; the follower and
+// the leader refuse; the leader keeps its role and epoch, and the rejoined
+// node follows it as soon as the link is back.
+BOOST_AUTO_TEST_CASE(rejoining_node_that_cannot_hear_the_leader_stands_and_is_refused) {
+    for (const auto algorithm : {ElectionAlgorithm::bully, ElectionAlgorithm::ring}) {
+        BOOST_TEST_CONTEXT((algorithm == ElectionAlgorithm::bully ? "bully" : "ring")) {
+            Core a = make(1, 3, algorithm);
+            Core b = make(2, 3, algorithm);
+            Core c = make(3, 3, algorithm);
+            tick_all(kTiming.suspect_after_ticks + kTiming.election_timeout_ticks, a, b, c);
+            BOOST_TEST_REQUIRE(c.role_kind() == RoleKind::leader);
+            const Epoch led = c.epoch();
+            Core rejoined = make(1, 3, algorithm, a.durable());
+            Wires wires{{&rejoined, &b, &c}};
+            wires.lost = [](NodeId from, NodeId to) { return from == n(3) && to == n(1); };
+            wires.tick(kTiming.suspect_after_ticks + 3 * kTiming.election_timeout_ticks);
+            BOOST_TEST(wires.count(1, EventKind::election_started) > 0u);
+            if (algorithm == ElectionAlgorithm::bully) {
+                BOOST_TEST(wires.count(2, EventKind::prevote_refused, "live_leader") > 0u);
+                BOOST_TEST(wires.count(3, EventKind::prevote_refused, "live_leader") > 0u);
+            } else {
+                // Ring collects no vote from a member that hears a live leader,
+                // and the leader's own handoff back to it is lost.
+                BOOST_TEST(wires.count(1, EventKind::election_failed) > 0u);
+            }
+            BOOST_TEST(wires.count(1, EventKind::promise_round) == 0u);
+            BOOST_TEST(wires.count(3, EventKind::stepped_down) == 0u);
+            BOOST_TEST(wires.count(2, EventKind::epoch_adopted) == 0u);
+            BOOST_TEST(c.role_kind() == RoleKind::leader);
+            BOOST_TEST(c.epoch() == led);
+            BOOST_TEST(b.leader() == n(3));
+            BOOST_TEST(rejoined.epoch() == led);
+            wires.lost = [](NodeId, NodeId) { return false; };
+            wires.tick(kTiming.heartbeat_ticks);
+            BOOST_TEST(rejoined.leader() == n(3));
+            BOOST_TEST(c.epoch() == led);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
 BOOST_AUTO_TEST_SUITE(bully)
 
 BOOST_AUTO_TEST_CASE(highest_live_id_stands_at_once) {
     Core c = make(3, 3, ElectionAlgorithm::bully);
     const Output out = elapse_listen_period(c, {1, 2});
     BOOST_TEST(sent<BullyElection>(out).empty());
-    BOOST_TEST(sent<PromiseRequest>(out).size() == 2u);
+    BOOST_TEST(sent<PreVoteRequest>(out).size() == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(lower_id_sends_election_to_live_higher_ids_only) {
@@ -404,7 +633,7 @@ BOOST_AUTO_TEST_CASE(no_ok_within_the_answer_wait_means_stand) {
     Core c = make(1, 3, ElectionAlgorithm::bully);
     elapse_listen_period(c, {2, 3});
     const Output out = tick_hearing(c, {2, 3}, kTiming.election_timeout_ticks / 5);
-    BOOST_TEST(sent<PromiseRequest>(out).size() == 2u);
+    BOOST_TEST(sent<PreVoteRequest>(out).size() == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(ok_makes_the_candidate_wait_an_election_timeout_for_coordinator) {
@@ -465,7 +694,7 @@ BOOST_AUTO_TEST_CASE(retry_backoff_grows_and_its_jitter_follows_the_seed) {
         Core c = make(3, 3, ElectionAlgorithm::bully, {}, seed);
         std::vector<std::uint64_t> rounds_at;
         for (std::uint64_t t = 0; t < 20 * kTiming.election_timeout_ticks; ++t) {
-            if (has_event(tick_hearing(c, {1, 2}, 1), EventKind::promise_round)) rounds_at.push_back(t);
+            if (has_event(tick_hearing(c, {1, 2}, 1), EventKind::prevote_round)) rounds_at.push_back(t);
         }
         std::vector<std::uint64_t> out;
         for (std::size_t i = 1; i < rounds_at.size(); ++i) out.push_back(rounds_at[i] - rounds_at[i - 1]);
@@ -566,8 +795,8 @@ BOOST_AUTO_TEST_CASE(election_back_with_a_quorum_sends_the_winner_around) {
 BOOST_AUTO_TEST_CASE(winner_named_by_coordinator_stands) {
     Core c = make(4, 5, ElectionAlgorithm::ring);
     const Output out = step(c, 3, RingCoordinator{e(0), n(1), n(4), 3});
-    BOOST_TEST(sent<PromiseRequest>(out).size() == 4u);
-    BOOST_TEST(sent<RingCoordinator>(out).empty());  // its PromiseRequests tell the rest
+    BOOST_TEST(sent<PreVoteRequest>(out).size() == 4u);
+    BOOST_TEST(sent<RingCoordinator>(out).empty());  // its pre-vote, then its PromiseRequests, tell the rest
 }
 
 BOOST_AUTO_TEST_CASE(coordinator_for_another_winner_is_acknowledged_and_forwarded) {

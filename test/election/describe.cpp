@@ -26,6 +26,13 @@ void body(std::ostream& os, const RingAck& m) {
     os << "RingAck{epoch=" << m.epoch << " initiator=" << m.initiator << " hops=" << m.hops
        << " coordinator=" << m.coordinator << "}";
 }
+void body(std::ostream& os, const PreVoteRequest& m) {
+    os << "PreVoteRequest{epoch=" << m.epoch << " proposed=" << m.proposed << "}";
+}
+void body(std::ostream& os, const PreVoteReply& m) {
+    os << "PreVoteReply{epoch=" << m.epoch << " proposed=" << m.proposed << " granted=" << m.granted
+       << " leader=" << m.leader << "}";
+}
 void body(std::ostream& os, const PromiseRequest& m) { os << "PromiseRequest{epoch=" << m.epoch << "}"; }
 void body(std::ostream& os, const PromiseReply& m) {
     os << "PromiseReply{epoch=" << m.epoch << " granted=" << m.granted << " leader=" << m.leader

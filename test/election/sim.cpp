@@ -120,6 +120,7 @@ void Sim::crash(NodeId id) {
     trace("n" + std::to_string(id.value) + " crash");
     n.core.reset();
     ++stats_.crashes;
+    lose_contact(id);
 }
 
 void Sim::set_faults(const NetFaults& faults) {
@@ -231,6 +232,7 @@ void Sim::check_invariants() {
         }
         if (!heard_majority_lately(n.id)) fail(who() + " still leads without hearing a majority");
     }
+    check_live_leader_kept();
 }
 
 // Check-quorum (docs/design.md section 5) as the checker sees it: a leader must step down
@@ -242,6 +244,112 @@ bool Sim::heard_majority_lately(NodeId id) const {
         if (from.id != id && now_ms() - heard_at_[id.value - 1][from.id.value - 1] <= step_down_bound_ms()) ++heard;
     }
     return heard >= election::majority(config_.nodes);
+}
+
+// No leader heard by a majority is ever deposed (docs/design.md section 5:
+// stickiness, and the pre-vote before any epoch is raised). A guard watches
+// each epoch an up node L leads. A node is in steady contact with L when it
+// is up, in L's epoch and names L as leader, neither link between them is
+// cut, and each received from the other within the contact window, which
+// ends three ticks short of suspect_after: neither failure detector can
+// suspect the other by the next event, so L passes check-quorum and the
+// node refuses any pre-vote while it lasts. The guard arms once L (leading)
+// and others, a majority in all, have each been in steady contact without a
+// break for the hold time: an election timeout plus the longest delay of
+// the run, so every pre-vote that one of them granted before its contact
+// began has arrived and its attempt is over. While armed:
+// - no node's epoch rises above the ceiling, the highest epoch on any disk
+//   when the guard armed: a new epoch needs a majority's pre-vote, and that
+//   majority would include one of L's;
+// - L keeps leading, unless it crashed or adopted an epoch that already
+//   existed (at most the ceiling): the epoch gate must adopt an epoch that a
+//   majority once agreed to, and a message may carry one from before.
+// The guard is judged against the state its last update saw, after every
+// event; an epoch whose leader no longer leads loses its guard.
+void Sim::check_live_leader_kept() {
+    if (contact_window_ms() == 0) return;  // a suspect timeout too short to leave a margin
+    for (auto it = guards_.begin(); it != guards_.end();) {
+        if (it->second.ceiling) {
+            judge(it->first, it->second);
+            ++stats_.guarded_checks;
+        }
+        const NodeId l = it->second.leader;
+        const bool leads = is_up(l) && core(l).role_kind() == RoleKind::leader && core(l).epoch() == it->first;
+        it = leads ? std::next(it) : guards_.erase(it);
+    }
+    for (NodeId l : leaders()) {
+        const Epoch led = core(l).epoch();
+        auto [it, fresh] = guards_.try_emplace(led, Guard{l, std::vector<std::optional<std::uint64_t>>(nodes_.size()), {}});
+        if (it->second.leader == l) update(led, it->second);
+    }
+}
+
+void Sim::judge(Epoch led, const Guard& g) const {
+    const auto who = [](NodeId id) { return "n" + std::to_string(id.value); };
+    const std::string why = " while " + who(g.leader) + " led epoch " + std::to_string(led.value) +
+                            " heard by a majority (highest epoch anywhere then: " +
+                            std::to_string(g.ceiling->value) + ")";
+    for (const auto& n : nodes_) {
+        if (n.disk.epoch > *g.ceiling) {
+            fail(who(n.id) + " raised its epoch to " + std::to_string(n.disk.epoch.value) + why);
+        }
+    }
+    if (!is_up(g.leader)) return;
+    const Core& l = core(g.leader);
+    if (l.epoch() == led && l.role_kind() != RoleKind::leader) fail(who(g.leader) + " stopped leading" + why);
+}
+
+void Sim::update(Epoch led, Guard& g) {
+    std::size_t held = 0;
+    for (const auto& n : nodes_) {
+        auto& since = g.contact_since_ms[n.id.value - 1];
+        const bool contact = n.id == g.leader || in_steady_contact(g.leader, led, n.id);
+        if (!contact) {
+            since.reset();
+        } else if (!since) {
+            since = now_ms();
+        }
+        if (since && now_ms() - *since >= guard_hold_ms()) ++held;
+    }
+    if (held < election::majority(nodes_.size())) {
+        g.ceiling.reset();
+    } else if (!g.ceiling) {
+        g.ceiling = highest_epoch();
+    }
+}
+
+// A crash ends the guard of an epoch the node led and its contact in the
+// others at once: a crash and a restart may come with no event between them.
+void Sim::lose_contact(NodeId id) {
+    std::erase_if(guards_, [&](const auto& entry) { return entry.second.leader == id; });
+    for (auto& [led, g] : guards_) {
+        g.contact_since_ms[id.value - 1].reset();
+        update(led, g);
+    }
+}
+
+bool Sim::in_steady_contact(NodeId leader, Epoch led, NodeId id) const {
+    if (!is_up(id) || core(id).epoch() != led || core(id).leader() != leader) return false;
+    if (net_.links().is_cut(leader, id) || net_.links().is_cut(id, leader)) return false;
+    const auto recent = [&](NodeId to, NodeId from) {
+        return now_ms() - heard_at_[to.value - 1][from.value - 1] <= contact_window_ms();
+    };
+    return recent(id, leader) && recent(leader, id);
+}
+
+Epoch Sim::highest_epoch() const {
+    Epoch top;
+    for (const auto& n : nodes_) top = std::max(top, n.disk.epoch);
+    return top;
+}
+
+std::uint64_t Sim::contact_window_ms() const {
+    const std::uint64_t s = config_.timing.suspect_after_ticks;
+    return s > 3 ? (s - 3) * config_.tick_ms : 0;
+}
+
+std::uint64_t Sim::guard_hold_ms() const {
+    return (config_.timing.election_timeout_ticks + 1) * config_.tick_ms + max_delay_ever_ms();
 }
 
 void Sim::fail(const std::string& what) const {

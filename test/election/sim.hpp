@@ -48,6 +48,7 @@ struct SimStats {
     std::uint64_t crashes = 0;
     std::uint64_t elections_started = 0;
     std::uint64_t elections_won = 0;
+    std::uint64_t guarded_checks = 0;  // checks after an event that judged an armed live-leader guard
 };
 
 class Sim {
@@ -116,6 +117,17 @@ private:
         std::size_t mail_slot;      // deliver: the message's slot in net_
     };
 
+    // The live-leader invariant's memory for one epoch an up node leads
+    // (see check_live_leader_kept in sim.cpp).
+    struct Guard {
+        NodeId leader;
+        // By id - 1: since when that node has been in steady contact with the
+        // leader without a break (the leader: since it leads); nullopt while not.
+        std::vector<std::optional<std::uint64_t>> contact_since_ms;
+        // Set while armed: the highest epoch on any node's disk when it armed.
+        std::optional<Epoch> ceiling;
+    };
+
     Node& node(NodeId id);
     const Node& node(NodeId id) const;
     void process(Item& item);
@@ -124,6 +136,14 @@ private:
     void check_sent(const Node& n, const ElectionMessage& msg) const;
     void check_invariants();
     bool heard_majority_lately(NodeId id) const;
+    void check_live_leader_kept();
+    void judge(Epoch led, const Guard& g) const;
+    void update(Epoch led, Guard& g);
+    void lose_contact(NodeId id);
+    bool in_steady_contact(NodeId leader, Epoch led, NodeId id) const;
+    Epoch highest_epoch() const;
+    std::uint64_t contact_window_ms() const;
+    std::uint64_t guard_hold_ms() const;
     [[noreturn]] void fail(const std::string& what) const;
     void trace(const std::string& line) const;
 
@@ -137,6 +157,7 @@ private:
     // (or started, which its failure detector counts as hearing everyone).
     std::vector<std::vector<std::uint64_t>> heard_at_;
     std::map<Epoch, NodeId> history_;     // every leadership seen: at most one leader per epoch, ever
+    std::map<Epoch, Guard> guards_;       // one per epoch an up node leads now
     SimStats stats_;
 };
 
