@@ -31,6 +31,14 @@ std::vector<std::string> lines_of(const std::string& text) {
 }
 
 std::string rlcat() { return rl::test::rlcat_path().string(); }
+
+// "ok outcome=committed txid=S:N" -> "S".
+std::string session_of_txid(const std::string& line) {
+    const auto at = line.find("txid=");
+    if (at == std::string::npos) return "";
+    const auto colon = line.find(':', at);
+    return colon == std::string::npos ? "" : line.substr(at + 5, colon - at - 5);
+}
 std::string rlnode() { return rl::test::rlnode_path().string(); }
 
 }  // namespace
@@ -104,17 +112,71 @@ BOOST_AUTO_TEST_CASE(config_and_node_id_pick_the_node) {
 
 BOOST_AUTO_TEST_CASE(transfer_balance_and_leader_print_their_contract_fields) {
     const auto ini = cluster.ini().string();
-    const auto r = run_command({rlcat(), "--config", ini, "-n", "2", "--client-id", "7"}, 20s,
+    const auto r = run_command({rlcat(), "--config", ini, "-n", "2"}, 20s,
                                "transfer 1 2 3\nbalance 2\nbalance 1 --local\nleader\ntransfer 1 2 999\n");
     BOOST_TEST(r.code == 0);
     const auto lines = lines_of(r.output);
     BOOST_REQUIRE(lines.size() == 5u);
-    BOOST_TEST(lines[0] == "ok outcome=committed txid=7:1");
+    // Both transfers run in the one session rlcat opened with shard 1.
+    const std::string session = session_of_txid(lines[0]);
+    BOOST_TEST(lines[0] == "ok outcome=committed txid=" + session + ":1");
     BOOST_TEST(lines[1] == "ok item=2 balance=13");
     BOOST_TEST(lines[2].rfind("ok item=1 balance=", 0) == 0);
     BOOST_TEST(lines[2].find("local=true applied_index=") != std::string::npos);
     BOOST_TEST(lines[3].rfind("ok shard=1 leader=", 0) == 0);
-    BOOST_TEST(lines[4] == "ok outcome=aborted reason=insufficient_funds txid=7:2");
+    BOOST_TEST(lines[4] == "ok outcome=aborted reason=insufficient_funds txid=" + session + ":2");
+}
+
+BOOST_AUTO_TEST_CASE(session_prints_the_shard_and_a_session_of_that_shard) {
+    auto r = cluster.rlcat(1, {"-c", "session 7"});
+    BOOST_TEST(r.code == 0);
+    BOOST_TEST(r.output.rfind("ok shard=1 session=", 0) == 0, r.output);
+    r = cluster.rlcat(3, {"--json", "-c", "session 7"});
+    BOOST_REQUIRE(r.code == 0);
+    const auto j = nlohmann::json::parse(r.output);
+    BOOST_TEST(j.at("ok").get<bool>());
+    BOOST_TEST(j.at("shard").get<int>() == 1);
+    // docs/design.md section 6: the shard in the high 16 bits, the index of
+    // the opening entry in the low 48.
+    const auto session = j.at("session").get<std::uint64_t>();
+    BOOST_TEST((session >> 48) == 1u);
+    BOOST_TEST((session & ((std::uint64_t{1} << 48) - 1)) > 0u);
+    r = cluster.rlcat(1, {"-c", "session"});
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.output.find("usage: session ITEM") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(without_a_config_items_of_one_shard_share_one_session) {
+    const auto r = run_command({rlcat(), cluster.endpoint(2)}, 20s, "transfer 21 22 1\ntransfer 23 24 1\n");
+    BOOST_TEST(r.code == 0);
+    const auto lines = lines_of(r.output);
+    BOOST_REQUIRE(lines.size() == 2u);
+    const std::string session = session_of_txid(lines[0]);
+    BOOST_TEST(lines[0] == "ok outcome=committed txid=" + session + ":1");
+    BOOST_TEST(lines[1] == "ok outcome=committed txid=" + session + ":2");
+}
+
+// A txid given by hand, sent by two runs: applied once, the same answer twice.
+BOOST_AUTO_TEST_CASE(session_and_seq_sent_again_by_a_second_run_get_the_first_answer) {
+    const auto ini = cluster.ini().string();
+    const auto opened = run_command({rlcat(), "--config", ini, "--json", "-c", "session 31"}, 20s);
+    BOOST_REQUIRE(opened.code == 0);
+    const auto session = std::to_string(nlohmann::json::parse(opened.output).at("session").get<std::uint64_t>());
+    const std::vector<std::string> send = {rlcat(), "--config", ini, "--session", session, "--seq", "1", "-c",
+                                           "transfer 31 32 5"};
+    const auto first = run_command(send, 20s);
+    const auto second = run_command(send, 20s);
+    BOOST_TEST(first.code == 0);
+    BOOST_TEST(first.output == "ok outcome=committed txid=" + session + ":1\n");
+    BOOST_TEST(second.code == 0);
+    BOOST_TEST(second.output == first.output);
+    const auto balances = run_command({rlcat(), "--config", ini}, 20s, "balance 31\nbalance 32\n");
+    BOOST_TEST(balances.output == "ok item=31 balance=5\nok item=32 balance=15\n");
+    // The next seq of the same session is a new transfer.
+    const auto next = run_command({rlcat(), "--config", ini, "--session", session, "--seq", "2", "-c",
+                                   "transfer 31 32 5"},
+                                  20s);
+    BOOST_TEST(next.output == "ok outcome=committed txid=" + session + ":2\n");
 }
 
 BOOST_AUTO_TEST_CASE(transfer_json_and_a_bad_amount_exits_one) {
@@ -151,6 +213,42 @@ BOOST_AUTO_TEST_CASE(node_id_without_config_is_a_usage_error) {
     BOOST_TEST(r.output.find("-n needs --config") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(a_malformed_session_or_seq_is_a_usage_error_naming_it) {
+    LocalCluster c;  // its INI only: nothing is sent
+    const auto ini = c.ini().string();
+    const auto one_shard_session = std::to_string((std::uint64_t{1} << 48) + 5);
+    for (const auto& [args, says] :
+         std::vector<std::pair<std::vector<std::string>, std::string>>{
+             {{"--session", "abc"}, "--session must be a session id"},
+             {{"--session", "-3"}, "--session must be a session id"},
+             {{"--session", "12"}, "--session must be a session id"},  // shard 0
+             {{"--session", std::to_string(std::uint64_t{1} << 48)}, "--session must be a session id"},  // index 0
+             {{"--session", std::to_string((std::uint64_t{9} << 48) + 1)}, "belongs to shard 9"},
+             {{"--session", one_shard_session, "--seq", "0"}, "--seq must be a whole number from 1"},
+             {{"--session", one_shard_session, "--seq", "x1"}, "--seq must be a whole number from 1"},
+             {{"--seq", "4"}, "--seq needs --session"},
+         }) {
+        std::vector<std::string> argv = {rlcat(), "--config", ini, "-n", "1", "-c", "transfer 1 2 1"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        const auto r = run_command(argv, 10s);
+        BOOST_TEST(r.code == 2, args[1]);
+        BOOST_TEST(lines_of(r.output).size() == 1u, r.output);
+        BOOST_TEST(r.output.rfind("rlcat: ", 0) == 0, r.output);
+        BOOST_TEST(r.output.find(says) != std::string::npos, r.output);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_session_of_another_shard_than_the_from_item_is_refused_before_sending) {
+    LocalCluster c(rl::test::ClusterSpec{.shards = {{1}, {2}}});  // items 1-100 and 101-200; nothing runs
+    const auto shard_two = std::to_string((std::uint64_t{2} << 48) + 3);
+    const auto r = run_command({rlcat(), "--config", c.ini().string(), "-n", "1", "--session", shard_two, "-c",
+                                "transfer 1 2 1"},
+                               10s);
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.output == "error: session " + shard_two + " belongs to shard 2 but item 1 is in shard 1; a " +
+                               "transfer's session must be of its FROM item's shard\n");
+}
+
 BOOST_AUTO_TEST_CASE(bad_endpoint_is_a_usage_error) {
     const auto r = run_command({rlcat(), "localhost", "-c", "ping"}, 10s);
     BOOST_TEST(r.code == 2);
@@ -162,6 +260,10 @@ BOOST_AUTO_TEST_CASE(help_lists_the_commands) {
     BOOST_TEST(r.code == 0);
     BOOST_TEST(r.output.find("status") != std::string::npos);
     BOOST_TEST(r.output.find("--timeout") != std::string::npos);
+    BOOST_TEST(r.output.find("--session") != std::string::npos);
+    BOOST_TEST(r.output.find("--seq") != std::string::npos);
+    BOOST_TEST(r.output.find("session ITEM") != std::string::npos);
+    BOOST_TEST(r.output.find("--client-id") == std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(rlnode_with_a_bad_config_exits_two_naming_file_section_key) {

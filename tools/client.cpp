@@ -160,3 +160,65 @@ transport::ClientReply RetryingClient::call(const transport::ClientRequest& requ
 }
 
 }  // namespace rl::tools
+
+namespace rl::tools {
+
+Sessions::Sessions(ShardOf shard_of) : shard_of_(std::move(shard_of)) {}
+
+void Sessions::pin(std::uint64_t session, std::uint64_t first_seq) { pinned_ = Session{session, first_seq}; }
+
+std::optional<ShardId> Sessions::known_shard(ItemId item) const {
+    if (shard_of_) {
+        if (auto shard = shard_of_(item)) return shard;
+    }
+    const auto it = item_shards_.find(item);
+    return it == item_shards_.end() ? std::nullopt : std::optional<ShardId>(it->second);
+}
+
+void Sessions::learn(ItemId item, ShardId shard) {
+    if (shard_of_ && shard_of_(item)) return;
+    if (item_shards_.size() >= kItemShardsMax) item_shards_.clear();
+    item_shards_[item] = shard;
+}
+
+std::variant<txn::TxnId, transport::ClientReply> Sessions::next_txid(RetryingClient& client, ItemId from,
+                                                                     Clock::time_point deadline) {
+    if (pinned_) {
+        // The node would refuse it as bad_request; with the config we can say why.
+        const auto shard = known_shard(from);
+        const auto own = txn::session_shard(pinned_->id);
+        if (shard && *shard != own) {
+            throw std::invalid_argument("session " + std::to_string(pinned_->id) + " belongs to shard " +
+                                        std::to_string(own.value) + " but item " + std::to_string(from.value) +
+                                        " is in shard " + std::to_string(shard->value) +
+                                        "; a transfer's session must be of its FROM item's shard");
+        }
+        return txn::TxnId{pinned_->id, pinned_->next_seq++};
+    }
+    auto shard = known_shard(from);
+    if (!shard || !by_shard_.contains(*shard)) {
+        auto reply = open(client, from, deadline);
+        const auto* opened = std::get_if<transport::SessionReply>(&reply);
+        if (opened == nullptr) return reply;
+        shard = opened->shard;
+        // A shard this run already has a session with keeps it (the item's
+        // shard was unknown before the reply): its seqs go on.
+        by_shard_.try_emplace(opened->shard, Session{opened->session, 1});
+    }
+    auto& session = by_shard_.at(*shard);
+    return txn::TxnId{session.id, session.next_seq++};
+}
+
+transport::ClientReply Sessions::open(RetryingClient& client, ItemId item, Clock::time_point deadline) {
+    auto reply = client.call(transport::SessionRequest{0, item}, deadline, true);
+    if (const auto* opened = std::get_if<transport::SessionReply>(&reply)) learn(item, opened->shard);
+    return reply;
+}
+
+void Sessions::observe(const transport::ClientReply& reply) {
+    const auto* t = std::get_if<transport::TransferReply>(&reply);
+    if (t == nullptr || t->committed || t->reason != "session_expired") return;
+    std::erase_if(by_shard_, [&](const auto& kv) { return kv.second.id == t->txid.session; });
+}
+
+}  // namespace rl::tools

@@ -9,10 +9,14 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <variant>
+#include <vector>
 
 namespace rl::tools {
 
@@ -98,6 +102,56 @@ private:
     std::unique_ptr<Client> client_;
     bool ever_connected_ = false;
     std::uint64_t retries_ = 0;
+};
+
+// A tool's client sessions (docs/design.md section 6): a transfer's txid is
+// (session, seq), where the session was opened by the log of the FROM
+// item's shard. Sessions are opened lazily, one per shard, before the first
+// transfer from an item of that shard; each numbers its transfers from 1.
+// A retry keeps its txid (RetryingClient resends the same request). A lost
+// SessionReply costs nothing but a session the shard will evict.
+class Sessions {
+public:
+    // `shard_of` names an item's shard when the tool has the config; without
+    // it (or when it returns nullopt) the SessionReply tells, and is cached.
+    using ShardOf = std::function<std::optional<ShardId>(ItemId)>;
+    explicit Sessions(ShardOf shard_of = {});
+
+    // Every transfer uses `session`, seqs from `first_seq`, and no session
+    // is opened: a run can repeat another run's txids.
+    void pin(std::uint64_t session, std::uint64_t first_seq);
+
+    // The txid of a new transfer from `from`, opening a session for its
+    // shard first if there is none. When that fails, the reply it got (an
+    // ErrorReply) instead. Throws std::invalid_argument when a pinned
+    // session is known to belong to another shard than `from`; TimeoutError
+    // and ConnectError as RetryingClient::call.
+    std::variant<txn::TxnId, transport::ClientReply> next_txid(RetryingClient& client, ItemId from,
+                                                                Clock::time_point deadline);
+
+    // Opens a session with `item`'s shard and returns the reply (a
+    // SessionReply or an error); the session is not used for transfers.
+    transport::ClientReply open(RetryingClient& client, ItemId item, Clock::time_point deadline);
+
+    // Looks at a transfer's reply: `session_expired` means the shard evicted
+    // the session, so the next transfer from that shard opens a new one.
+    void observe(const transport::ClientReply& reply);
+
+private:
+    struct Session {
+        std::uint64_t id = 0;
+        std::uint64_t next_seq = 1;
+    };
+    std::optional<ShardId> known_shard(ItemId item) const;
+    void learn(ItemId item, ShardId shard);
+
+    // Items whose shard a SessionReply named: bounded, cleared when full.
+    static constexpr std::size_t kItemShardsMax = 65536;
+
+    ShardOf shard_of_;
+    std::optional<Session> pinned_;
+    std::map<ShardId, Session> by_shard_;
+    std::map<ItemId, ShardId> item_shards_;
 };
 
 }  // namespace rl::tools

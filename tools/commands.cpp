@@ -1,5 +1,6 @@
 #include "tools/commands.hpp"
 
+#include <charconv>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
@@ -50,21 +51,21 @@ ItemId item_arg(const std::string& text, const char* what) { return ItemId{stati
 
 const std::vector<CommandSpec> kCommands = {
     {"ping", "ping", "check that the node answers", 0, 0,
-     [](const std::vector<std::string>&, RequestContext&) -> ClientRequest { return PingRequest{}; }},
+     [](const std::vector<std::string>&) -> ClientRequest { return PingRequest{}; }},
     {"status", "status", "the node's role, epoch, leader, log position and peers", 0, 0,
-     [](const std::vector<std::string>&, RequestContext&) -> ClientRequest { return StatusRequest{}; }},
-    {"transfer", "transfer FROM TO AMOUNT", "move AMOUNT from item FROM to item TO (exactly once, retried)", 3, 3,
-     [](const std::vector<std::string>& a, RequestContext& ctx) -> ClientRequest {
+     [](const std::vector<std::string>&) -> ClientRequest { return StatusRequest{}; }},
+    {"transfer", "transfer FROM TO AMOUNT",
+     "move AMOUNT from item FROM to item TO (exactly once, retried; in a session of FROM's shard)", 3, 3,
+     [](const std::vector<std::string>& a) -> ClientRequest {
          TransferRequest r;
          r.from = item_arg(a[0], "FROM");
          r.to = item_arg(a[1], "TO");
          // The node refuses a non-positive amount as bad_request: let it say so.
          r.amount = number(a[2], "AMOUNT", std::numeric_limits<std::int64_t>::min(), kMax);
-         r.txid = txn::TxnId{ctx.client_id, ctx.next_seq++};
          return r;
      }},
     {"balance", "balance ITEM [--local]", "ITEM's balance, linearizable; --local: this node's applied state", 1, 2,
-     [](const std::vector<std::string>& a, RequestContext&) -> ClientRequest {
+     [](const std::vector<std::string>& a) -> ClientRequest {
          BalanceRequest r;
          r.item = item_arg(a[0], "ITEM");
          if (a.size() == 2 && a[1] != "--local") throw std::invalid_argument("usage: balance ITEM [--local]");
@@ -72,14 +73,16 @@ const std::vector<CommandSpec> kCommands = {
          return r;
      }},
     {"leader", "leader [SHARD]", "who leads SHARD (default: the node's own shard) and in which epoch", 0, 1,
-     [](const std::vector<std::string>& a, RequestContext&) -> ClientRequest {
+     [](const std::vector<std::string>& a) -> ClientRequest {
          LeaderRequest r;
          if (!a.empty()) r.shard = ShardId{static_cast<std::uint64_t>(number(a[0], "SHARD", 1, kMax))};
          return r;
      }},
+    {"session", "session ITEM", "open a client session with ITEM's shard (its id serves --session)", 1, 1,
+     [](const std::vector<std::string>& a) -> ClientRequest { return SessionRequest{0, item_arg(a[0], "ITEM")}; }},
 };
 
-std::string txid_text(const txn::TxnId& t) { return std::to_string(t.client_id) + ":" + std::to_string(t.seq); }
+std::string txid_text(const txn::TxnId& t) { return std::to_string(t.session) + ":" + std::to_string(t.seq); }
 
 json to_json(const PingReply&) { return {{"ok", true}}; }
 
@@ -119,6 +122,10 @@ json to_json(const LeaderReply& r) {
     return {{"ok", true}, {"shard", r.shard.value}, {"leader", node_or_null(r.leader)}, {"epoch", r.epoch.value}};
 }
 
+json to_json(const SessionReply& r) {
+    return {{"ok", true}, {"shard", r.shard.value}, {"session", r.session}};
+}
+
 json to_json(const ErrorReply& r) {
     return {{"ok", false}, {"error", r.code}, {"message", r.message}, {"leader_hint", node_or_null(r.leader_hint)}};
 }
@@ -136,7 +143,7 @@ std::string scalar_text(const json& v) {
 
 const std::vector<CommandSpec>& command_table() { return kCommands; }
 
-transport::ClientRequest parse_command(const std::string& line, RequestContext& ctx) {
+transport::ClientRequest parse_command(const std::string& line) {
     const auto words = split_words(line);
     if (words.empty()) throw std::invalid_argument("empty command");
     for (const auto& spec : kCommands) {
@@ -145,11 +152,24 @@ transport::ClientRequest parse_command(const std::string& line, RequestContext& 
         if (args.size() < spec.min_args || args.size() > spec.max_args) {
             throw std::invalid_argument(std::string("usage: ") + spec.usage);
         }
-        return spec.build(args, ctx);
+        return spec.build(args);
     }
     std::string names;
     for (const auto& spec : kCommands) names += std::string(names.empty() ? "" : ", ") + spec.name;
     throw std::invalid_argument("unknown command \"" + words[0] + "\"; commands: " + names);
+}
+
+std::uint64_t parse_session_id(const std::string& text, const std::string& what) {
+    std::uint64_t value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    const std::uint64_t index_mask = (std::uint64_t{1} << txn::kSessionIndexBits) - 1;
+    if (text.empty() || ec != std::errc{} || end != text.data() + text.size() ||
+        txn::session_shard(value) == ShardId{0} || (value & index_mask) == 0) {
+        throw std::invalid_argument(what + " must be a session id as `session ITEM` prints it (the shard times 2^" +
+                                    std::to_string(txn::kSessionIndexBits) + " plus a log index), got \"" + text +
+                                    "\"");
+    }
+    return value;
 }
 
 bool reply_ok(const transport::ClientReply& reply) { return !std::holds_alternative<ErrorReply>(reply); }

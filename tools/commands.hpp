@@ -14,13 +14,6 @@
 
 namespace rl::tools {
 
-// Per-run request state: a transfer's txid is (client_id, seq); every new
-// transfer takes the next seq, a retry keeps its own.
-struct RequestContext {
-    std::uint64_t client_id = 0;
-    std::uint64_t next_seq = 1;
-};
-
 struct CommandSpec {
     const char* name;
     const char* usage;    // e.g. "transfer FROM TO AMOUNT"
@@ -28,15 +21,21 @@ struct CommandSpec {
     std::size_t min_args;
     std::size_t max_args;
     // Builds the request; throws std::invalid_argument with a message
-    // naming the bad argument.
-    transport::ClientRequest (*build)(const std::vector<std::string>& args, RequestContext& ctx);
+    // naming the bad argument. A transfer's txid is left empty: the
+    // caller takes it from its client session (tools/client.hpp).
+    transport::ClientRequest (*build)(const std::vector<std::string>& args);
 };
 
 const std::vector<CommandSpec>& command_table();
 
 // Splits a command line into words and builds its request. Throws
 // std::invalid_argument for an unknown command or bad arguments.
-transport::ClientRequest parse_command(const std::string& line, RequestContext& ctx);
+transport::ClientRequest parse_command(const std::string& line);
+
+// A session id as a user types it (the `session` field of a SessionReply):
+// a whole number whose shard part and entry index are both non-zero
+// (docs/design.md section 6). Throws std::invalid_argument naming `what`.
+std::uint64_t parse_session_id(const std::string& text, const std::string& what);
 
 // True for a reply that reports success.
 bool reply_ok(const transport::ClientReply& reply);

@@ -8,8 +8,10 @@
 // as tools/cluster.sh writes them) and measures until every survivor
 // reports the same new leader, which itself reports role leader.
 // `transfer` sends intra-shard transfers of 1 between random items of the
-// shard to its leader (found with `leader`), each client with its own
-// client id. Prints one line of key=value figures, or JSON with --json.
+// shard to its leader (found with `leader`). Each connection first opens
+// its own client session with the shard (not measured), then numbers its
+// transfers in it from seq 1 (docs/design.md section 6). Prints one line of
+// key=value figures, or JSON with --json.
 #include "config/random.hpp"
 #include "config/config.hpp"
 #include "tools/client.hpp"
@@ -48,15 +50,18 @@ struct Stats {
     std::string first_error;
 };
 
-using MakeRequest = std::function<transport::Message(std::uint64_t request_id)>;
+// The next request of a connection: `seq` counts from 1, `session` is the
+// connection's client session (0 for a workload without one).
+using MakeRequest = std::function<transport::Message(std::uint64_t seq, std::uint64_t session)>;
 
-// One closed-loop connection: send, await the reply, record, repeat.
+// One closed-loop connection: open its session if the workload needs one,
+// then send, await the reply, record, repeat.
 class Loop : public std::enable_shared_from_this<Loop> {
 public:
-    Loop(std::shared_ptr<transport::Connection> conn, MakeRequest make, Stats& stats, Clock::time_point measure_from,
-         Clock::time_point stop_at)
-        : conn_(std::move(conn)), make_(std::move(make)), stats_(stats), measure_from_(measure_from),
-          stop_at_(stop_at) {}
+    Loop(std::shared_ptr<transport::Connection> conn, MakeRequest make, std::optional<ItemId> session_item,
+         Stats& stats, Clock::time_point measure_from, Clock::time_point stop_at)
+        : conn_(std::move(conn)), make_(std::move(make)), session_item_(session_item), stats_(stats),
+          measure_from_(measure_from), stop_at_(stop_at) {}
 
     void start(const std::string& cluster) {
         std::weak_ptr<Loop> weak = shared_from_this();
@@ -78,7 +83,19 @@ private:
     }
     void on_reply(const transport::Message& m) {
         const auto now = Clock::now();
-        if (std::holds_alternative<transport::Hello>(m)) return send_next(now);
+        if (std::holds_alternative<transport::Hello>(m)) return open_session(now);
+        if (const auto* opened = std::get_if<transport::SessionReply>(&m)) {
+            session_ = opened->session;
+            return send_next(now);
+        }
+        if (session_item_ && session_ == 0) {
+            // Without a session every transfer would be refused: stop here.
+            done_ = true;
+            const auto* e = std::get_if<transport::ErrorReply>(&m);
+            record_error("no session: " + (e ? e->code + ": " + e->message : std::string("unexpected reply")));
+            conn_->close("closed");
+            return;
+        }
         if (const auto* e = std::get_if<transport::ErrorReply>(&m)) {
             record_error(e->code + ": " + e->message);
         } else if (const auto* r = std::get_if<transport::Refuse>(&m)) {
@@ -92,6 +109,10 @@ private:
         }
         send_next(now);
     }
+    void open_session(Clock::time_point now) {
+        if (!session_item_) return send_next(now);
+        conn_->send(transport::SessionRequest{0, *session_item_});
+    }
     void send_next(Clock::time_point now) {
         if (now >= stop_at_) {
             done_ = true;
@@ -99,11 +120,13 @@ private:
             return;
         }
         sent_at_ = now;
-        conn_->send(make_(++seq_));
+        conn_->send(make_(++seq_, session_));
     }
 
     std::shared_ptr<transport::Connection> conn_;
     MakeRequest make_;
+    std::optional<ItemId> session_item_;  // open a session with this item's shard first
+    std::uint64_t session_ = 0;
     Stats& stats_;
     Clock::time_point measure_from_, stop_at_, sent_at_;
     std::uint64_t seq_ = 0;
@@ -171,30 +194,40 @@ struct Plan {
     std::string endpoint;
     std::string cluster;
     std::function<MakeRequest(std::uint32_t connection)> make;
+    std::optional<ItemId> session_item;  // each connection opens a session with this item's shard
 };
 
 Plan plan(const Args& a) {
     if (a.workload == "ping") {
-        return {a.endpoint, "", [](std::uint32_t) -> MakeRequest {
-                    return [](std::uint64_t id) { return transport::Message{transport::PingRequest{id}}; };
-                }};
+        return {a.endpoint, "",
+                [](std::uint32_t) -> MakeRequest {
+                    return [](std::uint64_t id, std::uint64_t) { return transport::Message{transport::PingRequest{id}}; };
+                },
+                std::nullopt};
     }
     const auto config = config::Config::load(a.config);
     const auto* shard = config.shard(ShardId{a.shard});
     if (shard == nullptr) throw po::error("no shard " + std::to_string(a.shard));
+    // More connections than the shard keeps sessions would evict each
+    // other's sessions and measure session_expired aborts.
+    if (a.connections > config.cluster().limits.dedup_clients_max) {
+        throw po::error("--connections " + std::to_string(a.connections) + " exceeds dedup_clients_max = " +
+                        std::to_string(config.cluster().limits.dedup_clients_max) + " sessions per shard");
+    }
     const auto range = shard->items.front();
     const std::uint64_t run = std::random_device{}();
-    return {find_leader(config, shard->id), config.cluster().name, [range, run](std::uint32_t c) -> MakeRequest {
+    return {find_leader(config, shard->id), config.cluster().name,
+            [range, run](std::uint32_t c) -> MakeRequest {
                 auto rng = std::make_shared<std::mt19937_64>(run + c);
-                const std::uint64_t client_id = (run << 20) ^ (c + 1);
-                return [rng, range, client_id](std::uint64_t seq) {
+                return [rng, range](std::uint64_t seq, std::uint64_t session) {
                     const auto pick = [&](Rng& r) { return uniform(r, range.first.value, range.last.value); };
                     const ItemId from{pick(*rng)};
                     ItemId to{pick(*rng)};
                     if (to == from) to = ItemId{from == range.last ? range.first.value : from.value + 1};
-                    return transport::Message{transport::TransferRequest{seq, {client_id, seq}, from, to, 1}};
+                    return transport::Message{transport::TransferRequest{seq, {session, seq}, from, to, 1}};
                 };
-            }};
+            },
+            range.first};
 }
 
 // One node's view, asked directly (no hopping): {role, epoch, leader}.
@@ -268,7 +301,7 @@ int run(const Args& a) {
         transport::tcp::socket s(io);
         s.connect(target);
         auto conn = std::make_shared<transport::Connection>(std::move(s), transport::ConnectionLimits{});
-        auto loop = std::make_shared<Loop>(std::move(conn), p.make(i), stats, measure_from, stop_at);
+        auto loop = std::make_shared<Loop>(std::move(conn), p.make(i), p.session_item, stats, measure_from, stop_at);
         loop->start(p.cluster);
         loops.push_back(loop);
     }

@@ -1,15 +1,18 @@
-// rlcat: ncat-style client. `rlcat HOST:PORT` reads commands from stdin, one
-// per line, and prints one reply per line; `-c CMD` sends one command;
-// `--json` prints replies as JSON objects; `--config FILE -n ID` picks a node
-// by id. Exit: 0 success, 1 a failed request, 2 usage or connection errors.
+// rlcat: ncat-style client (docs/design.md section 4). `rlcat HOST:PORT`
+// reads commands from stdin, one per line, and prints one reply per line;
+// `-c CMD` sends one command; `--json` prints replies as JSON objects;
+// `--config FILE -n ID` picks a node by id. Transfers run in client sessions
+// it opens itself, one per shard, unless `--session ID [--seq N]` names one.
+// Exit: 0 success, 1 a failed request, 2 usage or connection errors.
 #include "config/config.hpp"
 #include "tools/client.hpp"
 #include "tools/commands.hpp"
 
 #include <boost/program_options.hpp>
 
+#include <charconv>
 #include <iostream>
-#include <random>
+#include <optional>
 
 namespace po = boost::program_options;
 using rl::tools::Clock;
@@ -27,7 +30,8 @@ struct Args {
     std::string config;
     std::uint64_t node = 0;
     std::uint32_t timeout_ms = 5000;
-    std::uint64_t client_id = 0;
+    std::string session;  // empty: open sessions as needed
+    std::string seq;      // empty: 1
 };
 
 class Usage : public std::runtime_error {
@@ -51,7 +55,12 @@ Args parse_args(int argc, char** argv, bool& help) {
         "config", po::value(&a.config), "deployment INI file: lets -n pick a node by id")(
         "node,n", po::value(&a.node), "node id to talk to (needs --config)")(
         "timeout", po::value(&a.timeout_ms), "bound on each request, retries included, in ms (default 5000)")(
-        "client-id", po::value(&a.client_id), "client id of this run's transfers (default: random)");
+        "session", po::value(&a.session),
+        "session ID for every transfer of this run, as `session ITEM` prints it; it must be of the FROM "
+        "items' shard (default: open a session per shard when first needed)")(
+        "seq", po::value(&a.seq),
+        "first seq of the transfers in --session (default 1): a (session, seq) sent again gets its "
+        "first answer and is not applied twice");
     po::options_description hidden;
     hidden.add_options()("endpoint", po::value(&a.endpoint));
     po::options_description all;
@@ -74,6 +83,7 @@ struct Target {
     std::vector<rl::tools::NodeEndpoint> nodes;  // every node it may talk to
     std::size_t first = 0;                       // the one to start with
     std::string cluster;                         // name for Hello ("" without a config)
+    std::optional<rl::config::Config> config;    // --config, when given
 };
 
 // The node to talk to: HOST:PORT as given, or node -n from --config; with a
@@ -83,10 +93,11 @@ Target resolve_target(const Args& a) {
     if (a.node != 0 && a.config.empty()) throw Usage("-n needs --config");
     if (a.config.empty()) {
         if (a.endpoint.empty()) throw Usage("no node: give HOST:PORT, or --config FILE -n ID");
-        return {{{rl::kNoNode, a.endpoint}}, 0, ""};
+        return {{{rl::kNoNode, a.endpoint}}, 0, "", std::nullopt};
     }
-    const auto config = rl::config::Config::load(a.config);
     Target t;
+    t.config = rl::config::Config::load(a.config);
+    const auto& config = *t.config;
     t.cluster = config.cluster().name;
     if (!a.endpoint.empty()) t.nodes.push_back({rl::kNoNode, a.endpoint});
     for (const auto& [id, node] : config.nodes()) {
@@ -110,21 +121,51 @@ bool may_hop(const rl::transport::ClientRequest& r) {
            !std::holds_alternative<rl::transport::StatusRequest>(r);
 }
 
+// What every command of one run shares.
+struct Run {
+    const Args& args;
+    rl::tools::RetryingClient client;
+    rl::tools::Sessions sessions;
+};
+
+// Sends one request: a transfer under its shard's client session (opened
+// first if need be), `session` through the session book, the rest as is.
+rl::transport::ClientReply send(Run& s, rl::transport::ClientRequest request, Clock::time_point deadline) {
+    if (auto* transfer = std::get_if<rl::transport::TransferRequest>(&request)) {
+        auto txid = s.sessions.next_txid(s.client, transfer->from, deadline);
+        if (auto* failed = std::get_if<rl::transport::ClientReply>(&txid)) return *failed;
+        transfer->txid = std::get<rl::txn::TxnId>(txid);
+        auto reply = s.client.call(request, deadline, true);
+        s.sessions.observe(reply);
+        return reply;
+    }
+    if (const auto* open = std::get_if<rl::transport::SessionRequest>(&request)) {
+        return s.sessions.open(s.client, open->item, deadline);
+    }
+    return s.client.call(request, deadline, may_hop(request));
+}
+
+int bad_command(const std::string& what, bool as_json) {
+    print_reply(rl::tools::local_error_json("bad_command", what), "error: " + what, as_json);
+    return kExitUsage;
+}
+
 // One command: its reply printed, the exit code returned.
-int run_one(rl::tools::RetryingClient& client, rl::tools::RequestContext& ctx, const std::string& line,
-            const Args& a) {
+int run_one(Run& s, const std::string& line) {
+    const Args& a = s.args;
     rl::transport::ClientRequest request;
     try {
-        request = rl::tools::parse_command(line, ctx);
+        request = rl::tools::parse_command(line);
     } catch (const std::invalid_argument& e) {
-        print_reply(rl::tools::local_error_json("bad_command", e.what()), std::string("error: ") + e.what(), a.json);
-        return kExitUsage;
+        return bad_command(e.what(), a.json);
     }
     const auto deadline = Clock::now() + std::chrono::milliseconds(a.timeout_ms);
     try {
-        const auto reply = client.call(request, deadline, may_hop(request));
+        const auto reply = send(s, std::move(request), deadline);
         print_reply(rl::tools::reply_json(reply), rl::tools::reply_text(reply), a.json);
         return rl::tools::reply_ok(reply) ? kExitOk : kExitFailed;
+    } catch (const std::invalid_argument& e) {
+        return bad_command(e.what(), a.json);
     } catch (const rl::tools::TimeoutError& e) {
         const std::string msg = "no reply within " + std::to_string(a.timeout_ms) + " ms (" + e.what() + ")";
         print_reply(rl::tools::local_error_json("timeout", msg), "error: " + msg, a.json);
@@ -132,23 +173,51 @@ int run_one(rl::tools::RetryingClient& client, rl::tools::RequestContext& ctx, c
     }
 }
 
-std::uint64_t random_client_id() {
-    std::random_device rd;
-    return (std::uint64_t{rd()} << 32) | rd();
+// --session and --seq, checked before anything is sent.
+void pin_session(const Args& a, const Target& target, rl::tools::Sessions& sessions) {
+    if (a.session.empty()) {
+        if (!a.seq.empty()) throw Usage("--seq needs --session");
+        return;
+    }
+    std::uint64_t session = 0;
+    try {
+        session = rl::tools::parse_session_id(a.session, "--session");
+    } catch (const std::invalid_argument& e) {
+        throw Usage(e.what());
+    }
+    const auto shard = rl::txn::session_shard(session);
+    if (target.config && target.config->shard(shard) == nullptr) {
+        throw Usage("--session " + a.session + " belongs to shard " + std::to_string(shard.value) + ", which " +
+                    a.config + " does not have");
+    }
+    std::uint64_t seq = 1;
+    if (!a.seq.empty()) {
+        const auto [end, ec] = std::from_chars(a.seq.data(), a.seq.data() + a.seq.size(), seq);
+        if (ec != std::errc{} || end != a.seq.data() + a.seq.size() || seq == 0) {
+            throw Usage("--seq must be a whole number from 1, got \"" + a.seq + "\"");
+        }
+    }
+    sessions.pin(session, seq);
+}
+
+rl::tools::Sessions::ShardOf shard_of(const Target& target) {
+    if (!target.config) return {};
+    return [config = *target.config](rl::ItemId item) { return config.shard_of_item(item); };
 }
 
 int run(const Args& a) {
     Target target = resolve_target(a);
-    rl::tools::RetryingClient client(target.cluster, std::move(target.nodes), target.first);
-    rl::tools::RequestContext ctx{a.client_id != 0 ? a.client_id : random_client_id(), 1};
-    if (!a.command.empty()) return run_one(client, ctx, a.command, a);
+    Run s{a, rl::tools::RetryingClient(target.cluster, target.nodes, target.first),
+              rl::tools::Sessions(shard_of(target))};
+    pin_session(a, target, s.sessions);
+    if (!a.command.empty()) return run_one(s, a.command);
     int worst = kExitOk;
     for (std::string line; std::getline(std::cin, line);) {
         if (line.find_first_not_of(" \t\r") == std::string::npos || line[line.find_first_not_of(" \t")] == '#') {
             continue;
         }
         // A bad line in a stream is reported and skipped: the rest still runs.
-        worst = std::max(worst, std::min(run_one(client, ctx, line, a), kExitFailed));
+        worst = std::max(worst, std::min(run_one(s, line), kExitFailed));
     }
     return worst;
 }

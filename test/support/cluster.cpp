@@ -4,6 +4,7 @@
 
 #include <ctime>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace rl::test {
@@ -119,6 +120,37 @@ void LocalCluster::start(std::uint64_t id) {
         }
     }
     for (const auto& a : {rlnode_path().string(), std::string("--config"), ini_.string(), std::string("--id"),
+                          std::to_string(id), std::string("--log-file"), log_path(id).string()}) {
+        argv.push_back(a);
+    }
+    procs_[id] = std::make_unique<Process>(argv, dir_.path() / ("node-" + std::to_string(id) + ".out"));
+}
+
+fs::path LocalCluster::write_ini_copy(const std::string& name, const std::map<std::string, std::string>& replace) const {
+    std::istringstream in(read_file(ini_));
+    std::string text;
+    std::set<std::string> found;
+    for (std::string line; std::getline(in, line);) {
+        if (auto it = replace.find(line); it != replace.end()) {
+            found.insert(line);
+            line = it->second;
+        }
+        text += line + "\n";
+    }
+    if (found.size() != replace.size()) throw std::logic_error("write_ini_copy: a line to replace is not in " + ini_.string());
+    const auto path = dir_.path() / name;
+    std::ofstream(path) << text;
+    return path;
+}
+
+void LocalCluster::start_with_ini(std::uint64_t id, const fs::path& ini) {
+    std::vector<std::string> argv = prefix();
+    if (auto it = spec_.file_bytes_max.find(id); it != spec_.file_bytes_max.end()) {
+        for (const auto& a : {std::string("/usr/bin/prlimit"), "--fsize=" + std::to_string(it->second), std::string("--")}) {
+            argv.push_back(a);
+        }
+    }
+    for (const auto& a : {rlnode_path().string(), std::string("--config"), ini.string(), std::string("--id"),
                           std::to_string(id), std::string("--log-file"), log_path(id).string()}) {
         argv.push_back(a);
     }

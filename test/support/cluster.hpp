@@ -52,6 +52,13 @@ public:
 
     void start(std::uint64_t id);
     void start_all();
+    // A copy of ini() in the same folder (so data_dir names the same place)
+    // with each line that equals a key of `replace` replaced by its value;
+    // throws if one is not in ini(). For a node whose INI differs.
+    std::filesystem::path write_ini_copy(const std::string& name,
+                                         const std::map<std::string, std::string>& replace) const;
+    // Starts node `id` with `ini` instead of ini().
+    void start_with_ini(std::uint64_t id, const std::filesystem::path& ini);
     void signal(std::uint64_t id, int sig);
     // SIGKILL and reap.
     void kill(std::uint64_t id);
