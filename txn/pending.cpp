@@ -3,9 +3,34 @@
 #include "config/overload.hpp"
 
 #include <algorithm>
+#include <type_traits>
 #include <utility>
 
 namespace rl::txn {
+namespace {
+
+// Removes, in order, the elements `pred` selects and hands each to `take`.
+template <class T, class Pred, class Take>
+void extract_if(std::vector<T>& v, Pred pred, Take take) {
+    const auto kept = std::stable_partition(v.begin(), v.end(), [&](const T& x) { return !pred(x); });
+    for (auto it = kept; it != v.end(); ++it) take(std::move(*it));
+    v.erase(kept, v.end());
+}
+
+// The same for a map.
+template <class K, class V, class Pred, class Take>
+void extract_if(std::map<K, V>& m, Pred pred, Take take) {
+    for (auto it = m.begin(); it != m.end();) {
+        if (!pred(*it)) {
+            ++it;
+            continue;
+        }
+        take(std::move(it->second));
+        it = m.erase(it);
+    }
+}
+
+}  // namespace
 
 bool answers(const ClientOp& op, const OpResult& result) {
     if (std::holds_alternative<OpFailed>(result)) return true;
@@ -16,7 +41,7 @@ bool answers(const ClientOp& op, const OpResult& result) {
                           },
                           [&](const BalanceOp& b) {
                               const auto* d = std::get_if<BalanceDone>(&result);
-                              return d != nullptr && d->item == b.item;
+                              return d != nullptr && d->item == b.item && d->local == b.local;
                           },
                           [&](const LeaderOp&) { return std::holds_alternative<LeaderDone>(result); },
                           [&](const SessionOp&) { return std::holds_alternative<SessionDone>(result); },
@@ -59,11 +84,8 @@ void PendingOps::wait_read(Read r) {
 
 std::vector<PendingOps::Read> PendingOps::take_reads(const std::function<bool(const Read&)>& ready) {
     std::vector<Read> out;
-    std::erase_if(reads_, [&](Timed<Read>& r) {
-        if (!ready(r.item)) return false;
-        out.push_back(std::move(r.item));
-        return true;
-    });
+    extract_if(reads_, [&](const Timed<Read>& r) { return ready(r.item); },
+               [&](Timed<Read>&& r) { out.push_back(std::move(r.item)); });
     waiters_ -= out.size();
     return out;
 }
@@ -101,11 +123,8 @@ std::optional<Waiter> PendingOps::take_forward_reply(std::uint64_t id, NodeId fr
 
 std::vector<Waiter> PendingOps::take_forwards_if(const std::function<bool(NodeId to)>& stale) {
     std::vector<Waiter> out;
-    std::erase_if(forwarded_, [&](auto& f) {
-        if (!stale(f.second.item.to)) return false;
-        out.push_back(std::move(f.second.item.waiter));
-        return true;
-    });
+    extract_if(forwarded_, [&](const auto& f) { return stale(f.second.item.to); },
+               [&](Timed<Forwarded>&& f) { out.push_back(std::move(f.item.waiter)); });
     waiters_ -= out.size();
     return out;
 }
@@ -130,33 +149,28 @@ std::vector<GivenUp> PendingOps::tick(const std::string& late, const std::string
     ++now_;
     std::vector<GivenUp> out;
     const auto expired = [&](const auto& timed) { return timed.deadline <= now_; };
+    // A waiter by itself, or the one inside a read, parked or forwarded operation.
+    const auto waiter_of = [](auto& item) -> Waiter& {
+        if constexpr (std::is_same_v<std::decay_t<decltype(item)>, Waiter>) {
+            return item;
+        } else {
+            return item.waiter;
+        }
+    };
+    const auto give_up = [&](const char* code, const std::string& why) {
+        return [&, code](auto&& timed) { out.push_back({std::move(waiter_of(timed.item)), code, why}); };
+    };
     const auto expire_keyed = [&](auto& waits) {
         for (auto it = waits.begin(); it != waits.end();) {
-            std::erase_if(it->second, [&](auto& t) {
-                if (!expired(t)) return false;
-                out.push_back({std::move(t.item), "timeout", late});
-                return true;
-            });
+            extract_if(it->second, expired, give_up("timeout", late));
             it = it->second.empty() ? waits.erase(it) : std::next(it);
         }
     };
     expire_keyed(transfers_);
     expire_keyed(entries_);
-    std::erase_if(reads_, [&](auto& r) {
-        if (!expired(r)) return false;
-        out.push_back({std::move(r.item.waiter), "timeout", late});
-        return true;
-    });
-    std::erase_if(parked_, [&](auto& p) {
-        if (!expired(p)) return false;
-        out.push_back({std::move(p.item.waiter), "unavailable", leaderless});
-        return true;
-    });
-    std::erase_if(forwarded_, [&](auto& f) {
-        if (!expired(f.second)) return false;
-        out.push_back({std::move(f.second.item.waiter), "timeout", late});
-        return true;
-    });
+    extract_if(reads_, expired, give_up("timeout", late));
+    extract_if(parked_, expired, give_up("unavailable", leaderless));
+    extract_if(forwarded_, [&](const auto& f) { return expired(f.second); }, give_up("timeout", late));
     waiters_ -= out.size();
     return out;
 }

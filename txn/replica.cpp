@@ -131,11 +131,18 @@ void Replica::gate(NodeId from, Epoch theirs) {
 // takes it, and one this node cannot read is an operating error.
 bool Replica::snapshot_acceptable(NodeId from, const Snapshot& s) {
     try {
-        (void)ShardState::restore(shard(), s.state);
+        const ShardState state = ShardState::restore(shard(), s.state);
+        // The envelope must describe the state it carries, or the log would
+        // continue from an index the state has not reached.
+        if (state.applied_index() != s.last_index || state.applied_epoch() != s.last_epoch) {
+            throw std::runtime_error("snapshot of shard " + std::to_string(shard().value) + " rejected: it claims index " +
+                                     std::to_string(s.last_index.value) + " but its state is at " +
+                                     std::to_string(state.applied_index().value));
+        }
         return true;
     } catch (const std::runtime_error& e) {
         ++snapshots_refused_;
-        out_.events.push_back(SnapshotRefused{from, e.what()});
+        out_.events.emplace_back(std::in_place_type<SnapshotRefused>, from, std::string(e.what()));
         return false;
     }
 }
@@ -230,7 +237,7 @@ void Replica::compare_genesis() {
     const Genesis& mine = params_.genesis;
     const Genesis& log = *state_.genesis();
     const auto differs = [&](const char* key, const std::string& ini, const std::string& replicated) {
-        if (ini != replicated) out_.events.push_back(ConfigDiffers{key, ini, replicated});
+        if (ini != replicated) out_.events.emplace_back(std::in_place_type<ConfigDiffers>, key, ini, replicated);
     };
     differs("items", ranges_text(mine.items), ranges_text(log.items));
     differs("initial_balance", std::to_string(mine.initial_balance), std::to_string(log.initial_balance));

@@ -40,6 +40,9 @@ bool recordable(Outcome outcome, AbortReason reason) {
 
 bool seq_less(const auto& s, std::uint64_t seq) { return s.seq < seq; }
 
+constexpr std::uint64_t kGenesisItemsMax = (64ull << 20) / 8;
+constexpr std::uint64_t kSessionIndexLimit = std::uint64_t{1} << kSessionIndexBits;
+
 }  // namespace
 
 const char* to_string(Outcome o) {
@@ -78,6 +81,13 @@ std::optional<std::string> genesis_problem(const Genesis& g) {
         const config::ItemRange& r = g.items[i];
         if (r.first.value == 0 || r.last < r.first) return "item range " + range_text(r) + " is empty";
         if (i > 0 && !(g.items[i - 1].last < r.first)) return "item ranges are not sorted and disjoint";
+    }
+    // A snapshot of the shard must fit in a frame (at most 64 MiB), 8 bytes
+    // an item: a larger shard is no shard any config could create.
+    std::uint64_t items = 0;
+    for (const config::ItemRange& r : g.items) {
+        if (r.size() > kGenesisItemsMax - items) return "more than " + std::to_string(kGenesisItemsMax) + " items";
+        items += r.size();
     }
     if (g.initial_balance < 0) return "negative initial balance";
     if (g.dedup_window == 0 || g.sessions_max == 0) return "dedup_window and sessions_max must be at least 1";
@@ -186,7 +196,10 @@ Applied ShardState::apply(const LogEntry& entry) {
                               return std::monostate{};
                           },
                           [&](const OpenSession&) -> Applied {
-                              if (!created()) return std::monostate{};
+                              // A session id holds the index in 48 bits; no
+                              // log gets that long, but a lying snapshot could
+                              // claim it, and apply() must not stop on it.
+                              if (!created() || entry.index.value >= kSessionIndexLimit) return std::monostate{};
                               return open_session(entry.index);
                           },
                           [&](const Transfer& t) -> Applied { return apply_transfer(t, entry.index); },
@@ -195,7 +208,6 @@ Applied ShardState::apply(const LogEntry& entry) {
 }
 
 SessionOpened ShardState::open_session(LogIndex index) {
-    require(index.value < (std::uint64_t{1} << kSessionIndexBits), "session ids hold the log index in 48 bits");
     if (sessions_.size() >= genesis_->sessions_max) {
         // Keyed by log index, so every replica forgets the same session.
         auto oldest = sessions_by_last_used_.begin();
@@ -325,6 +337,7 @@ ShardState ShardState::restore(ShardId shard, std::span<const std::uint8_t> byte
         ar(shard_id, state.applied_index_, state.applied_epoch_, created);
         if (shard_id != shard.value) reject(shard, "it was taken of shard " + std::to_string(shard_id));
         if (created > 1) reject(shard, "bad created flag");
+        if (created == 1 && state.applied_index_.value == 0) reject(shard, "a created state at applied index 0");
         if (created == 1) {
             Genesis g;
             ar(g);

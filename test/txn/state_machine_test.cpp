@@ -1080,9 +1080,10 @@ BOOST_AUTO_TEST_CASE(restore_rejects_lying_sizes_without_allocating_them) {
     for (std::size_t at : {kRangeCountAt, kFirstBalanceCountAt, kSessionCountAt}) {
         BOOST_TEST_CONTEXT("size at " << at) { check_restore_fails(with_u64(bytes, at, huge), "truncated or corrupt"); }
     }
-    // A Genesis range of 2^60 items whose balances the bytes cannot hold.
-    check_restore_fails(with_u64(bytes, kSecondRangeLastAt, huge),
-                        "it holds 10 balances for items 21-" + std::to_string(huge));
+    // A Genesis range of 2^60 items: no shard can be that large.
+    check_restore_fails(with_u64(bytes, kSecondRangeLastAt, huge), "its Genesis is invalid: more than 8388608 items");
+    // A range within the bound whose balances the bytes cannot hold.
+    check_restore_fails(with_u64(bytes, kSecondRangeLastAt, 1000), "it holds 10 balances for items 21-1000");
     const std::vector<std::uint8_t> busy = busy_state().snapshot();
     check_restore_fails(with_u64(busy, kBusyBAt + kResultCount, huge), "truncated or corrupt");
     // Counts the bytes could hold, beyond the snapshot's own limits.
@@ -1138,4 +1139,16 @@ BOOST_AUTO_TEST_CASE(restore_rejects_more_sessions_or_results_than_its_own_limit
     put_u32(one_result, kDedupWindowAt, 1);
     check_restore_fails(one_result,
                         "session " + std::to_string(kBusyB) + " holds 2 results, more than its dedup_window 1");
+}
+
+// A session id holds its entry's index in 48 bits. No log grows that long,
+// but a snapshot can claim it: an OpenSession beyond it opens nothing, and
+// apply() goes on rather than stop the process.
+BOOST_AUTO_TEST_CASE(an_open_session_beyond_48_bits_of_index_opens_nothing) {
+    const std::uint64_t last = (std::uint64_t{1} << 48) - 1;
+    ShardState s = ShardState::restore(kShard, with_u64(created().snapshot(), kIndexAt, last));
+    const std::size_t before = s.sessions();
+    const auto applied = s.apply(LogEntry{LogIndex{last + 1}, s.applied_epoch(), rl::txn::OpenSession{}});
+    BOOST_TEST(std::holds_alternative<std::monostate>(applied));
+    BOOST_TEST(s.sessions() == before);
 }
