@@ -664,8 +664,10 @@ void Wal::cut_back_tail() {
 }
 
 void Wal::sync() {
-    if (pending_.empty()) return;
+    // Even with nothing buffered: when sync() returns, a crash must recover
+    // what the Wal holds, not a chain start it took back.
     settle_folder();
+    if (pending_.empty()) return;
     if (tail_unclean_) cut_back_tail();
     if (segment_bytes_ + kWalBatchHeaderBytes + pending_.size() > limits_.segment_bytes_max) {
         roll_and_write_batch();

@@ -188,7 +188,8 @@ public:
 
     // Writes everything buffered as one batch with one write, then fsyncs
     // once (FsyncMode::always). After a WalIoError the buffer is kept, and
-    // the next call writes it again whole.
+    // the next call writes it again whole. When it returns, a crash
+    // recovers exactly what the Wal holds, even after a failed compact().
     void sync();
     bool dirty() const { return !pending_.empty(); }
 

@@ -1,9 +1,14 @@
 // The write-ahead log: round trips, group commit, and every kind of damage a
-// crash or a bad disk leaves behind (docs/design.md section 6): a torn tail is cut
-// off and reported, anything else refuses to start with the file and offset.
+// crash or a bad disk leaves behind (docs/design.md section 6.2): a torn tail
+// is cut off and reported, anything else refuses to start with the file and
+// offset. The last part runs the same Wal on the simulated disk (section
+// 7.2): failed calls retried, crashes at any call, seeded random runs.
 #define BOOST_TEST_MODULE wal
+#include "test/sim_common/cli.hpp"
+#include "test/sim_common/sim_storage.hpp"
 #include "test/support/process.hpp"
 #include "config/crc32c.hpp"
+#include "config/random.hpp"
 #include "txn/wal.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -14,7 +19,11 @@
 #include <algorithm>
 #include <csignal>
 #include <fstream>
+#include <functional>
+#include <iostream>
 #include <iterator>
+#include <set>
+#include <sstream>
 
 namespace rl::txn {
 namespace {
@@ -1013,6 +1022,568 @@ BOOST_FIXTURE_TEST_CASE(a_crash_midway_through_deleting_the_old_files_recovers_t
     fs::remove(crashed / old_segments[0].filename());
     fs::remove(crashed / old_segments[1].filename());
     expect_state(25);
+}
+
+// ============================================================ on the simulated disk
+
+using simcommon::SimStorage;
+using simcommon::StorageCall;
+
+const fs::path kSimDir = "/disk/node-1";
+
+Wal open_sim(SimStorage& disk, Recovered& out, WalLimits limits = {}) {
+    return Wal::open(disk, kSimDir, FsyncMode::always, limits, out);
+}
+
+Recovered reopen_sim(SimStorage& disk, WalLimits limits = {}) {
+    Recovered out;
+    open_sim(disk, out, limits);
+    return out;
+}
+
+std::vector<std::uint8_t> sim_bytes(SimStorage& disk, const fs::path& path) {
+    std::vector<std::uint8_t> bytes;
+    BOOST_REQUIRE(!disk.read_file(path, std::numeric_limits<std::uint64_t>::max(), bytes));
+    return bytes;
+}
+
+std::vector<std::string> sim_names(SimStorage& disk, const fs::path& dir) {
+    std::vector<std::string> names;
+    BOOST_REQUIRE(!disk.list_dir(dir, names));
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+std::unique_ptr<StorageFile> sim_create(SimStorage& disk, const fs::path& path) {
+    std::unique_ptr<StorageFile> file;
+    BOOST_REQUIRE(!disk.create_file(path, file));
+    return file;
+}
+
+std::vector<std::uint8_t> filled(std::uint64_t bytes, char c) { return std::vector<std::uint8_t>(bytes, c); }
+
+// ---- The simulated disk itself
+
+// One sector of 'a' synced, then four sectors of 'b' written over it and
+// past it, unsynced. Each sector reads whole as it was, as written, as zeros
+// past the old end, or is gone with the end of the file.
+BOOST_AUTO_TEST_CASE(sim_disk_a_crash_keeps_any_subset_of_the_unsynced_sectors) {
+    constexpr std::uint64_t kSector = SimStorage::kSectorBytes;
+    std::set<std::string> seen;
+    for (std::uint64_t seed = 1; seed <= 300; ++seed) {
+        SimStorage disk;
+        BOOST_REQUIRE(!disk.create_dir("/d"));
+        auto file = sim_create(disk, "/d/f");
+        BOOST_REQUIRE(!file->write_at(0, filled(kSector, 'a')));
+        BOOST_REQUIRE(!file->sync_data());
+        BOOST_REQUIRE(!disk.sync_dir("/d"));
+        BOOST_REQUIRE(!file->write_at(0, filled(4 * kSector, 'b')));
+        rl::Rng rng(seed);
+        disk.crash(rng);
+        const auto bytes = sim_bytes(disk, "/d/f");
+        BOOST_REQUIRE(bytes.size() % kSector == 0);
+        std::string sectors;  // one letter a sector: its byte, '0' for zeros, '-' past the end
+        for (std::uint64_t at = 0; at < 4 * kSector; at += kSector) {
+            if (at >= bytes.size()) {
+                sectors += '-';
+                continue;
+            }
+            const auto sector = std::span(bytes).subspan(at, kSector);
+            BOOST_TEST(std::all_of(sector.begin(), sector.end(), [&](std::uint8_t b) { return b == sector[0]; }));
+            sectors += sector[0] == 0 ? '0' : static_cast<char>(sector[0]);
+        }
+        seen.insert(sectors);
+    }
+    for (const std::string& s : seen) {
+        BOOST_TEST_CONTEXT(s) {
+            BOOST_TEST((s[0] == 'a' || s[0] == 'b'));
+            BOOST_TEST(s.find_first_not_of("b0-", 1) == std::string::npos);
+            BOOST_TEST(s.find_first_not_of('-', s.find('-')) == std::string::npos);
+        }
+    }
+    for (const char* expected : {"a---", "bbbb", "b---", "ab--", "a0b-", "bb0b"}) BOOST_TEST(seen.contains(expected));
+}
+
+// Create, rename, create, with no folder fsync: a crash keeps a prefix.
+BOOST_AUTO_TEST_CASE(sim_disk_names_are_durable_after_the_folder_fsync_and_a_crash_keeps_a_prefix_before) {
+    const std::set<std::vector<std::string>> prefixes{{}, {"t"}, {"f"}, {"f", "g"}};
+    std::set<std::vector<std::string>> seen;
+    for (std::uint64_t seed = 1; seed <= 100; ++seed) {
+        SimStorage disk;
+        BOOST_REQUIRE(!disk.create_dir("/d"));
+        auto file = sim_create(disk, "/d/t");
+        BOOST_REQUIRE(!file->write_at(0, filled(10, 'a')));
+        BOOST_REQUIRE(!file->sync_data());
+        BOOST_REQUIRE(!disk.rename("/d/t", "/d/f"));
+        sim_create(disk, "/d/g");
+        BOOST_TEST(disk.unsynced() == 3u);
+        const bool synced = seed % 2 == 0;
+        if (synced) BOOST_REQUIRE(!disk.sync_dir("/d"));
+        rl::Rng rng(seed);
+        disk.crash(rng);
+        const auto names = sim_names(disk, "/d");
+        BOOST_TEST(prefixes.contains(names));
+        if (synced) BOOST_TEST((names == std::vector<std::string>{"f", "g"}));
+        if (std::find(names.begin(), names.end(), "f") != names.end()) {
+            BOOST_TEST((sim_bytes(disk, "/d/f") == filled(10, 'a')));  // the data was synced before the rename
+        }
+        seen.insert(names);
+    }
+    BOOST_TEST(seen == prefixes);
+}
+
+// Linux may drop the pages of a failed write-back: a later fsync that
+// succeeds does not bring them back.
+BOOST_AUTO_TEST_CASE(sim_disk_a_failed_fsync_drops_the_unsynced_writes) {
+    SimStorage disk;
+    BOOST_REQUIRE(!disk.create_dir("/d"));
+    auto file = sim_create(disk, "/d/f");
+    BOOST_REQUIRE(!disk.sync_dir("/d"));
+    BOOST_REQUIRE(!file->write_at(0, filled(10, 'a')));
+    BOOST_REQUIRE(!file->sync_data());
+    BOOST_REQUIRE(!file->write_at(10, filled(10, 'b')));
+    disk.fail_next(StorageCall::sync, 1, std::errc::io_error);
+    BOOST_TEST((file->sync_data() == std::errc::io_error));
+    BOOST_TEST(disk.injected(StorageCall::sync) == 1u);
+    BOOST_TEST((sim_bytes(disk, "/d/f") == filled(10, 'a')));
+    BOOST_REQUIRE(!file->sync_data());
+    rl::Rng rng(1);
+    disk.crash(rng);
+    BOOST_TEST((sim_bytes(disk, "/d/f") == filled(10, 'a')));
+    BOOST_TEST(disk.injected_total() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(sim_disk_faults_come_after_the_calls_skipped_and_a_power_cut_changes_nothing) {
+    SimStorage disk;
+    BOOST_REQUIRE(!disk.create_dir("/d"));
+    auto file = sim_create(disk, "/d/f");
+    disk.fail_next(StorageCall::write, 2, std::errc::no_space_on_device, 1);
+    BOOST_TEST(!file->write_at(0, filled(8, 'a')));
+    BOOST_TEST((file->write_at(8, filled(8, 'b')) == std::errc::no_space_on_device));
+    BOOST_TEST((file->write_at(16, filled(8, 'c')) == std::errc::no_space_on_device));
+    BOOST_TEST(!file->write_at(24, filled(8, 'd')));
+    BOOST_TEST(disk.injected(StorageCall::write) == 2u);
+    const auto before = sim_bytes(disk, "/d/f");
+    BOOST_TEST(before.size() == 32u);  // failed writes left a prefix each, then the last filled the gap
+
+    disk.cut_power_after(1);
+    BOOST_TEST(!file->write_at(32, filled(8, 'e')));
+    BOOST_TEST((file->sync_data() == std::errc::io_error));
+    BOOST_TEST((disk.rename("/d/f", "/d/g") == std::errc::io_error));
+    rl::Rng rng(3);
+    disk.crash(rng);
+    BOOST_TEST((file->write_at(0, filled(1, 'x')) == std::errc::bad_file_descriptor));  // closed by the crash
+    BOOST_TEST(disk.unsynced() == 0u);
+    BOOST_TEST(!disk.create_dir("/d"));  // the power is back
+}
+
+// ---- The Wal on the simulated disk
+
+BOOST_AUTO_TEST_CASE(a_sync_retried_after_a_failed_write_or_fsync_writes_the_whole_batch_again) {
+    for (const StorageCall call : {StorageCall::write, StorageCall::sync}) {
+        for (const std::errc error : {std::errc::io_error, std::errc::no_space_on_device}) {
+            BOOST_TEST_CONTEXT("call " << static_cast<int>(call) << ", error " << static_cast<int>(error)) {
+                SimStorage disk;
+                {
+                    Recovered out;
+                    Wal wal = open_sim(disk, out);
+                    append_range(wal, 1, 3);
+                    wal.sync();
+                    append_range(wal, 4, 40);
+                    disk.fail_next(call, 1, error);
+                    BOOST_CHECK_EXCEPTION(wal.sync(), WalIoError,
+                                          [&](const WalIoError& e) { return e.code() == error; });
+                    BOOST_TEST(wal.dirty());
+                    wal.sync();
+                    BOOST_TEST(!wal.dirty());
+                    BOOST_TEST(disk.unsynced() == 0u);  // nothing a crash could take
+                }
+                rl::Rng rng(7);
+                disk.crash(rng);
+                const Recovered out = reopen_sim(disk);
+                BOOST_TEST(indexes_of(out.entries) == range(1, 40), tt::per_element());
+                BOOST_TEST(out.torn_bytes_dropped == 0u);
+            }
+        }
+    }
+}
+
+// Fails each call of each kind a compaction or an installed snapshot makes,
+// one at a time; the retry must leave the new state durable.
+BOOST_AUTO_TEST_CASE(a_snapshot_file_or_chain_start_retried_after_any_failed_call_is_written_again) {
+    const StorageCall calls[] = {StorageCall::create, StorageCall::write,    StorageCall::sync,
+                                 StorageCall::rename, StorageCall::sync_dir, StorageCall::remove,
+                                 StorageCall::list,   StorageCall::read};
+    for (const bool install : {false, true}) {
+        for (const StorageCall call : calls) {
+            for (std::uint64_t skip = 0;; ++skip) {
+                BOOST_TEST_CONTEXT((install ? "install" : "compact") << ", call " << static_cast<int>(call)
+                                                                     << " failing after " << skip) {
+                    SimStorage disk;
+                    const Snapshot snapshot = snapshot_at(20);
+                    bool struck = false;
+                    {
+                        Recovered out;
+                        Wal wal = open_sim(disk, out);
+                        append_range(wal, 1, 30);
+                        wal.sync();
+                        const auto run = [&] { install ? wal.install_snapshot(snapshot) : wal.compact(snapshot); };
+                        disk.fail_next(call, 1, std::errc::io_error, skip);
+                        try {
+                            run();
+                        } catch (const WalIoError&) {
+                            disk.clear_faults();
+                            // A failure while deleting old files comes after the new state is in effect.
+                            if (wal.snapshot_index() != snapshot.last_index) run();
+                        }
+                        struck = disk.injected(call) > 0;
+                        disk.clear_faults();
+                        BOOST_TEST(wal.snapshot_index() == LogIndex{20});
+                        append_range(wal, wal.last_index().value + 1, 35);
+                        wal.sync();
+                    }
+                    rl::Rng rng(skip);
+                    disk.crash(rng);
+                    const Recovered out = reopen_sim(disk);
+                    BOOST_REQUIRE(out.snapshot.has_value());
+                    BOOST_TEST((*out.snapshot == snapshot));
+                    BOOST_TEST(indexes_of(out.entries) == range(21, 35), tt::per_element());
+                    if (!struck) break;  // the fault fell after every call of the snapshot
+                }
+            }
+        }
+    }
+}
+
+// The power goes after the batch is written and before its fsync returns:
+// the crash keeps any subset of its sectors. Recovery finds the batch
+// whole, or cuts what landed as a torn tail, or finds nothing of it.
+BOOST_AUTO_TEST_CASE(a_crash_between_a_batch_write_and_its_fsync_recovers_the_batch_or_the_one_before) {
+    std::set<std::string> outcomes;
+    for (std::uint64_t seed = 1; seed <= 200; ++seed) {
+        BOOST_TEST_CONTEXT("seed " << seed) {
+            SimStorage disk;
+            {
+                Recovered out;
+                Wal wal = open_sim(disk, out);
+                wal.save_durable({Epoch{2}, Epoch{3}});
+                append_range(wal, 1, 10);
+                wal.sync();
+                append_range(wal, 11, 60);  // a batch of several sectors
+                disk.cut_power_after(1);    // its write, not its fsync
+                BOOST_CHECK_THROW(wal.sync(), WalIoError);
+            }
+            rl::Rng rng(seed);
+            disk.crash(rng);
+            const Recovered out = reopen_sim(disk);
+            if (out.entries.size() == 60) {
+                BOOST_TEST(out.torn_file.empty());
+                outcomes.insert("whole");
+            } else {
+                BOOST_TEST(indexes_of(out.entries) == range(1, 10), tt::per_element());
+                outcomes.insert(out.torn_bytes_dropped > 0 ? "torn" : "lost");
+            }
+            BOOST_TEST((out.durable == election::Durable{Epoch{2}, Epoch{3}}));
+        }
+    }
+    BOOST_TEST(outcomes == (std::set<std::string>{"whole", "torn", "lost"}));
+}
+
+// ---- Seeded random runs: appends, truncations, promises, syncs,
+// compactions and installed snapshots, with EIO and ENOSPC on any call and
+// crashes between calls or inside one, each recovery checked against the
+// states the Wal could have made durable. --seed=S replays one run, with
+// --trace printing its steps.
+
+constexpr std::uint64_t kRandomRuns = 300;
+constexpr std::uint64_t kStepsPerRun = 60;
+
+// A log as the test tracks it.
+struct LogState {
+    std::optional<Snapshot> snapshot;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> entries;  // (index, epoch) after the snapshot
+    election::Durable durable;
+
+    bool operator==(const LogState&) const = default;
+    std::uint64_t base() const { return snapshot ? snapshot->last_index.value : 0; }
+    std::uint64_t last() const { return base() + entries.size(); }
+    std::uint64_t epoch_at(std::uint64_t index) const {
+        if (index == base()) return snapshot ? snapshot->last_epoch.value : 0;
+        return entries[index - base() - 1].second;
+    }
+};
+
+std::ostream& operator<<(std::ostream& os, const LogState& s) {
+    os << "{snapshot " << s.base() << ", entries " << s.base() + 1 << ".." << s.last() << " epochs";
+    for (const auto& [index, epoch] : s.entries) os << ' ' << epoch;
+    return os << ", durable " << s.durable.promised.value << '/' << s.durable.epoch.value << '}';
+}
+
+LogState state_of(const Recovered& out) {
+    LogState s{out.snapshot, {}, out.durable};
+    for (const auto& e : out.entries) s.entries.emplace_back(e.index.value, e.epoch.value);
+    return s;
+}
+
+// What one run saw, summed over the runs to show they reached every case.
+struct RunCounts {
+    std::uint64_t crashes = 0;
+    std::uint64_t crashes_inside_a_call = 0;
+    std::uint64_t torn_tails = 0;
+    std::uint64_t attempts_recovered = 0;  // recoveries that found a state whose call had failed
+    std::uint64_t failed_calls = 0;        // Wal calls that threw WalIoError
+    std::uint64_t snapshots = 0;           // compactions and installs that returned
+    std::uint64_t injected = 0;            // faults the disk injected
+};
+
+class RandomRun {
+public:
+    RandomRun(std::uint64_t seed, bool trace)
+        : rng_(seed), trace_(trace), limits_{.segment_bytes_max = uniform(rng_, 600, 3000)} {
+        reopen();
+    }
+
+    void step() {
+        switch (uniform(rng_, 0, 13)) {
+            case 0: case 1: case 2: append(); break;
+            case 3: truncate(); break;
+            case 4: save_durable(); break;
+            case 5: case 6: attempt("sync", mem_, [this] { wal_->sync(); }); break;
+            case 7: compact(); break;
+            case 8: install(); break;
+            case 9: set_faults(); break;
+            case 10: heal(); break;
+            case 11: crash_inside_a_call(); break;
+            default: crash(); break;
+        }
+    }
+
+    // The faults cleared, a retried sync succeeds and a crash loses nothing of it.
+    void finish() {
+        heal();
+        crash();
+        counts_.injected = disk_.injected_total();
+    }
+
+    bool ok() const { return ok_; }
+    const RunCounts& counts() const { return counts_; }
+
+private:
+    void note(const std::string& what) {
+        if (trace_) std::cerr << "  " << what << "  mem " << mem_ << '\n';
+    }
+
+    void check(bool holds, const std::string& what) {
+        if (holds) return;
+        ok_ = false;
+        BOOST_ERROR(what);
+    }
+
+    void append() {
+        const std::uint64_t n = uniform(rng_, 1, 8);
+        for (std::uint64_t i = 0; i < n; ++i) {
+            const std::uint64_t index = mem_.last() + 1;
+            wal_->append(entry(index, epoch_));
+            mem_.entries.emplace_back(index, epoch_);
+        }
+        note("append " + std::to_string(n));
+    }
+
+    void truncate() {
+        const std::uint64_t after = uniform(rng_, mem_.base(), mem_.last());
+        wal_->truncate_after(LogIndex{after});
+        mem_.entries.resize(after - mem_.base());
+        ++epoch_;  // what follows comes from a newer leader
+        note("truncate after " + std::to_string(after));
+    }
+
+    void save_durable() {
+        election::Durable& d = mem_.durable;
+        d.promised = Epoch{d.promised.value + uniform(rng_, 0, 1)};
+        d.epoch = Epoch{std::max(d.promised.value, d.epoch.value + uniform(rng_, 0, 1))};
+        wal_->save_durable(d);
+        note("save durable");
+    }
+
+    // A call that makes `after` durable when it returns. When it throws,
+    // the disk may hold `after` as well as any state it could hold before.
+    bool attempt(const std::string& what, const LogState& after, const std::function<void()>& call) {
+        possible_.push_back(after);
+        try {
+            call();
+        } catch (const WalIoError& e) {
+            ++counts_.failed_calls;
+            note(what + " failed: " + e.what());
+            return false;
+        }
+        mem_ = after;
+        possible_ = {after};
+        note(what);
+        return true;
+    }
+
+    // Compaction and install sync first, and a failure after their new
+    // state is in effect (deleting old files) leaves the Wal in it.
+    void snapshot_call(const std::string& what, const LogState& after, const std::function<void()>& call) {
+        possible_.push_back(mem_);
+        if (attempt(what, after, call)) {
+            ++counts_.snapshots;
+        } else if (wal_->snapshot_index().value == after.base() && wal_->last_index().value == after.last()) {
+            mem_ = after;
+        }
+    }
+
+    void compact() {
+        if (mem_.last() == 0) return;
+        const std::uint64_t index = uniform(rng_, std::max<std::uint64_t>(1, mem_.base()), mem_.last());
+        const Snapshot snapshot = snapshot_at(index, mem_.epoch_at(index));
+        LogState after = mem_;
+        after.entries.erase(after.entries.begin(), after.entries.begin() + static_cast<std::ptrdiff_t>(index - mem_.base()));
+        after.snapshot = snapshot;
+        snapshot_call("compact at " + std::to_string(index), after, [this, snapshot] { wal_->compact(snapshot); });
+    }
+
+    void install() {
+        const std::uint64_t index = uniform(rng_, std::max<std::uint64_t>(1, mem_.base()), mem_.last() + 3);
+        const std::uint64_t epoch = index == mem_.base() ? mem_.epoch_at(index) : epoch_;
+        const Snapshot snapshot = snapshot_at(index, epoch);
+        const LogState after{snapshot, {}, mem_.durable};
+        snapshot_call("install at " + std::to_string(index), after,
+                      [this, snapshot] { wal_->install_snapshot(snapshot); });
+    }
+
+    void set_faults() {
+        disk_.clear_faults();
+        const auto call = static_cast<StorageCall>(uniform(rng_, 0, simcommon::kStorageCalls - 1));
+        const std::errc error = uniform(rng_, 0, 1) == 0 ? std::errc::io_error : std::errc::no_space_on_device;
+        if (uniform(rng_, 0, 1) == 0) {
+            disk_.fail_next(call, uniform(rng_, 1, 3), error, uniform(rng_, 0, 3));
+        } else {
+            disk_.fail_randomly(call, 0.3, error, rng_);
+        }
+        note("faults on call " + std::to_string(static_cast<int>(call)));
+    }
+
+    void heal() {
+        disk_.clear_faults();
+        check(attempt("sync after healing", mem_, [this] { wal_->sync(); }), "a sync with no fault set failed");
+    }
+
+    // The power goes a few calls into a sync, compaction or install.
+    void crash_inside_a_call() {
+        append();
+        disk_.cut_power_after(uniform(rng_, 0, 8));
+        switch (uniform(rng_, 0, 2)) {
+            case 0: attempt("sync", mem_, [this] { wal_->sync(); }); break;
+            case 1: compact(); break;
+            default: install(); break;
+        }
+        ++counts_.crashes_inside_a_call;
+        crash();
+    }
+
+    void crash() {
+        wal_.reset();
+        disk_.crash(rng_);
+        ++counts_.crashes;
+        note("crash");
+        reopen();
+    }
+
+    // Opens as rlnode does; an I/O error is retried, with the faults
+    // cleared after a few tries. WalCorruption fails the run.
+    void reopen() {
+        Recovered out;
+        for (int tries = 1;; ++tries) {
+            try {
+                wal_.emplace(Wal::open(disk_, kSimDir, FsyncMode::always, limits_, out));
+                break;
+            } catch (const WalIoError& e) {
+                note(std::string("open failed: ") + e.what());
+                if (tries == 3) disk_.clear_faults();
+            }
+        }
+        check_recovered(out);
+    }
+
+    void check_recovered(const Recovered& out) {
+        const LogState found = state_of(out);
+        const auto hit = std::find(possible_.begin(), possible_.end(), found);
+        std::ostringstream possible;
+        for (const LogState& s : possible_) possible << "\n    " << s;
+        check(hit != possible_.end(), "recovered a state the Wal never synced: " + to_string(found) +
+                                          "; possible:" + possible.str());
+        // Only a batch whose sync never returned may be torn.
+        check(out.torn_file.empty() || possible_.size() > 1,
+              "torn tail with every batch synced: " + out.torn_file + ": " + out.torn_reason);
+        check(wal_->last_index().value == found.last() && wal_->snapshot_index().value == found.base(),
+              "the Wal's indexes differ from what it recovered");
+        if (!out.torn_file.empty()) ++counts_.torn_tails;
+        if (hit != possible_.begin()) ++counts_.attempts_recovered;
+        note("recovered" + std::string(out.torn_file.empty() ? "" : " cutting a torn tail: " + out.torn_reason));
+        mem_ = found;
+        possible_ = {found};
+        epoch_ = std::max(epoch_, found.entries.empty() ? found.epoch_at(found.base()) : found.entries.back().second);
+    }
+
+    static std::string to_string(const LogState& s) {
+        std::ostringstream os;
+        os << s;
+        return os.str();
+    }
+
+    SimStorage disk_;
+    rl::Rng rng_;
+    bool trace_;
+    WalLimits limits_;
+    std::optional<Wal> wal_;
+    LogState mem_;                           // what the Wal holds, its buffer included
+    std::vector<LogState> possible_{LogState{}};  // the last state made durable first, then failed attempts since
+    std::uint64_t epoch_ = 1;
+    bool ok_ = true;
+    RunCounts counts_;
+};
+
+BOOST_AUTO_TEST_CASE(random_runs_recover_a_state_the_wal_could_have_synced) {
+    const simcommon::SeedArgs args = simcommon::seed_args(kRandomRuns);
+    const std::uint64_t first = args.seed.value_or(args.first_seed);
+    const std::uint64_t runs = args.seed ? 1 : args.seeds;
+    RunCounts total;
+    bool all_ok = true;
+    for (std::uint64_t seed = first; all_ok && seed < first + runs; ++seed) {
+        const std::string replay = simcommon::replay_command(seed);
+        bool ok = false;
+        BOOST_TEST_CONTEXT("seed " << seed << "; replay: " << replay << " --trace") {
+            try {
+                RandomRun run(seed, args.trace);
+                for (std::uint64_t i = 0; i < kStepsPerRun && run.ok(); ++i) run.step();
+                run.finish();
+                ok = run.ok();
+                const RunCounts& c = run.counts();
+                total.crashes += c.crashes;
+                total.crashes_inside_a_call += c.crashes_inside_a_call;
+                total.torn_tails += c.torn_tails;
+                total.attempts_recovered += c.attempts_recovered;
+                total.failed_calls += c.failed_calls;
+                total.snapshots += c.snapshots;
+                total.injected += c.injected;
+            } catch (const std::exception& e) {
+                BOOST_ERROR(e.what());
+            }
+        }
+        all_ok = ok;  // one failing seed is enough to replay
+    }
+    BOOST_TEST_MESSAGE("random runs: " << total.crashes << " crashes (" << total.crashes_inside_a_call
+                                       << " inside a call), " << total.torn_tails << " torn tails, "
+                                       << total.attempts_recovered << " failed calls found durable, "
+                                       << total.failed_calls << " failed calls, " << total.injected
+                                       << " faults injected, " << total.snapshots << " snapshots");
+    if (all_ok && runs >= kRandomRuns) {  // the runs reached every case they check
+        BOOST_TEST(total.torn_tails > 0u);
+        BOOST_TEST(total.attempts_recovered > 0u);
+        BOOST_TEST(total.failed_calls > 0u);
+        BOOST_TEST(total.snapshots > 0u);
+    }
 }
 
 }  // namespace
