@@ -25,9 +25,12 @@ Server::Server(boost::asio::io_context& io, const config::Config& config, NodeId
                ServerHandler& handler)
     : io_(io), config_(config), self_(self), log_(log), handler_(handler), acceptor_(io) {}
 
+// Only client sessions are written to in bulk (an inbound peer connection
+// carries nothing back but a Refuse), so every accepted connection gets the
+// client queue bounds.
 transport::ConnectionLimits Server::limits() const {
     const auto& l = config_.cluster().limits;
-    return {l.frame_bytes_max, l.peer_queue_frames_max};
+    return {l.frame_bytes_max, l.peer_queue_frames_max, l.client_queue_bytes_max};
 }
 
 void Server::start() {
@@ -81,6 +84,10 @@ void Server::on_accept(tcp::socket socket) {
             [this, weak](const std::string& reason, const std::string& detail) {
                 if (auto s = weak.lock()) on_closed(s, reason, detail);
             },
+        .on_queue_full =
+            [this, weak](const transport::QueueFull& full) {
+                if (auto s = weak.lock()) on_queue_full(*s, full);
+            },
     });
 }
 
@@ -108,18 +115,49 @@ void Server::on_hello(Session& s, Message&& m) {
         if (config_.node(hello->node_id) == nullptr || hello->node_id == self_) {
             return refuse(s, "node " + std::to_string(hello->node_id.value) + " is not a peer in this cluster");
         }
-        s.kind = Session::Kind::peer;
-        s.peer = hello->node_id;
-        s.deadline.cancel();
-        log_.info("peer_accepted").kv("peer", s.peer).kv("remote", s.remote);
-        return;
+        return accept_peer(s, hello->node_id);
     }
     if (!is_client) return refuse(s, "unknown role");
+    accept_client(s);
+}
+
+// Inbound peer connections are bounded like client ones (docs/design.md
+// section 3): a node that dials again and again, or anyone who knows the
+// cluster's name, cannot pile up sessions. Refusing closes only this one.
+void Server::accept_peer(Session& s, NodeId peer) {
+    const auto max = config_.cluster().limits.peer_connections_max;
+    if (peers_ >= max) {
+        ++stats_.peers_refused;
+        return refuse(s, "too many peer connections (" + std::to_string(max) + ")");
+    }
+    s.kind = Session::Kind::peer;
+    s.peer = peer;
+    ++peers_;
+    s.deadline.cancel();
+    log_.info("peer_accepted").kv("peer", s.peer).kv("remote", s.remote).kv("peers", peers_);
+    handler_.on_peer_accepted(peer);
+}
+
+void Server::accept_client(Session& s) {
     if (clients_ >= config_.cluster().limits.client_connections_max) return refuse(s, "too many clients");
     s.kind = Session::Kind::client;
     ++clients_;
     s.deadline.cancel();
     s.conn->send(Hello{Role::peer, self_, config_.cluster().name, transport::kProtocolVersion});
+}
+
+// A client that does not read its replies fills its queue; what does not
+// fit is dropped (the client times out on it), counted, and logged once per
+// episode.
+void Server::on_queue_full(const Session& s, const transport::QueueFull& full) {
+    ++stats_.client_frames_dropped;
+    if (!full.first) return;
+    log_.warn("client_queue_full")
+        .kv("remote", s.remote)
+        .kv("bound", full.bound)
+        .kv("frames", full.queued_frames)
+        .kv("bytes", full.queued_bytes)
+        .kv("dropped_so_far", full.dropped);
 }
 
 void Server::refuse(Session& s, const std::string& reason) {
@@ -132,6 +170,10 @@ void Server::refuse(Session& s, const std::string& reason) {
 
 void Server::on_closed(const std::shared_ptr<Session>& s, const std::string& reason, const std::string& detail) {
     if (s->kind == Session::Kind::client) --clients_;
+    if (s->kind == Session::Kind::peer) {
+        --peers_;
+        if (!stopped_) log_.info("peer_closed").kv("peer", s->peer).kv("reason", reason).kv("peers", peers_);
+    }
     s->deadline.cancel();
     sessions_.erase(s);
     if (reason == "eof" || reason == "closed" || reason == "refused") return;

@@ -63,15 +63,41 @@ bool Connection::send(const Message& m) {
 
 bool Connection::send_frame(std::shared_ptr<const Bytes> frame) {
     if (!open_ || closing_after_flush_) return false;
-    if (queue_.size() >= limits_.queue_frames_max) return false;
+    if (const char* bound = bound_crossed(frame->size())) {
+        refuse_full(bound);
+        return false;
+    }
+    queued_bytes_ += frame->size();
     queue_.push_back(std::move(frame));
     if (!writing_) write_more();
     return true;
 }
 
+// The bound a frame of this size would cross, or nullptr if it fits. Frames
+// in flight count: they hold memory until the kernel takes them.
+const char* Connection::bound_crossed(std::size_t frame_bytes) const {
+    if (queued_frames() >= limits_.queue_frames_max) return "frames";
+    if (queued_bytes_ + frame_bytes > limits_.queue_bytes_max) return "bytes";
+    return nullptr;
+}
+
+// A reader that stops reading fills the queue and then refuses frame after
+// frame: the owner counts every one but logs only the first of an episode.
+// The episode ends when the queue drains, that is when the socket took all
+// it held, so there is at most one line per queue's worth of bytes written.
+void Connection::refuse_full(const char* bound) {
+    ++dropped_;
+    const bool first = !full_;
+    full_ = true;
+    if (handlers_.on_queue_full) {
+        handlers_.on_queue_full(QueueFull{bound, queued_frames(), queued_bytes_, dropped_, first});
+    }
+}
+
 void Connection::write_more() {
     if (!open_) return;
     if (queue_.empty()) {
+        full_ = false;
         if (closing_after_flush_) finish(pending_reason_, pending_detail_);
         return;
     }
@@ -80,12 +106,18 @@ void Connection::write_more() {
     queue_.clear();
     std::vector<boost::asio::const_buffer> buffers;
     buffers.reserve(in_flight_.size());
-    for (const auto& f : in_flight_) buffers.emplace_back(boost::asio::buffer(*f));
+    in_flight_bytes_ = 0;
+    for (const auto& f : in_flight_) {
+        buffers.emplace_back(boost::asio::buffer(*f));
+        in_flight_bytes_ += f->size();
+    }
     writing_ = true;
     boost::asio::async_write(socket_, buffers,
                              [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
                                  self->writing_ = false;
                                  self->in_flight_.clear();
+                                 self->queued_bytes_ -= self->in_flight_bytes_;
+                                 self->in_flight_bytes_ = 0;
                                  if (!self->open_) return;
                                  if (ec) {
                                      self->finish("io_error", ec.message());
@@ -108,6 +140,7 @@ void Connection::close_after_flush(const std::string& reason, const std::string&
 void Connection::finish(const std::string& reason, const std::string& detail) {
     if (!open_) return;
     open_ = false;
+    for (const auto& f : queue_) queued_bytes_ -= f->size();
     queue_.clear();
     boost::system::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);

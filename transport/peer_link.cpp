@@ -12,6 +12,7 @@ void PeerLink::start() { dial(); }
 
 void PeerLink::stop() {
     stopped_ = true;
+    redial_pending_ = false;
     timer_.cancel();
     if (dialing_) {
         boost::system::error_code ignored;
@@ -29,6 +30,7 @@ void PeerLink::dial() {
     if (!ec) socket->bind(params_.local, ec);
     if (ec) {
         log_.warn("peer_bind_failed").kv("peer", params_.peer).kv("local", params_.local).kv("error", ec.message());
+        ++stats_.dial_failures;
         schedule_redial();
         return;
     }
@@ -37,6 +39,7 @@ void PeerLink::dial() {
         self->dialing_.reset();
         if (self->stopped_) return;
         if (e) {
+            ++self->stats_.dial_failures;
             self->on_lost("connect_failed", e.message());
             return;
         }
@@ -60,9 +63,15 @@ void PeerLink::on_connected(tcp::socket socket) {
         .on_close = [weak](const std::string& reason,
                            const std::string& detail) {
             if (auto self = weak.lock()) self->on_lost(reason, detail);
-        }});
+        },
+        .on_queue_full =
+            [weak](const QueueFull& full) {
+                if (auto self = weak.lock()) self->on_queue_full(full);
+            }});
     conn_->send(Hello{Role::peer, params_.self, params_.cluster_name, kProtocolVersion});
-    for (auto& frame : waiting_) conn_->send_frame(std::move(frame));
+    for (auto& frame : waiting_) {
+        if (!conn_->send_frame(std::move(frame))) ++stats_.dropped;
+    }
     waiting_.clear();
     waiting_bytes_ = 0;
     ++stats_.connects;
@@ -89,10 +98,42 @@ void PeerLink::schedule_redial() {
         std::min<std::uint64_t>(params_.reconnect_ms_max, std::uint64_t{params_.reconnect_ms_min} << shift);
     const std::uint64_t jitter = uniform(rng_, ceiling / 2, ceiling);
     ++failures_;
+    redial_pending_ = true;
+    const std::uint64_t generation = ++redial_generation_;
     timer_.expires_after(std::chrono::milliseconds(jitter));
-    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-        if (!ec) self->dial();
+    timer_.async_wait([self = shared_from_this(), generation](const boost::system::error_code& ec) {
+        // A wait that already expired cannot be cancelled: the generation
+        // tells it that redial_now dialed in its place.
+        if (ec || generation != self->redial_generation_) return;
+        self->redial_pending_ = false;
+        self->dial();
     });
+}
+
+// A peer that dials us has restarted or healed (docs/design.md section 1):
+// waiting out a backoff of up to reconnect_ms_max would leave our half of
+// the pair down that long after it is back. Only a link waiting on its
+// timer redials: one that is up or already dialing has nothing to gain.
+bool PeerLink::redial_now() {
+    if (stopped_ || !redial_pending_) return false;
+    redial_pending_ = false;
+    ++redial_generation_;
+    timer_.cancel();
+    ++stats_.redials;
+    log_.info("peer_redial").kv("peer", params_.peer).kv("reason", "peer_dialed_us");
+    dial();
+    return true;
+}
+
+void PeerLink::on_queue_full(const QueueFull& full) {
+    ++stats_.queue_full;
+    if (!full.first) return;
+    log_.warn("peer_queue_full")
+        .kv("peer", params_.peer)
+        .kv("bound", full.bound)
+        .kv("frames", full.queued_frames)
+        .kv("bytes", full.queued_bytes)
+        .kv("dropped_so_far", full.dropped);
 }
 
 bool PeerLink::send(const Message& m) {

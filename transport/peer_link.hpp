@@ -1,9 +1,10 @@
 // The outbound half of a peer pair: this node dials the peer from its own
 // configured address (so iptables rules on addresses cut exactly that pair),
 // says Hello, then streams frames. It redials with exponential backoff and
-// jitter forever. While it dials, the newest few messages wait (so the
-// first message to a node it has never talked to is not lost); beyond that,
-// and while down after a failure, messages are dropped and counted:
+// jitter forever, or at once when told the peer is back (redial_now). While
+// it dials, the newest few messages wait (so the first message to a node it
+// has never talked to is not lost); beyond that, while down after a failure,
+// and past the connection's queue bounds, messages are dropped and counted:
 // everything sent to peers is periodic or retried by the core that sent it.
 #pragma once
 
@@ -37,7 +38,10 @@ inline constexpr std::size_t kPeerLinkWaitingBytesMax = 1 << 20;  // and their b
 
 struct PeerLinkStats {
     std::uint64_t connects = 0;
-    std::uint64_t dropped = 0;  // messages not sent: link down or queue full
+    std::uint64_t dial_failures = 0;  // dials that failed, each followed by a backoff
+    std::uint64_t dropped = 0;        // messages not sent: link down or queue full
+    std::uint64_t queue_full = 0;     // of those, refused by a full connection queue
+    std::uint64_t redials = 0;        // backoffs cut short by redial_now
 };
 
 class PeerLink : public std::enable_shared_from_this<PeerLink> {
@@ -46,6 +50,9 @@ public:
 
     void start();
     void stop();
+    // The peer is evidently up (it just dialed us): if this link is down
+    // and waiting out its backoff, dial now. True if it did.
+    bool redial_now();
     // Queues for the peer; false (and counted) when down or full.
     bool send(const Message& m);
     bool send_frame(std::shared_ptr<const Bytes> frame);
@@ -57,6 +64,7 @@ private:
     void dial();
     void on_connected(tcp::socket socket);
     void on_lost(const std::string& reason, const std::string& detail);
+    void on_queue_full(const QueueFull& full);
     void schedule_redial();
 
     boost::asio::io_context& io_;
@@ -69,6 +77,8 @@ private:
     std::deque<std::shared_ptr<const Bytes>> waiting_;  // queued before the connection is up
     std::size_t waiting_bytes_ = 0;
     std::uint32_t failures_ = 0;
+    bool redial_pending_ = false;          // timer_ is waiting out a backoff
+    std::uint64_t redial_generation_ = 0;  // a timer wait of an older generation does nothing
     bool stopped_ = false;
     bool was_up_ = false;
     PeerLinkStats stats_;

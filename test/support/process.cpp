@@ -142,4 +142,19 @@ std::uint64_t rss_kib(pid_t pid) {
     return 0;
 }
 
+std::uint64_t peak_rss_kib(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(in, line);) {
+        if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6));
+    }
+    return 0;
+}
+
+bool reset_peak_rss(pid_t pid) {
+    std::ofstream out("/proc/" + std::to_string(pid) + "/clear_refs");
+    out << "5\n";
+    out.flush();
+    return static_cast<bool>(out);
+}
+
 }  // namespace rl::test

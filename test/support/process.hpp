@@ -70,5 +70,10 @@ RunResult run_command(const std::vector<std::string>& argv, std::chrono::millise
 std::string read_file(const std::filesystem::path& p);
 // Resident memory of a process in KiB (from /proc), 0 if unknown.
 std::uint64_t rss_kib(pid_t pid);
+// Peak resident memory of a process in KiB (VmHWM), 0 if unknown.
+std::uint64_t peak_rss_kib(pid_t pid);
+// Lowers the peak to the current resident size (Linux clear_refs 5), so a
+// later peak_rss_kib() measures from now. False if /proc refused.
+bool reset_peak_rss(pid_t pid);
 
 }  // namespace rl::test
