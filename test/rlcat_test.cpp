@@ -213,6 +213,27 @@ BOOST_AUTO_TEST_CASE(node_id_without_config_is_a_usage_error) {
     BOOST_TEST(r.output.find("-n needs --config") != std::string::npos);
 }
 
+// The shard evicts the least recently used session beyond dedup_clients_max
+// (docs/design.md section 6): the transfer in the evicted session is
+// answered session_expired, and the next one runs in a new session.
+BOOST_AUTO_TEST_CASE(after_session_expired_the_next_transfer_opens_a_new_session) {
+    LocalCluster c(rl::test::ClusterSpec{.shards = {{1, 2, 3}}, .extra_cluster_lines = "dedup_clients_max = 2\n"});
+    c.start_all();
+    for (auto id : c.ids()) BOOST_REQUIRE(c.wait_ready(id, 10s));
+    const auto r = run_command({rlcat(), "--config", c.ini().string()}, 20s,
+                               "transfer 1 2 1\nsession 3\nsession 4\ntransfer 1 2 1\ntransfer 1 2 1\nbalance 1\n");
+    BOOST_TEST(r.code == 0);
+    const auto lines = lines_of(r.output);
+    BOOST_REQUIRE(lines.size() == 6u);
+    const auto first = session_of_txid(lines[0]);
+    BOOST_TEST(lines[0] == "ok outcome=committed txid=" + first + ":1");
+    BOOST_TEST(lines[3] == "ok outcome=aborted reason=session_expired txid=" + first + ":2");
+    const auto second = session_of_txid(lines[4]);
+    BOOST_TEST(second != first);
+    BOOST_TEST(lines[4] == "ok outcome=committed txid=" + second + ":1");
+    BOOST_TEST(lines[5] == "ok item=1 balance=8");
+}
+
 BOOST_AUTO_TEST_CASE(a_malformed_session_or_seq_is_a_usage_error_naming_it) {
     LocalCluster c;  // its INI only: nothing is sent
     const auto ini = c.ini().string();

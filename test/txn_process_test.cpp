@@ -484,6 +484,11 @@ public:
     }
     std::uint64_t committed() const { return committed_.load(); }
     bool failed() const { return failed_.load(); }
+    // Waits until `more` transfers were acknowledged; false if they stalled.
+    bool flowed(std::uint64_t more) const {
+        const auto target = committed() + more;
+        return rl::test::wait_until([&] { return committed() >= target || failed(); }, 60s) && !failed();
+    }
     // After stop():
     const std::string& error() const { return error_; }
     const std::map<std::uint64_t, std::int64_t>& expect() const { return expect_; }
@@ -546,6 +551,50 @@ std::size_t count_events(const LocalCluster& c, std::uint64_t node, const std::s
     return n;
 }
 
+// Stops and restarts every node in turn while `traffic` flows, node 2 with
+// `narrow`; returns the length of node 2's log before its restart.
+std::size_t restart_each_node(LocalCluster& c, const Traffic& traffic, const std::filesystem::path& narrow) {
+    std::size_t narrow_from = 0;
+    for (std::uint64_t node : {1, 2, 3}) {
+        BOOST_REQUIRE_MESSAGE(traffic.flowed(40), "transfers stalled before node " << node << " was stopped");
+        c.signal(node, SIGTERM);
+        BOOST_REQUIRE(c.process(node)->wait(10s).has_value());
+        BOOST_REQUIRE_MESSAGE(traffic.flowed(20), "transfers stalled while node " << node << " was down");
+        if (node == 2) {
+            narrow_from = c.log_lines(2);
+            c.start_with_ini(2, narrow);
+        } else {
+            c.start(node);
+        }
+        BOOST_REQUIRE(c.wait_ready(node, 10s));
+        BOOST_REQUIRE_MESSAGE(caught_up(c, node, 30s), "node " << node << " did not catch up");
+    }
+    return narrow_from;
+}
+
+// Every node is up, has applied the same index and holds `expect` in items
+// 1..Traffic::kItems, read on each with `balance ITEM --local`.
+void expect_identical_replicas(LocalCluster& c, const std::map<std::uint64_t, std::int64_t>& expect) {
+    std::vector<std::uint64_t> items;
+    for (std::uint64_t item = 1; item <= Traffic::kItems; ++item) items.push_back(item);
+    std::map<std::uint64_t, std::optional<NodeState>> states;
+    const bool agreed = rl::test::wait_until(
+        [&] {
+            for (auto id : c.ids()) states[id] = local_state(c, id, items);
+            return states[1] && states[1] == states[2] && states[1] == states[3];
+        },
+        30s);
+    for (auto id : c.ids()) {
+        BOOST_TEST(c.running(id), "node " << id << " is not running");
+        BOOST_TEST_INFO("node " << id);
+        BOOST_REQUIRE(states[id].has_value());
+        BOOST_TEST_MESSAGE("node " << id << ": " << *states[id]);
+        BOOST_TEST(states[id]->applied == states[1]->applied);
+        BOOST_TEST((states[id]->balances == expect), "node " << id << " differs from the acknowledged transfers");
+    }
+    BOOST_TEST(agreed);
+}
+
 }  // namespace
 
 // docs/design.md section 6: what applying an entry does is fixed in
@@ -560,29 +609,11 @@ BOOST_AUTO_TEST_CASE(a_rolling_restart_with_a_different_dedup_window_leaves_iden
     const auto narrow = l.cluster.write_ini_copy("narrow.ini", {{"dedup_window = 64", "dedup_window = 8"}});
     const std::vector<std::uint64_t> sessions = {l.session, l.open_session(2), l.open_session(3)};
     Traffic traffic(l.cluster, sessions);
-    const auto flowed = [&](std::uint64_t more) {
-        const auto target = traffic.committed() + more;
-        return rl::test::wait_until([&] { return traffic.committed() >= target || traffic.failed(); }, 60s) &&
-               !traffic.failed();
-    };
-    std::size_t narrow_from = 0;
-    for (std::uint64_t node : {1, 2, 3}) {
-        BOOST_REQUIRE_MESSAGE(flowed(40), "transfers stalled before node " << node << " was stopped");
-        l.cluster.signal(node, SIGTERM);
-        BOOST_REQUIRE(l.cluster.process(node)->wait(10s).has_value());
-        BOOST_REQUIRE_MESSAGE(flowed(20), "transfers stalled while node " << node << " was down");
-        if (node == 2) {
-            narrow_from = l.cluster.log_lines(2);
-            l.cluster.start_with_ini(2, narrow);
-        } else {
-            l.cluster.start(node);
-        }
-        BOOST_REQUIRE(l.cluster.wait_ready(node, 10s));
-        BOOST_REQUIRE_MESSAGE(caught_up(l.cluster, node, 30s), "node " << node << " did not catch up");
-    }
-    BOOST_REQUIRE(flowed(40));
+    const auto narrow_from = restart_each_node(l.cluster, traffic, narrow);
+    BOOST_REQUIRE(traffic.flowed(40));
     traffic.stop();
     BOOST_REQUIRE_MESSAGE(traffic.error().empty(), traffic.error());
+    BOOST_TEST_MESSAGE("transfers acknowledged: " << traffic.committed());
 
     // Every session did more transfers than the narrow window holds, so a
     // retry 20 seqs back is inside the replicated window only: it gets its
@@ -597,25 +628,7 @@ BOOST_AUTO_TEST_CASE(a_rolling_restart_with_a_different_dedup_window_leaves_iden
         const auto again = l.transfer(old.from, old.to, 1, old.id);
         BOOST_TEST(again.committed, "retry of " << old.id.session << ":" << old.id.seq << " got " << again.reason);
     }
-
-    std::vector<std::uint64_t> items;
-    for (std::uint64_t item = 1; item <= Traffic::kItems; ++item) items.push_back(item);
-    std::map<std::uint64_t, std::optional<NodeState>> states;
-    const bool agreed = rl::test::wait_until(
-        [&] {
-            for (auto id : l.cluster.ids()) states[id] = local_state(l.cluster, id, items);
-            return states[1] && states[1] == states[2] && states[1] == states[3];
-        },
-        30s);
-    for (auto id : l.cluster.ids()) {
-        BOOST_TEST(l.cluster.running(id), "node " << id << " is not running");
-        BOOST_TEST_INFO("node " << id);
-        BOOST_REQUIRE(states[id].has_value());
-        BOOST_TEST_MESSAGE("node " << id << ": " << *states[id]);
-        BOOST_TEST(states[id]->applied == states[1]->applied);
-        BOOST_TEST((states[id]->balances == traffic.expect()), "node " << id << " differs from the acknowledged transfers");
-    }
-    BOOST_TEST(agreed);
+    expect_identical_replicas(l.cluster, traffic.expect());
 
     const auto warned = l.cluster.wait_event(
         2, "config_differs", {{"key", "dedup_window"}, {"ini", "8"}, {"replicated", "64"}}, 5s, narrow_from);
@@ -627,5 +640,4 @@ BOOST_AUTO_TEST_CASE(a_rolling_restart_with_a_different_dedup_window_leaves_iden
     // Snapshots were taken all along, by node 2 also under its narrow INI.
     for (auto id : l.cluster.ids()) BOOST_TEST(count_events(l.cluster, id, "snapshot_taken") >= 3u, "node " << id);
     BOOST_TEST(count_events(l.cluster, 2, "snapshot_taken", narrow_from) >= 1u);
-    BOOST_TEST_MESSAGE("transfers acknowledged: " << traffic.committed());
 }
