@@ -55,10 +55,10 @@ Args parse_args(int argc, char** argv, bool& help) {
         "config", po::value(&a.config), "deployment INI file: lets -n pick a node by id")(
         "node,n", po::value(&a.node), "node id to talk to (needs --config)")(
         "timeout", po::value(&a.timeout_ms), "bound on each request, retries included, in ms (default 5000)")(
-        "session", po::value(&a.session),
+        "session", po::value(&a.session)->value_name("ID"),
         "session ID for every transfer of this run, as `session ITEM` prints it; it must be of the FROM "
         "items' shard (default: open a session per shard when first needed)")(
-        "seq", po::value(&a.seq),
+        "seq", po::value(&a.seq)->value_name("N"),
         "first seq of the transfers in --session (default 1): a (session, seq) sent again gets its "
         "first answer and is not applied twice");
     po::options_description hidden;
