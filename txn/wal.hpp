@@ -47,9 +47,10 @@
 // k's fdatasync returned, so the last batch of the last segment is the only
 // one that may be damaged by a crash: when it is incomplete or fails any
 // check, and no whole batch (nor the intact header of a next one) follows
-// it, it is cut off and reported. A new segment whose first batch is torn
-// is a rollover cut short and is dropped whole. Any other damage is
-// WalCorruption, and open() changes nothing on disk.
+// it, it is cut off and reported. A newest segment whose first batch is
+// torn, with a segment before it, is a rollover cut short and is dropped
+// whole. Any other damage is WalCorruption, and open() changes nothing on
+// disk. A WalCorruption names the file and the offset of the bad record.
 //
 // Every file-system call goes through a txn::Storage (txn/storage.hpp).
 #pragma once
@@ -90,7 +91,7 @@ struct Recovered {
     std::vector<LogEntry> entries;      // entries after the snapshot, in index order, truncations applied
     std::uint64_t torn_bytes_dropped = 0;  // bytes cut off the end of the log (0: clean)
     std::string torn_file;              // the file they were cut from
-    std::string torn_reason;            // why the first dropped record was unreadable
+    std::string torn_reason;            // why the dropped batch was unreadable
 };
 
 // Counters for tests and metrics.
@@ -152,7 +153,9 @@ class WalCorruption : public std::runtime_error {
 public:
     WalCorruption(std::filesystem::path file, std::uint64_t offset, const std::string& reason);
     const std::filesystem::path& file() const { return file_; }
-    std::uint64_t offset() const { return offset_; }  // of the bad record, from the file's start
+    // Of the bad record from the file's start, or of its batch when the
+    // damage is in the batch's header or no single record is bad.
+    std::uint64_t offset() const { return offset_; }
 
 private:
     std::filesystem::path file_;

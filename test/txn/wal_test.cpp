@@ -115,8 +115,10 @@ fs::path only_segment(const fs::path& dir) {
 }
 
 std::vector<std::uint8_t> slurp(const fs::path& p) {
+    std::vector<std::uint8_t> bytes(fs::file_size(p));
     std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    return bytes;
 }
 
 void spit(const fs::path& p, std::span<const std::uint8_t> bytes) {
@@ -1509,10 +1511,12 @@ private:
     void check_recovered(const Recovered& out) {
         const LogState found = state_of(out);
         const auto hit = std::find(possible_.begin(), possible_.end(), found);
-        std::ostringstream possible;
-        for (const LogState& s : possible_) possible << "\n    " << s;
-        check(hit != possible_.end(), "recovered a state the Wal never synced: " + to_string(found) +
-                                          "; possible:" + possible.str());
+        if (hit == possible_.end()) {
+            std::ostringstream what;
+            what << "recovered a state the Wal never synced: " << found << "; possible:";
+            for (const LogState& s : possible_) what << "\n    " << s;
+            check(false, what.str());
+        }
         // Only a batch whose sync never returned may be torn.
         check(out.torn_file.empty() || possible_.size() > 1,
               "torn tail with every batch synced: " + out.torn_file + ": " + out.torn_reason);
@@ -1524,12 +1528,6 @@ private:
         mem_ = found;
         possible_ = {found};
         epoch_ = std::max(epoch_, found.entries.empty() ? found.epoch_at(found.base()) : found.entries.back().second);
-    }
-
-    static std::string to_string(const LogState& s) {
-        std::ostringstream os;
-        os << s;
-        return os.str();
     }
 
     SimStorage disk_;
