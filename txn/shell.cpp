@@ -81,6 +81,12 @@ void Shell::forward_elsewhere(std::uint64_t handle, NodeId target, const ClientO
     replica_.forward_elsewhere(handle, target, op);
 }
 
+std::vector<WalOp> Shell::unsynced() const {
+    std::vector<WalOp> out = accepted_;
+    out.insert(out.end(), backlog_.begin(), backlog_.end());
+    return out;
+}
+
 void Shell::flush() {
     for (int round = 0; round < 4; ++round) {
         if (!flush_round()) return;
@@ -125,8 +131,7 @@ bool Shell::persist(ReplicaOutput& out) {
         host_.wal_failed(e, stats_);
         return false;
     }
-    host_.synced(accepted_);
-    accepted_.clear();
+    host_.synced(std::exchange(accepted_, {}));
     return true;
 }
 

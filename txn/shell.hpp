@@ -85,6 +85,10 @@ public:
     // The backlog of WAL operations is over its bound.
     bool overloaded() const { return backlog_bytes_ > backlog_bytes_max_; }
     std::size_t backlog_bytes() const { return backlog_bytes_; }
+    // What the WAL accepted since its last successful sync, then what waits
+    // in the backlog: after a crash, recovery may find any prefix of it on
+    // disk (the simulator checks exactly that).
+    std::vector<WalOp> unsynced() const;
     const ShellStats& stats() const { return stats_; }
 
 private:

@@ -14,9 +14,10 @@ NetFaults random_faults(std::mt19937_64& r) {
     f.drop = pick(r, {0.0, 0.02, 0.1, 0.3});
     f.duplicate = pick(r, {0.0, 0.05, 0.2});
     f.delay_max_ms = pick(r, {3ull, 10ull, 30ull, 80ull});
-    f.crash_before_persist = pick(r, {0.0, 0.0, 0.002});
-    f.crash_before_sync = pick(r, {0.0, 0.0, 0.002});
+    f.crash_in_write = pick(r, {0.0, 0.0, 0.002});
+    f.crash_in_sync = pick(r, {0.0, 0.0, 0.002});
     f.crash_after_sync = pick(r, {0.0, 0.0, 0.002});
+    f.disk_error = pick(r, {0.0, 0.0, 0.002, 0.02});
     f.defer_sync = pick(r, {0.0, 0.3, 0.8});
     return f;
 }
@@ -47,6 +48,9 @@ SimStats random_run(const RandomRun& run) {
     config.algorithm = shape() % 2 ? config::ElectionAlgorithm::ring : config::ElectionAlgorithm::bully;
     config.snapshot_after_entries = pick(shape, {3ull, 10ull, 50000ull});
     config.clients = pick(shape, {2ul, 3ul, 5ul});
+    // Often fewer sessions kept than the clients open over a run.
+    config.sessions_max = pick(shape, {2u, 4u, 20u});
+    config.dedup_window = pick(shape, {2u, 8u});
     config.seed = shape();
     config.trace = run.trace;
     config.strict_durability = run.strict_durability;

@@ -93,7 +93,7 @@ void Sim::learn_entry(const Node& n, const LogEntry& e) {
 std::size_t Sim::durable_copies(const LogEntry& e) const {
     std::size_t copies = 0;
     for (const auto& m : nodes_) {
-        const Disk& d = m.wal.disk();
+        const Disk& d = m.model.disk();
         const LogEntry* mine = d.find(e.index);
         if ((mine && mine->epoch == e.epoch) || d.snapshot_index() >= e.index) ++copies;
     }
@@ -108,7 +108,8 @@ void Sim::check_applied(Node& n) {
     if (applied == n.applied_seen || applied > oracle_.size()) return;
     if (applied > n.replica->commit_index()) fail(who(n.id) + " applied past its commit index");
     const auto& want = oracle_.balances(applied);
-    for (std::uint64_t item = 1; item <= config_.items; ++item) {
+    if (s.created() != !want.empty()) fail(who(n.id) + " created its state at another entry than the history");
+    for (std::uint64_t item = 1; item <= want.size(); ++item) {
         const std::int64_t have = s.balance(ItemId{item});
         if (have < 0) fail(who(n.id) + " item " + std::to_string(item) + " balance negative");
         if (have != want[item - 1]) {
@@ -116,7 +117,7 @@ void Sim::check_applied(Node& n) {
                  at(applied) + ", the committed history gives " + std::to_string(want[item - 1]));
         }
     }
-    if (s.total() != oracle_.total()) fail(who(n.id) + " total not conserved");
+    if (s.created() && s.total() != oracle_.total()) fail(who(n.id) + " total not conserved");
     check_state_bytes(n);
     n.applied_seen = applied;
 }
@@ -136,7 +137,7 @@ void Sim::check_state_bytes(const Node& n) {
 // promise it makes, and the entries an acknowledgement vouches for are on
 // the sender's disk.
 void Sim::check_sent(const Node& n, const Mail& mail) const {
-    const Disk& d = n.wal.disk();
+    const Disk& d = n.model.disk();
     if (epoch_of(mail) > d.durable.epoch) fail(who(n.id) + " sent an epoch not on its disk");
     if (const auto* e = std::get_if<election::ElectionMessage>(&mail)) {
         const auto* reply = std::get_if<election::PromiseReply>(e);
@@ -168,7 +169,7 @@ void Sim::check_invariants() {
 
 bool Sim::converged() const {
     const auto up = up_nodes();
-    if (!agreed_leader(up)) return false;
+    if (!oracle_.created() || !agreed_leader(up)) return false;
     for (NodeId id : up) {
         const Replica& r = replica(id);
         if (r.applied_index() != oracle_.size() || r.commit_index() != oracle_.size()) return false;
@@ -187,13 +188,14 @@ void Sim::check_quiescent() {
         const ShardState& s = replica(id).state();
         if (s.snapshot() != replica(up_nodes().front()).state().snapshot()) fail(who(id) + " state differs at quiescence");
         for (const auto& [txid, outcome] : acked_) {
-            // Below its client's dedup window a txid answers `expired`:
-            // "cannot tell any more", never a different outcome.
+            // Below its session's window a txid answers `expired`, and a
+            // session the table no longer holds knows nothing: "cannot tell
+            // any more", never a different outcome.
             const auto mine = s.lookup(txid);
-            const bool expired = mine && mine->reason == txn::AbortReason::expired;
-            if (!mine || (mine->outcome != outcome && !expired)) {
-                fail(who(id) + " dedup table lost or changed the acknowledged result of txid " +
-                     std::to_string(txid.client_id) + "/" + std::to_string(txid.seq));
+            const bool forgotten = mine ? mine->reason == txn::AbortReason::expired : !oracle_.session_known(txid.session);
+            if ((!mine || mine->outcome != outcome) && !forgotten) {
+                fail(who(id) + " session table lost or changed the acknowledged result of txid " +
+                     std::to_string(txid.session) + "/" + std::to_string(txid.seq));
             }
         }
         const auto& want = oracle_.balances(s.applied_index());

@@ -1,7 +1,11 @@
 // The client model: rlcat's behaviour (README "rlcat"). One operation at a
-// time per client; a transfer keeps its txid across retries at other nodes
-// after `unavailable`, `timeout` or silence, so the dedup table must answer
-// a retry with the first result. Every answer is checked on arrival.
+// time per client. A client first opens a session; a transfer keeps its
+// txid across retries at other nodes after `unavailable`, `timeout` or
+// silence, so the session table must answer a retry with the first result.
+// Clients also give up their session now and then (so more sessions are
+// opened than the table holds) and replay old transfers of any age: each
+// answer must be the first result or `expired`/`session_expired`, and the
+// model checks no txid moves money twice. Every answer is checked on arrival.
 #include "config/random.hpp"
 #include "sim.hpp"
 
@@ -10,27 +14,13 @@
 namespace rl::txn::sim {
 namespace {
 
-std::string txid_name(TxnId t) { return std::to_string(t.client_id) + "/" + std::to_string(t.seq); }
-
-// Whether `result` is an answer to `op` at all: a transfer's names its
-// txid, a read's its item.
-bool answers(const ClientOp& op, const OpResult& result) {
-    if (const auto* t = std::get_if<TransferOp>(&op)) {
-        const auto* done = std::get_if<TransferDone>(&result);
-        return done && done->txid == t->txid;
-    }
-    const auto* b = std::get_if<BalanceOp>(&op);
-    const auto* done = std::get_if<BalanceDone>(&result);
-    return b && done && done->item == b->item && done->local == b->local;
-}
+std::string txid_name(TxnId t) { return std::to_string(t.session) + "/" + std::to_string(t.seq); }
 
 }  // namespace
 
 void Sim::start_clients() {
     for (std::size_t i = 0; i < config_.clients; ++i) {
-        Client c;
-        c.id = rng_() | 1;  // never 0
-        clients_.push_back(c);
+        clients_.push_back(Client{});
         arm(i, uniform(1, 50));
     }
 }
@@ -68,19 +58,27 @@ void Sim::client_timer(std::size_t index, std::uint64_t timer) {
     submit(index);
 }
 
-// Transfers of random amounts (some beyond any balance, to abort for
-// insufficient funds) and balance reads, a quarter of them local.
+// A session first; then transfers of random amounts (some beyond any
+// balance, to abort for insufficient funds), balance reads (a quarter of
+// them local), replays of old transfers, and now and then a new session.
 void Sim::start_op(Client& c) {
     const ItemId a{uniform(1, config_.items)};
-    if (rl::fraction(rng_) < config_.read_share) {
+    const double dice = rl::fraction(rng_);
+    if (c.session == 0 || dice < config_.session_churn) {
+        c.op = SessionOp{a};
+    } else if (dice < config_.session_churn + config_.replay_share && !c.history.empty()) {
+        c.op = c.history[uniform(0, c.history.size() - 1)];
+        ++stats_.replays;
+    } else if (rl::fraction(rng_) < config_.read_share) {
         c.op = BalanceOp{a, uniform(0, 3) == 0};
         c.read_floor = oracle_.size();
     } else {
         ItemId b{uniform(1, config_.items - 1)};
-        if (b >= a) b = ItemId{b.value + 1};
+        if (b >= a) b = b.next();
         const std::int64_t amount =
             static_cast<std::int64_t>(uniform(0, 9) == 0 ? uniform(50, 3 * config_.initial_balance) : uniform(1, 30));
-        c.op = TransferOp{TxnId{c.id, ++c.seq}, a, b, amount};
+        c.op = TransferOp{TxnId{c.session, ++c.seq}, a, b, amount};
+        c.history.push_back(std::get<TransferOp>(*c.op));
     }
     c.op_started_ms = now_ms();
 }
@@ -104,9 +102,10 @@ void Sim::submit(std::size_t index) {
     c.waiting = true;
     arm(index, config_.client_timeout_ms);
     trace("client " + std::to_string(index) + " submit to n" + std::to_string(to.value) +
-          (std::holds_alternative<TransferOp>(*c.op) ? " transfer " + txid_name(std::get<TransferOp>(*c.op).txid)
-                                                     : std::string(" balance")));
-    n.replica->submit((std::uint64_t{index} << 32) | (c.attempt & 0xffffffffu), *c.op);
+          (std::holds_alternative<TransferOp>(*c.op)   ? " transfer " + txid_name(std::get<TransferOp>(*c.op).txid)
+           : std::holds_alternative<SessionOp>(*c.op) ? std::string(" session")
+                                                      : std::string(" balance")));
+    n.shell->submit((std::uint64_t{index} << 32) | (c.attempt & 0xffffffffu), *c.op);
     after_input(n);
 }
 
@@ -114,6 +113,7 @@ void Sim::on_reply(std::uint64_t handle, const OpResult& result) {
     const std::size_t index = handle >> 32;
     Client& c = clients_.at(index);
     if (const auto* done = std::get_if<TransferDone>(&result)) on_transfer_done(*done);  // stale ones too
+    if (const auto* done = std::get_if<SessionDone>(&result)) on_session_done(*done);
     const bool current = c.waiting && (c.attempt & 0xffffffffu) == (handle & 0xffffffffu);
     if (!current) return;
     if (const auto* failed = std::get_if<OpFailed>(&result)) {
@@ -129,23 +129,48 @@ void Sim::on_reply(std::uint64_t handle, const OpResult& result) {
              std::to_string(result.index()) + ")");
     }
     if (const auto* b = std::get_if<BalanceDone>(&result)) on_balance_done(c, *b);
+    if (const auto* d = std::get_if<SessionDone>(&result)) {
+        c.session = d->session;
+        c.seq = 0;
+    }
+    // A session the shard no longer holds cannot be used again.
+    if (const auto* t = std::get_if<TransferDone>(&result); t && t->reason == "session_expired" &&
+                                                            t->txid.session == c.session) {
+        c.session = 0;
+    }
     finish_op(index);
 }
 
-// An answer is the txid's first result in the committed history, and the
-// same for every retry.
+// An answer is the txid's first executed result in the committed history,
+// the same for every retry; or "cannot tell" (`expired` below the session's
+// window, `session_expired` for a session the table no longer holds), which
+// never moved money.
 void Sim::on_transfer_done(const TransferDone& done) {
+    if (done.reason == "expired" || done.reason == "session_expired") {
+        ++(done.reason == "expired" ? stats_.expired_answers : stats_.session_expired_answers);
+        if (done.outcome != Outcome::aborted) fail("transfer " + txid_name(done.txid) + " committed and expired");
+        return;
+    }
     const Oracle::Result* r = oracle_.result(done.txid);
-    if (!r) fail("transfer " + txid_name(done.txid) + " acknowledged but not in the committed history");
-    const auto outcome = static_cast<Outcome>(done.outcome);
+    if (!r) fail("transfer " + txid_name(done.txid) + " acknowledged but never executed in the committed history");
     const std::string reason = r->outcome == Outcome::committed ? std::string() : to_string(r->reason);
-    if (outcome != r->outcome || done.reason != reason) {
-        fail("transfer " + txid_name(done.txid) + " acknowledged " + to_string(outcome) + " '" + done.reason +
+    if (done.outcome != r->outcome || done.reason != reason) {
+        fail("transfer " + txid_name(done.txid) + " acknowledged " + to_string(done.outcome) + " '" + done.reason +
              "', the history says " + to_string(r->outcome) + " '" + reason + "'");
     }
-    const auto [it, fresh] = acked_.emplace(done.txid, outcome);
+    const auto [it, fresh] = acked_.emplace(done.txid, done.outcome);
     if (!fresh) return;
-    ++(outcome == Outcome::committed ? stats_.committed_acked : stats_.aborted_acked);
+    ++(done.outcome == Outcome::committed ? stats_.committed_acked : stats_.aborted_acked);
+}
+
+// A session id names an OpenSession entry of the committed history.
+void Sim::on_session_done(const SessionDone& done) {
+    const LogIndex opened{done.session & ((std::uint64_t{1} << kSessionIndexBits) - 1)};
+    if (done.shard != ShardId{1} || session_shard(done.session) != done.shard || opened > oracle_.size() ||
+        oracle_.session_opened_at(opened) != done.session) {
+        fail("session " + std::to_string(done.session) + " answered but not opened by the committed history");
+    }
+    ++stats_.sessions_opened;
 }
 
 void Sim::on_balance_done(const Client& c, const BalanceDone& done) {

@@ -1,10 +1,16 @@
-// rlnode's turn (node/node.cpp flush() and persist()), replayed against the
-// WAL model with fsync=always: persist (durable epoch, truncation, snapshot
-// install, appended entries, compaction), sync, persisted(), then send and
-// reply. Crashes can strike between those steps.
+// Each simulated node runs what rlnode runs: txn::Shell over a txn::Replica
+// and the real txn::Wal, here on a SimStorage disk. The Host below is the
+// simulator's side of the shell (rlnode's is node::Node): it carries sends
+// to the simulated network and replies to the clients, and feeds the
+// durable model from every successful sync so that the checkers know what
+// each disk holds. Crashes strike inside the turn: while a batch is
+// written, while it is synced (any subset of its writes survives), or
+// after the sync before anything is sent.
 #include "sim.hpp"
 
 #include "describe_txn.hpp"
+
+#include "config/overload.hpp"
 
 #include <sstream>
 
@@ -13,80 +19,217 @@ namespace {
 
 std::string who(NodeId id) { return "n" + std::to_string(id.value); }
 
+// Unwinds a node's turn at the moment it crashes; never escapes the Sim.
+struct SimCrash {};
+
+// One WAL operation, applied to the durable model as txn::Wal applies it.
+void apply_to_model(WalModel& m, const WalOp& op) {
+    std::visit(Overload{
+                   [&](const election::Durable& d) { m.save_durable(d); },
+                   [&](const TruncateOp& t) { m.truncate_after(t.after); },
+                   [&](const InstallOp& i) { (void)m.install(i.snapshot); },
+                   [&](const LogEntry& e) { m.append(e); },
+                   [&](const CompactOp& c) { m.compact(c.snapshot); },
+               },
+               op);
+}
+
+// The node's disk as its WAL sees it: the SimStorage, with the run's
+// crashes struck at writes and fsyncs.
+class FaultyFile final : public StorageFile {
+public:
+    FaultyFile(std::unique_ptr<StorageFile> inner, const std::function<std::error_code(bool sync)>& fault)
+        : inner_(std::move(inner)), fault_(fault) {}
+    std::error_code write_at(std::uint64_t offset, std::span<const std::uint8_t> bytes) override {
+        if (auto ec = fault_(false)) return ec;
+        return inner_->write_at(offset, bytes);
+    }
+    std::error_code sync_data() override {
+        if (auto ec = fault_(true)) return ec;
+        return inner_->sync_data();
+    }
+    std::error_code truncate(std::uint64_t size_bytes) override { return inner_->truncate(size_bytes); }
+
+private:
+    std::unique_ptr<StorageFile> inner_;
+    std::function<std::error_code(bool sync)> fault_;
+};
+
+class FaultyDisk final : public Storage {
+public:
+    FaultyDisk(Storage& inner, std::function<std::error_code(bool sync)> fault)
+        : inner_(inner), fault_(std::move(fault)) {}
+    std::error_code create_dir(const std::filesystem::path& d) override { return inner_.create_dir(d); }
+    std::error_code list_dir(const std::filesystem::path& d, std::vector<std::string>& names) override {
+        return inner_.list_dir(d, names);
+    }
+    std::error_code file_size(const std::filesystem::path& p, std::uint64_t& size) override {
+        return inner_.file_size(p, size);
+    }
+    std::error_code read_file(const std::filesystem::path& p, std::uint64_t max, std::vector<std::uint8_t>& b) override {
+        return inner_.read_file(p, max, b);
+    }
+    std::error_code open_file(const std::filesystem::path& p, std::unique_ptr<StorageFile>& f) override {
+        return wrap(inner_.open_file(p, f), f);
+    }
+    std::error_code create_file(const std::filesystem::path& p, std::unique_ptr<StorageFile>& f) override {
+        return wrap(inner_.create_file(p, f), f);
+    }
+    std::error_code rename(const std::filesystem::path& from, const std::filesystem::path& to) override {
+        return inner_.rename(from, to);
+    }
+    std::error_code remove(const std::filesystem::path& p) override { return inner_.remove(p); }
+    std::error_code sync_dir(const std::filesystem::path& d) override {
+        if (auto ec = fault_(true)) return ec;
+        return inner_.sync_dir(d);
+    }
+
+private:
+    std::error_code wrap(std::error_code ec, std::unique_ptr<StorageFile>& f) {
+        if (!ec) f = std::make_unique<FaultyFile>(std::move(f), fault_);
+        return ec;
+    }
+    Storage& inner_;
+    std::function<std::error_code(bool sync)> fault_;
+};
+
 }  // namespace
 
-// As rlnode: persisted() can commit, and committing can answer or send
-// more, so a few rounds drain it; anything left waits for the next turn.
+Sim::Host::Host(Sim& sim, Node& n)
+    : sim_(sim), n_(n), disk_(std::make_unique<FaultyDisk>(n.disk, [this](bool sync) { return fault(sync); })) {}
+
+void Sim::Host::send(NodeId to, const election::ElectionMessage& m) { send_mail(to, Mail{m}); }
+void Sim::Host::send(NodeId to, const TxnMessage& m) { send_mail(to, Mail{m}); }
+
+void Sim::Host::reply(std::uint64_t handle, const OpResult& result) {
+    sim_.observe(n_);  // an answer may follow a commit of this very turn
+    sim_.on_reply(handle, result);
+}
+
+void Sim::Host::report(const ReplicaOutput& out) { sim_.on_report(n_, out); }
+
+void Sim::Host::wal_failed(const WalIoError& error, const ShellStats&) {
+    sim_.trace(who(n_.id) + " wal error: " + error.what());
+}
+
+void Sim::Host::synced(const std::vector<WalOp>& ops) {
+    sim_.on_synced(n_, ops);
+    if (sim_.chance(sim_.faults_.crash_after_sync)) throw SimCrash{};
+}
+
+void Sim::Host::send_mail(NodeId to, Mail mail) {
+    sim_.check_sent(n_, mail);
+    sim_.send(n_.id, to, std::move(mail));
+}
+
+// A write or fsync of this node's disk: maybe the power goes in the middle
+// of it. (Errors the WAL must survive come from the SimStorage.)
+std::error_code Sim::Host::fault(bool sync) {
+    if (sim_.chance(sync ? sim_.faults_.crash_in_sync : sim_.faults_.crash_in_write)) throw SimCrash{};
+    return {};
+}
+
+// Opens the node's WAL from its disk, as rlnode does at start, and checks
+// that the real recovery gives back what the syncs made durable.
+void Sim::open_node(Node& n) {
+    n.host = std::make_unique<Host>(*this, n);
+    Recovered rec;
+    // A disk error at start stops rlnode, and its supervisor starts it
+    // again: a few attempts, each from what is on disk.
+    for (int attempt = 1; !n.wal; ++attempt) {
+        try {
+            rec = Recovered{};
+            n.wal.emplace(
+                Wal::open(n.host->disk(), n.config.node_dir(n.id), config::FsyncMode::always, WalLimits{}, rec));
+        } catch (const WalIoError& e) {
+            trace(who(n.id) + " could not open its WAL: " + e.what());
+            if (attempt == 20) fail(who(n.id) + " could not open its WAL 20 times: " + e.what());
+        } catch (const WalCorruption& e) {
+            fail(who(n.id) + " WAL refused to start after a crash: " + e.what());
+        } catch (const SimCrash&) {
+            trace(who(n.id) + " crashed while opening its WAL");
+            n.disk.crash(rng_);
+            ++stats_.crashes;
+        }
+    }
+    if (rec.torn_bytes_dropped > 0) ++stats_.torn_recoveries;
+    check_recovered(n, rec);
+    const std::uint64_t seed = rng_();
+    n.replica.emplace(replica_params(n.config, n.id, seed),
+                      RecoveredState{rec.durable, std::move(rec.snapshot), std::move(rec.entries)});
+    n.shell = std::make_unique<Shell>(*n.replica, *n.wal, n.config.cluster().limits.wal_backlog_bytes_max, *n.host);
+}
+
+// As rlnode: one flush per turn; a crash anywhere in it takes the node down.
 void Sim::flush(Node& n) {
-    for (int round = 0; round < 4; ++round) {
-        if (!flush_round(n)) return;
-    }
-}
-
-// One round; false when the node crashed or had nothing more to say.
-bool Sim::flush_round(Node& n) {
-    ReplicaOutput out = n.replica->take_output();
-    if (config_.trace) trace_output(n, out);
-    if (chance(faults_.crash_before_persist)) {
+    try {
+        n.shell->flush();
+    } catch (const SimCrash&) {
         crash(n.id);
-        return false;
+        return;
     }
-    persist(n, out);
     n.shadow_current = true;
-    if (chance(faults_.crash_before_sync)) {
-        crash(n.id);
-        return false;
-    }
-    sync(n);
-    n.replica->persisted(n.wal.last_index());
     observe(n);
-    if (chance(faults_.crash_after_sync)) {
-        crash(n.id);
-        return false;
-    }
-    const bool more = !out.election_messages.empty() || !out.txn_messages.empty() || !out.replies.empty();
-    send_all(n, out);
-    for (auto& [handle, result] : out.replies) on_reply(handle, result);
-    return more;
 }
 
-// The order of Node::persist(). install() and compact() sync what is
-// buffered before them, like txn::Wal, so a crash after them keeps it.
-void Sim::persist(Node& n, const ReplicaOutput& out) {
-    if (out.durable) n.wal.save_durable(*out.durable);
-    if (out.truncate_after) {
-        n.wal.truncate_after(*out.truncate_after);
-        n.shadow.erase(n.shadow.upper_bound(out.truncate_after->value), n.shadow.end());
+// Everything the WAL accepted up to a successful sync is on disk: the model
+// follows, and a committed entry may leave a disk only while a majority
+// keeps it.
+void Sim::on_synced(Node& n, const std::vector<WalOp>& ops) {
+    for (const WalOp& op : ops) {
+        if (const auto* i = std::get_if<InstallOp>(&op)) {
+            check_dropped(n, n.model.install(i->snapshot), "a snapshot install");
+            ++stats_.snapshots_installed;
+        } else {
+            apply_to_model(n.model, op);
+        }
     }
-    if (out.install) {
-        check_dropped(n, n.wal.install(*out.install), "a snapshot install");
-        n.shadow.clear();
-        n.shadow_base = out.install->last_index;
-        ++stats_.snapshots_installed;
-    }
-    for (const auto& e : out.appended) {
-        n.wal.append(e);
-        n.shadow.insert_or_assign(e.index.value, e);
-    }
-    if (out.compact) n.wal.compact(*out.compact);
-}
-
-void Sim::sync(Node& n) {
-    check_dropped(n, n.wal.sync(), "a truncation");
-    const Epoch e = n.wal.disk().durable.epoch;
+    check_dropped(n, n.model.sync(), "a truncation");
+    const Epoch e = n.model.disk().durable.epoch;
     Epoch& max = max_epoch_[n.id.value - 1];
-    if (e < max) fail("n" + std::to_string(n.id.value) + " durable epoch decreased");
+    if (e < max) fail(who(n.id) + " durable epoch decreased");
     max = e;
 }
 
-// A committed entry stays on a majority of disks (docs/design.md section 6: it survives
-// any minority failure). A disk may drop its copy only while a majority
-// keeps one; with strict_durability not even then, since a crash in the
-// window before the copy is rewritten would leave one copy fewer.
+// The real WAL's recovery against the durable model: everything synced is
+// back, and of what the WAL had accepted since (the batch a crash
+// interrupted) some prefix, nothing else: nothing reordered, invented or
+// half-applied.
+void Sim::check_recovered(Node& n, const Recovered& rec) {
+    const auto same = [&](const Disk& d) {
+        const LogIndex snap = rec.snapshot ? rec.snapshot->last_index : LogIndex{};
+        if (rec.durable.epoch != d.durable.epoch || rec.durable.promised != d.durable.promised) return false;
+        if (snap != d.snapshot_index() || (rec.snapshot && rec.snapshot->state != d.snapshot->state)) return false;
+        if (rec.entries.size() != d.entries.size()) return false;
+        for (std::size_t i = 0; i < rec.entries.size(); ++i) {
+            if (rec.entries[i].index != d.entries[i].index || rec.entries[i].epoch != d.entries[i].epoch) return false;
+        }
+        return true;
+    };
+    // The model follows what the disk turned out to keep.
+    WalModel candidate = n.model;
+    if (same(candidate.disk())) return;
+    for (const WalOp& op : n.unsynced) {
+        apply_to_model(candidate, op);
+        candidate.sync();
+        if (same(candidate.disk())) {
+            n.model = candidate;
+            return;
+        }
+    }
+    const LogIndex last = rec.entries.empty() ? (rec.snapshot ? rec.snapshot->last_index : LogIndex{})
+                                              : rec.entries.back().index;
+    fail(who(n.id) + " recovered epoch " + std::to_string(rec.durable.epoch.value) + ", log through " +
+         std::to_string(last.value) + " from its WAL; it had synced epoch " +
+         std::to_string(n.model.disk().durable.epoch.value) + ", log through " +
+         std::to_string(n.model.disk().last_index().value) + ", with " + std::to_string(n.unsynced.size()) +
+         " operations unsynced");
+}
+
 void Sim::check_dropped(const Node& n, const std::vector<LogEntry>& dropped, const char* how) {
     for (const auto& e : dropped) {
         if (e.index > oracle_.size() || oracle_.at(e.index).epoch != e.epoch) continue;
-        if (n.wal.disk().snapshot_index() >= e.index) continue;  // folded into the snapshot
+        if (n.model.disk().snapshot_index() >= e.index) continue;  // folded into the snapshot
         ++stats_.committed_copies_dropped;
         const std::size_t copies = durable_copies(e);
         if (copies > config_.nodes / 2 && !config_.strict_durability) continue;
@@ -96,16 +239,20 @@ void Sim::check_dropped(const Node& n, const std::vector<LogEntry>& dropped, con
     }
 }
 
-void Sim::send_all(Node& n, ReplicaOutput& out) {
-    for (auto& m : out.election_messages) {
-        Mail mail{std::move(m.msg)};
-        check_sent(n, mail);
-        send(n.id, m.to, std::move(mail));
+// The shadow is the log as the replica handed it to its shell this incarnation.
+void Sim::on_report(Node& n, const ReplicaOutput& out) {
+    if (config_.trace) trace_output(n, out);
+    // The replica's whole log so far has been handed over now (the WAL may
+    // still be failing to take it: the shadow is what the replica decided).
+    n.shadow_current = true;
+    if (out.truncate_after) n.shadow.erase(n.shadow.upper_bound(out.truncate_after->value), n.shadow.end());
+    if (out.install) {
+        n.shadow.clear();
+        n.shadow_base = out.install->last_index;
     }
-    for (auto& m : out.txn_messages) {
-        Mail mail{std::move(m.msg)};
-        check_sent(n, mail);
-        send(n.id, m.to, std::move(mail));
+    for (const auto& e : out.appended) n.shadow.insert_or_assign(e.index.value, e);
+    for (const auto& ev : out.events) {
+        if (const auto* r = std::get_if<SnapshotRefused>(&ev)) fail(who(n.id) + " refused a snapshot: " + r->reason);
     }
 }
 
@@ -117,6 +264,11 @@ void Sim::trace_output(const Node& n, const ReplicaOutput& out) {
         trace(os.str());
     }
     for (const auto& ev : out.log_events) trace(who + describe(ev));
+    for (const auto& ev : out.events) {
+        if (const auto* d = std::get_if<ConfigDiffers>(&ev)) {
+            trace(who + "config_differs " + d->key + " ini=" + d->ini + " replicated=" + d->replicated);
+        }
+    }
     if (out.durable) {
         trace(who + "persist epoch=" + std::to_string(out.durable->epoch.value) +
               " promised=" + std::to_string(out.durable->promised.value));
@@ -133,8 +285,11 @@ void Sim::trace_output(const Node& n, const ReplicaOutput& out) {
 // After a restart the log is what the disk held.
 void Sim::rebuild_shadow(Node& n) {
     n.shadow.clear();
-    for (const auto& e : n.wal.disk().entries) n.shadow.emplace(e.index.value, e);
-    n.shadow_base = n.wal.disk().snapshot_index();
+    const ReplicatedLog& log = n.replica->log();
+    for (LogIndex i = log.snapshot_index().next(); i <= log.last_index(); i = i.next()) {
+        n.shadow.emplace(i.value, log.at(i));
+    }
+    n.shadow_base = log.snapshot_index();
     n.shadow_current = true;
     n.learned = n.replica->commit_index();
     n.applied_seen = LogIndex{};

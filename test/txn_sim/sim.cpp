@@ -4,14 +4,30 @@
 #include "describe_txn.hpp"
 
 #include <iostream>
+#include <tuple>
 
 namespace rl::txn::sim {
 namespace {
 
-config::ShardConfig make_shard(const SimConfig& c) {
-    config::ShardConfig s{ShardId{1}, {config::ItemRange{ItemId{1}, ItemId{c.items}}}, {}};
-    for (std::size_t i = 1; i <= c.nodes; ++i) s.nodes.push_back(NodeId{i});
-    return s;
+// The one INI of the simulated deployment as node `id` reads it.
+std::string ini_text(const SimConfig& c, NodeId id) {
+    std::uint32_t window = c.dedup_window;
+    std::uint32_t sessions = c.sessions_max;
+    if (auto it = c.dedup_of.find(id.value); it != c.dedup_of.end()) std::tie(window, sessions) = it->second;
+    const auto ms = [&](std::uint64_t ticks) { return std::to_string(ticks * c.tick_ms); };
+    std::string nodes;
+    std::string sections;
+    for (std::size_t i = 1; i <= c.nodes; ++i) {
+        nodes += (i > 1 ? "," : "") + std::to_string(i);
+        sections += "[node." + std::to_string(i) + "]\naddress = 127.0.0.1:" + std::to_string(7000 + i) + "\n";
+    }
+    return "[cluster]\nname = sim\nelection = " + std::string(config::to_string(c.algorithm)) +
+           "\nheartbeat_ms = " + ms(c.timing.heartbeat_ticks) + "\nsuspect_after_ms = " + ms(c.timing.suspect_after_ticks) +
+           "\nelection_timeout_ms = " + ms(c.timing.election_timeout_ticks) + "\ntick_ms = " + std::to_string(c.tick_ms) +
+           "\ninitial_balance = " + std::to_string(c.initial_balance) + "\nfsync = always\nframe_bytes_max = " +
+           std::to_string(c.frame_bytes_max) + "\nsnapshot_after_entries = " + std::to_string(c.snapshot_after_entries) +
+           "\ndedup_window = " + std::to_string(window) + "\ndedup_clients_max = " + std::to_string(sessions) +
+           "\nwal_backlog_bytes_max = " + std::to_string(c.wal_backlog_bytes_max) + "\n[shard.1]\nitems = 1-" + std::to_string(c.items) + "\nnodes = " + nodes + "\n" + sections;
 }
 
 }  // namespace
@@ -27,20 +43,23 @@ void SimStats::add(const SimStats& o) {
     snapshots_installed += o.snapshots_installed;
     committed_entries += o.committed_entries;
     committed_copies_dropped += o.committed_copies_dropped;
+    sessions_opened += o.sessions_opened;
+    replays += o.replays;
+    expired_answers += o.expired_answers;
+    session_expired_answers += o.session_expired_answers;
+    disk_errors += o.disk_errors;
+    torn_recoveries += o.torn_recoveries;
+    simulated_ms += o.simulated_ms;
 }
 
 Sim::Sim(const SimConfig& config)
-    : config_(config),
-      shard_(make_shard(config)),
-      rng_(config.seed),
-      net_(config.nodes),
-      oracle_(config.items, config.initial_balance),
-      max_epoch_(config.nodes) {
+    : config_(config), rng_(config.seed), nodes_(config.nodes), net_(config.nodes), max_epoch_(config.nodes) {
     for (std::size_t i = 0; i < config_.nodes; ++i) {
-        Node n;
+        Node& n = nodes_[i];
         n.id = NodeId{i + 1};
-        n.tick_offset_ms = rng_() % config_.tick_ms;
-        nodes_.push_back(std::move(n));
+        ids_.push_back(n.id);
+        n.config = config::Config::parse(ini_text(config_, n.id), "/sim/sim.ini");
+        n.tick_offset_ms = uniform(0, config_.tick_ms - 1);
     }
     start_clients();
 }
@@ -48,7 +67,7 @@ Sim::Sim(const SimConfig& config)
 Sim::Node& Sim::node(NodeId id) { return nodes_.at(id.value - 1); }
 const Sim::Node& Sim::node(NodeId id) const { return nodes_.at(id.value - 1); }
 
-std::vector<NodeId> Sim::ids() const { return shard_.nodes; }
+std::vector<NodeId> Sim::ids() const { return ids_; }
 
 std::vector<NodeId> Sim::up_nodes() const {
     std::vector<NodeId> out;
@@ -98,23 +117,13 @@ std::uint64_t Sim::liveness_bound_ms() const {
 void Sim::start(NodeId id) {
     Node& n = node(id);
     if (n.replica) fail("start of a running node");
-    ReplicaParams p;
-    p.election = {id, ids(), config_.algorithm, config_.timing, rng_()};
-    p.log.append_entries_max = config_.append_entries_max;
-    p.log.heartbeat_ticks = config_.timing.heartbeat_ticks;
-    p.log.retransmit_ticks = config_.timing.suspect_after_ticks;
-    p.log.adopt_timeout_ticks = 2 * config_.timing.election_timeout_ticks;
-    p.snapshot_after_entries = config_.snapshot_after_entries;
-    p.op_timeout_ticks = config_.op_timeout_ticks;
-    // Like rlnode's random base: forward ids never repeat across restarts.
-    p.forward_id_base = (std::uint64_t{n.incarnation} + 1) << 40;
-    n.replica.emplace(p, shard_, config_.initial_balance, n.wal.recovered());
+    open_node(n);
     ++n.incarnation;
     n.flush_scheduled = false;
     rebuild_shadow(n);
-    trace("n" + std::to_string(id.value) + " start epoch=" + std::to_string(n.wal.disk().durable.epoch.value) +
-          " snapshot=" + std::to_string(n.wal.disk().snapshot_index().value) +
-          " last=" + std::to_string(n.wal.disk().last_index().value));
+    trace("n" + std::to_string(id.value) + " start epoch=" + std::to_string(n.model.disk().durable.epoch.value) +
+          " snapshot=" + std::to_string(n.model.disk().snapshot_index().value) +
+          " last=" + std::to_string(n.model.disk().last_index().value));
     const std::uint64_t phase = now_ms() % config_.tick_ms;
     const std::uint64_t wait = (n.tick_offset_ms + config_.tick_ms - phase) % config_.tick_ms;
     timeline_.push(
@@ -134,8 +143,13 @@ void Sim::crash(NodeId id) {
     if (!n.replica) return;
     observe(n);  // what it committed before dying stays committed
     trace("n" + std::to_string(id.value) + " crash");
+    n.unsynced = n.shell->unsynced();
+    n.shell.reset();
+    n.host.reset();
     n.replica.reset();
-    n.wal.crash();
+    n.wal.reset();
+    n.disk.crash(rng_);
+    n.model.crash();
     n.flush_scheduled = false;
     ++stats_.crashes;
 }
@@ -143,6 +157,21 @@ void Sim::crash(NodeId id) {
 void Sim::set_faults(const NetFaults& faults) {
     faults_ = faults;
     net_.set_faults(faults);
+    // Disk errors the WAL must live through: a full disk on writes, I/O
+    // errors on fsyncs (which also drop the unsynced pages, as Linux may).
+    for (auto& n : nodes_) {
+        n.disk.clear_faults();
+        n.disk.fail_randomly(simcommon::StorageCall::write, faults.disk_error, std::errc::no_space_on_device, rng_);
+        n.disk.fail_randomly(simcommon::StorageCall::sync, faults.disk_error, std::errc::io_error, rng_);
+        n.disk.fail_randomly(simcommon::StorageCall::sync_dir, faults.disk_error, std::errc::io_error, rng_);
+    }
+}
+
+SimStats Sim::stats() const {
+    SimStats s = stats_;
+    for (const auto& n : nodes_) s.disk_errors += n.disk.injected_total();
+    s.simulated_ms = now_ms();
+    return s;
 }
 
 void Sim::partition(const std::vector<std::vector<NodeId>>& groups) {
@@ -177,7 +206,7 @@ void Sim::process(const Item& item) {
     switch (item.kind) {
         case Item::Kind::tick:
             if (!n.replica || n.incarnation != item.tag) return;  // a tick of a crashed incarnation
-            n.replica->tick();
+            n.shell->tick();
             timeline_.push(
                 Item{now_ms() + config_.tick_ms, 0, Item::Kind::tick, n.id, kNoNode, n.incarnation});
             after_input(n);
@@ -203,7 +232,7 @@ void Sim::deliver(Node& n, NodeId from, std::uint64_t slot) {
         return;
     }
     if (config_.trace) trace(describe(from, n.id, mail));
-    std::visit([&](const auto& m) { n.replica->step(from, m); }, mail);
+    std::visit([&](const auto& m) { n.shell->step(from, m); }, mail);
     after_input(n);
 }
 

@@ -1,9 +1,12 @@
-// Deterministic simulator for the transaction core (docs/design.md section 7.2): N txn::Replica of one shard driven the way rlnode's
-// shell drives them (node/node.cpp flush() and persist()), on a simulated
-// network and clock with a modeled WAL per node, and clients that submit
-// transfers and linearizable reads and retry through failures. No Asio, no
-// threads: everything random comes from one seed, so a failing run replays
-// exactly. Checkers run after every event; a violation throws SimFailure.
+// Deterministic simulator for the transaction core (docs/design.md section
+// 7.2): N nodes of one shard, each the code rlnode runs (txn::Shell over a
+// txn::Replica and the real txn::Wal) on an in-memory disk that keeps any
+// subset of unsynced writes at a crash and fails writes and fsyncs on
+// demand, a simulated network and clock, and clients that open sessions,
+// submit transfers and linearizable reads and retry through failures. No
+// Asio, no threads: everything random comes from one seed, so a failing run
+// replays exactly. Checkers run after every event; a violation throws
+// SimFailure.
 #pragma once
 
 #include "failure.hpp"
@@ -11,13 +14,17 @@
 #include "wal_model.hpp"
 
 #include "test/sim_common/network.hpp"
+#include "test/sim_common/sim_storage.hpp"
 #include "test/sim_common/timeline.hpp"
 #include "txn/replica.hpp"
+#include "txn/shell.hpp"
+#include "txn/wal.hpp"
 
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
+#include <memory>
 #include <random>
 #include <string>
 #include <variant>
@@ -25,13 +32,14 @@
 
 namespace rl::txn::sim {
 
-// Faults while they are set: the network's on every peer message, and
-// crashes and delayed syncs around the shell's flush.
+// Faults while they are set: the network's on every peer message, crashes
+// inside the shell's turn, disk errors, and delayed syncs.
 struct NetFaults : simcommon::LinkFaults {
-    double crash_before_persist = 0;  // per flush round: crash before the WAL sees the output
-    double crash_before_sync = 0;     // per flush round: crash with the output buffered, not synced
-    double crash_after_sync = 0;      // per flush round: crash after the sync, before any send or reply
-    double defer_sync = 0;            // per input: the flush (sync, then sends) waits 1..5 ms for more inputs
+    double crash_in_write = 0;   // per batch write: crash as it is written (any part of it may survive)
+    double crash_in_sync = 0;    // per fsync: crash before it completes (any subset of unsynced writes survives)
+    double crash_after_sync = 0; // per turn: crash after the sync, before any send or reply
+    double disk_error = 0;       // per write or fsync: EIO or ENOSPC
+    double defer_sync = 0;       // per input: the flush (sync, then sends) waits 1..5 ms for more inputs
 };
 
 struct SimConfig {
@@ -44,10 +52,17 @@ struct SimConfig {
     std::int64_t initial_balance = 100;
     std::size_t clients = 4;
     std::uint64_t snapshot_after_entries = 50000;
-    std::uint32_t append_entries_max = 16;   // small, so catch-up takes several batches
-    std::uint64_t op_timeout_ticks = 100;    // a node fails a waiting operation after 1 s
+    std::uint32_t frame_bytes_max = 8192;    // small, so catch-up takes several batches
+    std::uint32_t dedup_window = 8;          // results kept per session
+    std::uint32_t sessions_max = 6;          // sessions kept: fewer than the clients open over a run
+    std::uint64_t wal_backlog_bytes_max = 1 << 20;
+    // Nodes whose INI says another (dedup_window, dedup_clients_max): the
+    // log, not the INI, decides what applying does.
+    std::map<std::uint64_t, std::pair<std::uint32_t, std::uint32_t>> dedup_of;
     std::uint64_t client_timeout_ms = 1500;  // a client retries elsewhere after this silence
     double read_share = 0.2;                 // of client operations, balance reads (a quarter of them local)
+    double session_churn = 0.03;             // of client operations, opening a new session
+    double replay_share = 0.05;              // of client operations, a replay of an old transfer
     bool strict_durability = false;          // fail on any committed entry leaving a disk, even with a majority left
     bool trace = false;                      // print every event, message and client step
 };
@@ -63,6 +78,13 @@ struct SimStats {
     std::uint64_t snapshots_installed = 0;
     std::uint64_t committed_entries = 0;
     std::uint64_t committed_copies_dropped = 0;  // durable copies of committed entries a disk dropped (then rewrote)
+    std::uint64_t sessions_opened = 0;
+    std::uint64_t replays = 0;                   // old transfers sent again
+    std::uint64_t expired_answers = 0;
+    std::uint64_t session_expired_answers = 0;
+    std::uint64_t disk_errors = 0;               // writes and fsyncs failed on purpose
+    std::uint64_t torn_recoveries = 0;           // restarts that cut a torn tail
+    std::uint64_t simulated_ms = 0;              // simulated time the run(s) covered
 
     void add(const SimStats& o);
 };
@@ -110,7 +132,7 @@ public:
     // leading and ready to serve; nullopt otherwise.
     std::optional<std::pair<Epoch, NodeId>> agreed_leader(const std::vector<NodeId>& among) const;
     const Oracle& oracle() const { return oracle_; }
-    const SimStats& stats() const { return stats_; }
+    SimStats stats() const;
     const SimConfig& config() const { return config_; }
     std::mt19937_64& rng() { return rng_; }
     std::uint64_t max_delay_ever_ms() const { return net_.max_delay_ever_ms(); }
@@ -120,10 +142,41 @@ public:
 private:
     using Mail = std::variant<election::ElectionMessage, TxnMessage>;
 
+    struct Node;
+
+    // A node's side of its txn::Shell, as node::Node is rlnode's: sends to
+    // the simulated network, replies to the clients, syncs to the durable
+    // model, crashes in the middle of the turn (shell.cpp).
+    class Host final : public ShellHost {
+    public:
+        Host(Sim& sim, Node& n);
+        Storage& disk() { return *disk_; }
+        void send(NodeId to, const election::ElectionMessage& m) override;
+        void send(NodeId to, const TxnMessage& m) override;
+        void reply(std::uint64_t handle, const OpResult& result) override;
+        void report(const ReplicaOutput& out) override;
+        void wal_failed(const WalIoError& error, const ShellStats& stats) override;
+        void synced(const std::vector<WalOp>& ops) override;
+
+    private:
+        void send_mail(NodeId to, Mail mail);
+        std::error_code fault(bool sync);
+
+        Sim& sim_;
+        Node& n_;
+        std::unique_ptr<Storage> disk_;  // the node's SimStorage with crashes struck in
+    };
+
     struct Node {
         NodeId id;
-        std::optional<Replica> replica;  // empty while crashed
-        WalModel wal;
+        config::Config config;              // its INI
+        simcommon::SimStorage disk;         // survives crashes
+        WalModel model;                     // what the syncs made durable, for the checkers
+        std::vector<WalOp> unsynced;        // what the WAL had accepted but not synced when it crashed
+        std::optional<Wal> wal;             // empty while crashed
+        std::optional<Replica> replica;
+        std::unique_ptr<Host> host;
+        std::unique_ptr<Shell> shell;
         // This incarnation's log as handed to the WAL, never compacted: the
         // source for learning committed entries (after compaction the
         // replica no longer holds them). Index -> entry.
@@ -138,8 +191,9 @@ private:
     };
 
     struct Client {
-        std::uint64_t id = 0;               // random client id
-        std::uint64_t seq = 0;              // of the latest transfer
+        std::uint64_t session = 0;          // 0 until one is opened
+        std::uint64_t seq = 0;              // of the latest transfer in it
+        std::vector<TransferOp> history;    // every transfer it started, for replays
         std::optional<ClientOp> op;         // the operation in progress
         bool waiting = false;               // submitted, no answer yet
         std::uint64_t attempt = 0;          // bumped per submission; answers to older ones are stale
@@ -172,13 +226,15 @@ private:
     [[noreturn]] void fail(const std::string& what) const;
     void trace(const std::string& line) const;
 
-    // shell.cpp: rlnode's turn, replayed
+    // shell.cpp: each node's txn::Shell and its host
+    void open_node(Node& n);
     void flush(Node& n);
-    bool flush_round(Node& n);
-    void persist(Node& n, const ReplicaOutput& out);
-    void sync(Node& n);
+    template <class F>
+    void guarded(Node& n, F&& input);
+    void on_synced(Node& n, const std::vector<WalOp>& ops);
+    void check_recovered(Node& n, const Recovered& rec);
     void check_dropped(const Node& n, const std::vector<LogEntry>& dropped, const char* how);
-    void send_all(Node& n, ReplicaOutput& out);
+    void on_report(Node& n, const ReplicaOutput& out);
     void trace_output(const Node& n, const ReplicaOutput& out);
     void rebuild_shadow(Node& n);
 
@@ -201,12 +257,13 @@ private:
     void arm(std::size_t index, std::uint64_t delay_ms);
     void on_reply(std::uint64_t handle, const OpResult& result);
     void on_transfer_done(const TransferDone& done);
+    void on_session_done(const SessionDone& done);
     void on_balance_done(const Client& c, const BalanceDone& done);
     void check_read(const BalanceDone& done, LogIndex floor, bool local);
     void finish_op(std::size_t index);
 
     SimConfig config_;
-    config::ShardConfig shard_;
+    std::vector<NodeId> ids_;
     std::mt19937_64 rng_;
     std::vector<Node> nodes_;
     std::vector<Client> clients_;
