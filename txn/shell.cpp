@@ -93,10 +93,14 @@ void Shell::flush() {
     }
 }
 
-// One round; false when there was nothing more to say or the disk failed.
+// One round; false when it had nothing to do or the disk failed.
 bool Shell::flush_round() {
     ReplicaOutput out = replica_.take_output();
     host_.report(out);
+    // Persisting can commit (on a one-node shard, or the last copy a
+    // majority waited for), and committing can answer or send more.
+    const bool wrote = out.durable || out.truncate_after || out.install || !out.appended.empty() || out.compact ||
+                       !accepted_.empty();
     const bool durable = persist(out);
     if (durable) {
         replica_.persisted(wal_.last_index());
@@ -106,7 +110,7 @@ bool Shell::flush_round() {
         stats_.dropped_sends += out.election_messages.size() + out.txn_messages.size();
     }
     for (const auto& [handle, result] : out.replies) host_.reply(handle, result);
-    return durable && (!out.election_messages.empty() || !out.txn_messages.empty() || !out.replies.empty());
+    return durable && (wrote || !out.election_messages.empty() || !out.txn_messages.empty() || !out.replies.empty());
 }
 
 // Persist before send (docs/design.md section 9, habit 1): a promise, an
@@ -121,7 +125,6 @@ bool Shell::persist(ReplicaOutput& out) {
     try {
         while (!backlog_.empty()) {
             apply_to_wal(backlog_.front());
-            backlog_bytes_ -= approx_bytes(backlog_.front());
             accepted_.push_back(std::move(backlog_.front()));
             backlog_.pop_front();
         }
@@ -131,6 +134,8 @@ bool Shell::persist(ReplicaOutput& out) {
         host_.wal_failed(e, stats_);
         return false;
     }
+    // Everything waiting is durable now: what the WAL had buffered too.
+    backlog_bytes_ = 0;
     host_.synced(std::exchange(accepted_, {}));
     return true;
 }

@@ -82,7 +82,8 @@ public:
     // can commit and committing can answer or send more).
     void flush();
 
-    // The backlog of WAL operations is over its bound.
+    // What waits for the disk (the backlog and what the WAL buffered but
+    // could not sync yet) is over its bound.
     bool overloaded() const { return backlog_bytes_ > backlog_bytes_max_; }
     std::size_t backlog_bytes() const { return backlog_bytes_; }
     // What the WAL accepted since its last successful sync, then what waits
@@ -103,7 +104,7 @@ private:
     std::uint64_t backlog_bytes_max_;
     ShellHost& host_;
     std::deque<WalOp> backlog_;  // WAL operations not yet accepted by the WAL, in order
-    std::size_t backlog_bytes_ = 0;
+    std::size_t backlog_bytes_ = 0;  // of backlog_ and accepted_: not yet durable
     std::vector<WalOp> accepted_;  // operations the WAL accepted since its last successful sync
     ShellStats stats_;
 };

@@ -1,0 +1,145 @@
+// The node's turn, txn::Shell (docs/design.md section 6), stepped by hand on
+// a one-node shard over the real WAL on a SimStorage disk: persist before
+// send and reply, a failing disk retried from where it stopped, and the
+// bound on what waits for the disk (wal_backlog_bytes_max).
+#define BOOST_TEST_MODULE shell
+#include <boost/test/unit_test.hpp>
+
+#include "test/sim_common/sim_storage.hpp"
+#include "txn/shell.hpp"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+using namespace rl;
+using namespace rl::txn;
+
+namespace {
+
+constexpr std::uint64_t kBacklogBytes = 8192;
+
+config::Config one_node_config() {
+    return config::Config::parse("[cluster]\nname = t\ninitial_balance = 100\nframe_bytes_max = 8192\n"
+                                 "dedup_window = 4\ndedup_clients_max = 4\nwal_backlog_bytes_max = " +
+                                     std::to_string(kBacklogBytes) +
+                                     "\n[shard.1]\nitems = 1-10\nnodes = 1\n[node.1]\naddress = 127.0.0.1:7001\n",
+                                 "/t/t.ini");
+}
+
+// The host side: what the shell sent and answered, in order.
+struct Recorder : ShellHost {
+    std::map<std::uint64_t, OpResult> replies;
+    std::uint64_t wal_failures = 0;
+    std::uint64_t syncs = 0;
+
+    void send(NodeId, const election::ElectionMessage&) override {}
+    void send(NodeId, const TxnMessage&) override {}
+    void reply(std::uint64_t handle, const OpResult& result) override { replies.insert_or_assign(handle, result); }
+    void report(const ReplicaOutput&) override {}
+    void wal_failed(const WalIoError&, const ShellStats&) override { ++wal_failures; }
+    void synced(const std::vector<WalOp>&) override { ++syncs; }
+};
+
+struct OneNode {
+    config::Config config = one_node_config();
+    simcommon::SimStorage disk;
+    Recorder host;
+    std::optional<Wal> wal;
+    std::optional<Replica> replica;
+    std::optional<Shell> shell;
+    std::uint64_t next_handle = 1;
+
+    OneNode() {
+        Recovered rec;
+        wal.emplace(Wal::open(disk, config.node_dir(NodeId{1}), config::FsyncMode::always, WalLimits{}, rec));
+        replica.emplace(replica_params(config, NodeId{1}, 7), RecoveredState{rec.durable, rec.snapshot, rec.entries});
+        shell.emplace(*replica, *wal, config.cluster().limits.wal_backlog_bytes_max, host);
+        shell->flush();  // the no-op, then the Genesis, commit on this node's own disk
+        shell->flush();
+        BOOST_REQUIRE(replica->state().created());
+    }
+
+    std::uint64_t submit(const ClientOp& op) {
+        const std::uint64_t h = next_handle++;
+        shell->submit(h, op);
+        shell->flush();
+        return h;
+    }
+    template <class T>
+    const T* reply(std::uint64_t handle) const {
+        auto it = host.replies.find(handle);
+        return it == host.replies.end() ? nullptr : std::get_if<T>(&it->second);
+    }
+    std::uint64_t open_session() {
+        const std::uint64_t h = submit(SessionOp{ItemId{1}});
+        BOOST_REQUIRE(reply<SessionDone>(h) != nullptr);
+        return reply<SessionDone>(h)->session;
+    }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_transfer_is_answered_only_after_its_entry_is_synced) {
+    OneNode n;
+    const std::uint64_t session = n.open_session();
+    const std::uint64_t syncs = n.host.syncs;
+    const std::uint64_t h = n.submit(TransferOp{TxnId{session, 1}, ItemId{1}, ItemId{2}, 5});
+    BOOST_TEST_REQUIRE(n.reply<TransferDone>(h) != nullptr);
+    BOOST_TEST((n.reply<TransferDone>(h)->outcome == Outcome::committed));
+    BOOST_TEST(n.host.syncs > syncs);
+    BOOST_TEST(n.replica->state().balance(ItemId{1}) == 95);
+}
+
+BOOST_AUTO_TEST_CASE(a_failing_disk_holds_the_turn_and_a_retry_goes_on_from_where_it_stopped) {
+    OneNode n;
+    const std::uint64_t session = n.open_session();
+    n.disk.fail_next(simcommon::StorageCall::sync, 3, std::errc::io_error);
+    const std::uint64_t h = n.submit(TransferOp{TxnId{session, 1}, ItemId{1}, ItemId{2}, 5});
+    BOOST_TEST(n.reply<TransferDone>(h) == nullptr);  // nothing answered before it is durable
+    BOOST_TEST(n.host.wal_failures == 1u);
+    for (int turn = 0; turn < 4 && n.reply<TransferDone>(h) == nullptr; ++turn) n.shell->flush();
+    BOOST_TEST_REQUIRE(n.reply<TransferDone>(h) != nullptr);
+    BOOST_TEST((n.reply<TransferDone>(h)->outcome == Outcome::committed));
+    BOOST_TEST(n.shell->backlog_bytes() == 0u);
+}
+
+// While the disk fails, the WAL operations wait in the backlog; past
+// wal_backlog_bytes_max the node takes no new work, and once the disk
+// recovers everything that waited is written, in order, and answered.
+BOOST_AUTO_TEST_CASE(the_backlog_stops_new_work_at_its_bound_and_drains_when_the_disk_recovers) {
+    OneNode n;
+    const std::uint64_t session = n.open_session();
+    n.disk.fail_next(simcommon::StorageCall::write, 1'000'000, std::errc::no_space_on_device);
+    std::vector<std::uint64_t> accepted;
+    std::optional<std::uint64_t> refused;
+    for (std::uint64_t seq = 1; seq <= 1000 && !refused; ++seq) {
+        const std::uint64_t h = n.submit(TransferOp{TxnId{session, seq}, ItemId{1}, ItemId{2}, 1});
+        if (const auto* f = n.reply<OpFailed>(h)) {
+            BOOST_TEST(f->code == "unavailable");
+            BOOST_TEST(f->message.find("disk") != std::string::npos);
+            refused = h;
+        } else {
+            accepted.push_back(h);
+        }
+    }
+    BOOST_TEST_REQUIRE(refused.has_value());
+    BOOST_TEST(n.shell->overloaded());
+    BOOST_TEST(n.shell->backlog_bytes() > kBacklogBytes);
+    BOOST_TEST(n.shell->backlog_bytes() < 2 * kBacklogBytes);  // one turn past the bound at most
+    BOOST_TEST(n.shell->stats().refused_overloaded == 1u);
+    for (std::uint64_t h : accepted) BOOST_TEST(n.reply<TransferDone>(h) == nullptr);
+
+    n.disk.clear_faults();
+    n.shell->flush();
+    BOOST_TEST(!n.shell->overloaded());
+    BOOST_TEST(n.shell->backlog_bytes() == 0u);
+    for (std::uint64_t h : accepted) {
+        BOOST_TEST_REQUIRE(n.reply<TransferDone>(h) != nullptr);
+        BOOST_TEST((n.reply<TransferDone>(h)->outcome == Outcome::committed));
+    }
+    BOOST_TEST(n.replica->state().balance(ItemId{1}) == 100 - static_cast<std::int64_t>(accepted.size()));
+}
