@@ -256,11 +256,12 @@ bool Sim::heard_majority_lately(NodeId id) const {
 // node refuses any pre-vote while it lasts. The guard arms once L (leading)
 // and others, a majority in all, have each been in steady contact without a
 // break for the hold time: an election timeout plus the longest delay of
-// the run, so every pre-vote that one of them granted before its contact
-// began has arrived and its attempt is over. While armed:
+// the run, so any pre-vote grant one of them sent before its contact began
+// has reached its candidate, and the pre-vote it counted in is over. While
+// armed:
 // - no node's epoch rises above the ceiling, the highest epoch on any disk
-//   when the guard armed: a new epoch needs a majority's pre-vote, and that
-//   majority would include one of L's;
+//   when the guard armed: a new epoch needs a majority's pre-vote, so one of
+//   L's majority would have had to grant it;
 // - L keeps leading, unless it crashed or adopted an epoch that already
 //   existed (at most the ceiling): the epoch gate must adopt an epoch that a
 //   majority once agreed to, and a message may carry one from before.
@@ -277,10 +278,14 @@ void Sim::check_live_leader_kept() {
         const bool leads = is_up(l) && core(l).role_kind() == RoleKind::leader && core(l).epoch() == it->first;
         it = leads ? std::next(it) : guards_.erase(it);
     }
-    for (NodeId l : leaders()) {
-        const Epoch led = core(l).epoch();
-        auto [it, fresh] = guards_.try_emplace(led, Guard{l, std::vector<std::optional<std::uint64_t>>(nodes_.size()), {}});
-        if (it->second.leader == l) update(led, it->second);
+    for (const auto& n : nodes_) {
+        if (!n.core || n.core->role_kind() != RoleKind::leader) continue;
+        const Epoch led = n.core->epoch();
+        auto it = guards_.find(led);
+        if (it == guards_.end()) {
+            it = guards_.emplace(led, Guard{n.id, std::vector<std::optional<std::uint64_t>>(nodes_.size()), {}}).first;
+        }
+        if (it->second.leader == n.id) update(led, it->second);
     }
 }
 

@@ -1,4 +1,4 @@
-// Simulator suites. scenarios/*: the issue's scenario list, both
+// Simulator suites. scenarios/*: the scenarios of docs/design.md section 5, both
 // algorithms, a few seeds each. random/*: thousands of seeded chaos runs per
 // algorithm; disabled by default so each runs as its own ctest entry.
 //
@@ -96,7 +96,7 @@ std::uint64_t ticks_ms(const Sim& sim, std::uint64_t ticks) { return ticks * sim
 
 BOOST_AUTO_TEST_SUITE(scenarios)
 
-// Issue 3 item 7: detection takes suspect_after; the election itself two
+// docs/design.md section 5: detection takes suspect_after; the election itself two
 // election timeouts at most.
 BOOST_AUTO_TEST_CASE(killed_leader_is_replaced_within_two_election_timeouts_of_detection) {
     each_case([](ElectionAlgorithm a, std::uint64_t seed) {
