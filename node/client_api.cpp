@@ -51,22 +51,10 @@ void Node::on_client_message(const std::shared_ptr<Connection>& session, Message
                        submit(session, r.request_id, shard, txn::TransferOp{r.txid, r.from, r.to, r.amount});
                    },
                    [&](transport::BalanceRequest& r) {
-                       const auto shard = config_.shard_of_item(r.item);
-                       if (!shard) {
-                           return (void)session->send(transport::ErrorReply{
-                               r.request_id, "unknown_item",
-                               "item " + std::to_string(r.item.value) + " is in no shard", kNoNode});
-                       }
-                       submit(session, r.request_id, *shard, txn::BalanceOp{r.item, r.local});
+                       submit_for_item(session, r.request_id, r.item, txn::BalanceOp{r.item, r.local});
                    },
                    [&](transport::SessionRequest& r) {
-                       const auto shard = config_.shard_of_item(r.item);
-                       if (!shard) {
-                           return (void)session->send(transport::ErrorReply{
-                               r.request_id, "unknown_item",
-                               "item " + std::to_string(r.item.value) + " is in no shard", kNoNode});
-                       }
-                       submit(session, r.request_id, *shard, txn::SessionOp{r.item});
+                       submit_for_item(session, r.request_id, r.item, txn::SessionOp{r.item});
                    },
                    [&](transport::LeaderRequest& r) {
                        const ShardId shard = r.shard == ShardId{0} ? me_.shard : r.shard;
@@ -115,6 +103,18 @@ std::optional<transport::ErrorReply> Node::route_check(const transport::Transfer
     }
     shard = *from;
     return std::nullopt;
+}
+
+// An operation on one item goes to the item's shard.
+void Node::submit_for_item(const std::shared_ptr<Connection>& session, std::uint64_t request_id, ItemId item,
+                           const txn::ClientOp& op) {
+    const auto shard = config_.shard_of_item(item);
+    if (!shard) {
+        session->send(transport::ErrorReply{request_id, "unknown_item",
+                                            "item " + std::to_string(item.value) + " is in no shard", kNoNode});
+        return;
+    }
+    submit(session, request_id, *shard, op);
 }
 
 void Node::submit(const std::shared_ptr<Connection>& session, std::uint64_t request_id, ShardId shard,

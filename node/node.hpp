@@ -62,6 +62,8 @@ private:
 
     void submit(const std::shared_ptr<Connection>& session, std::uint64_t request_id, ShardId shard,
                 const txn::ClientOp& op);
+    void submit_for_item(const std::shared_ptr<Connection>& session, std::uint64_t request_id, ItemId item,
+                         const txn::ClientOp& op);
     void answer_locally(const std::shared_ptr<Connection>& session, Message&& m);
     transport::StatusReply status(std::uint64_t request_id) const;
     std::optional<transport::ErrorReply> route_check(const transport::TransferRequest& r, ShardId& shard) const;
