@@ -291,30 +291,34 @@ void Sim::check_live_leader_kept() {
 
 void Sim::judge(Epoch led, const Guard& g) const {
     const auto who = [](NodeId id) { return "n" + std::to_string(id.value); };
-    const std::string why = " while " + who(g.leader) + " led epoch " + std::to_string(led.value) +
-                            " heard by a majority (highest epoch anywhere then: " +
-                            std::to_string(g.ceiling->value) + ")";
+    const auto why = [&] {
+        return " while " + who(g.leader) + " led epoch " + std::to_string(led.value) +
+               " heard by a majority (highest epoch anywhere then: " + std::to_string(g.ceiling->value) + ")";
+    };
     for (const auto& n : nodes_) {
         if (n.disk.epoch > *g.ceiling) {
-            fail(who(n.id) + " raised its epoch to " + std::to_string(n.disk.epoch.value) + why);
+            fail(who(n.id) + " raised its epoch to " + std::to_string(n.disk.epoch.value) + why());
         }
     }
-    if (!is_up(g.leader)) return;
-    const Core& l = core(g.leader);
-    if (l.epoch() == led && l.role_kind() != RoleKind::leader) fail(who(g.leader) + " stopped leading" + why);
+    const Node& l = node(g.leader);
+    if (l.core && l.core->epoch() == led && l.core->role_kind() != RoleKind::leader) {
+        fail(who(g.leader) + " stopped leading" + why());
+    }
 }
 
 void Sim::update(Epoch led, Guard& g) {
+    const std::uint64_t now = now_ms();
+    const std::uint64_t hold = guard_hold_ms();
+    const std::uint64_t window = contact_window_ms();
     std::size_t held = 0;
     for (const auto& n : nodes_) {
         auto& since = g.contact_since_ms[n.id.value - 1];
-        const bool contact = n.id == g.leader || in_steady_contact(g.leader, led, n.id);
-        if (!contact) {
+        if (n.id != g.leader && !in_steady_contact(g.leader, led, n, window)) {
             since.reset();
-        } else if (!since) {
-            since = now_ms();
+            continue;
         }
-        if (since && now_ms() - *since >= guard_hold_ms()) ++held;
+        if (!since) since = now;
+        if (now - *since >= hold) ++held;
     }
     if (held < election::majority(nodes_.size())) {
         g.ceiling.reset();
@@ -333,13 +337,12 @@ void Sim::lose_contact(NodeId id) {
     }
 }
 
-bool Sim::in_steady_contact(NodeId leader, Epoch led, NodeId id) const {
-    if (!is_up(id) || core(id).epoch() != led || core(id).leader() != leader) return false;
-    if (net_.links().is_cut(leader, id) || net_.links().is_cut(id, leader)) return false;
-    const auto recent = [&](NodeId to, NodeId from) {
-        return now_ms() - heard_at_[to.value - 1][from.value - 1] <= contact_window_ms();
-    };
-    return recent(id, leader) && recent(leader, id);
+bool Sim::in_steady_contact(NodeId leader, Epoch led, const Node& n, std::uint64_t window_ms) const {
+    if (!n.core || n.core->epoch() != led || n.core->leader() != leader) return false;
+    if (net_.links().is_cut(leader, n.id) || net_.links().is_cut(n.id, leader)) return false;
+    const std::uint64_t heard_leader = heard_at_[n.id.value - 1][leader.value - 1];
+    const std::uint64_t leader_heard = heard_at_[leader.value - 1][n.id.value - 1];
+    return now_ms() - heard_leader <= window_ms && now_ms() - leader_heard <= window_ms;
 }
 
 Epoch Sim::highest_epoch() const {

@@ -140,7 +140,7 @@ private:
     void judge(Epoch led, const Guard& g) const;
     void update(Epoch led, Guard& g);
     void lose_contact(NodeId id);
-    bool in_steady_contact(NodeId leader, Epoch led, NodeId id) const;
+    bool in_steady_contact(NodeId leader, Epoch led, const Node& n, std::uint64_t window_ms) const;
     Epoch highest_epoch() const;
     std::uint64_t contact_window_ms() const;
     std::uint64_t guard_hold_ms() const;
