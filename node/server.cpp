@@ -152,12 +152,8 @@ void Server::accept_client(Session& s) {
 void Server::on_queue_full(const Session& s, const transport::QueueFull& full) {
     ++stats_.client_frames_dropped;
     if (!full.first) return;
-    log_.warn("client_queue_full")
-        .kv("remote", s.remote)
-        .kv("bound", full.bound)
-        .kv("frames", full.queued_frames)
-        .kv("bytes", full.queued_bytes)
-        .kv("dropped_so_far", full.dropped);
+    auto line = log_.warn("client_queue_full");
+    full.describe(line.kv("remote", s.remote));
 }
 
 void Server::refuse(Session& s, const std::string& reason) {

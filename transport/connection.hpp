@@ -35,6 +35,12 @@ struct QueueFull {
     std::uint64_t queued_bytes = 0;   // and their bytes
     std::uint64_t dropped = 0;        // sends refused on this connection so far, this one included
     bool first = false;               // first refusal since the queue last drained: log this one
+
+    // Adds the bound and the queue's state to a log line.
+    template <class Line>
+    Line& describe(Line& line) const {
+        return line.kv("bound", bound).kv("frames", queued_frames).kv("bytes", queued_bytes).kv("dropped_so_far", dropped);
+    }
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {

@@ -128,12 +128,8 @@ bool PeerLink::redial_now() {
 void PeerLink::on_queue_full(const QueueFull& full) {
     ++stats_.queue_full;
     if (!full.first) return;
-    log_.warn("peer_queue_full")
-        .kv("peer", params_.peer)
-        .kv("bound", full.bound)
-        .kv("frames", full.queued_frames)
-        .kv("bytes", full.queued_bytes)
-        .kv("dropped_so_far", full.dropped);
+    auto line = log_.warn("peer_queue_full");
+    full.describe(line.kv("peer", params_.peer));
 }
 
 bool PeerLink::send(const Message& m) {
