@@ -11,6 +11,7 @@
 #include "describe_txn.hpp"
 
 #include "config/overload.hpp"
+#include "election/quorum.hpp"
 
 #include <sstream>
 
@@ -232,7 +233,7 @@ void Sim::check_dropped(const Node& n, const std::vector<LogEntry>& dropped, con
         if (n.model.disk().snapshot_index() >= e.index) continue;  // folded into the snapshot
         ++stats_.committed_copies_dropped;
         const std::size_t copies = durable_copies(e);
-        if (copies > config_.nodes / 2 && !config_.strict_durability) continue;
+        if (election::is_majority(copies, config_.nodes) && !config_.strict_durability) continue;
         fail(who(n.id) + " dropped committed entry " + std::to_string(e.index.value) + " (epoch " +
              std::to_string(e.epoch.value) + ") from its disk in " + how + "; " + std::to_string(copies) +
              " durable copies remain");
