@@ -143,3 +143,28 @@ BOOST_AUTO_TEST_CASE(the_backlog_stops_new_work_at_its_bound_and_drains_when_the
     }
     BOOST_TEST(n.replica->state().balance(ItemId{1}) == 100 - static_cast<std::int64_t>(accepted.size()));
 }
+
+// A snapshot from a peer that this node cannot take (unreadable, of another
+// shard, or whose envelope disagrees with its state) is refused and counted;
+// the node keeps its state and goes on serving.
+BOOST_AUTO_TEST_CASE(a_snapshot_this_node_cannot_take_is_refused_counted_and_survived) {
+    OneNode n;
+    const std::uint64_t session = n.open_session();
+    const auto before = n.replica->state().snapshot();
+    ShardState other_shard(ShardId{2});
+    const std::vector<std::vector<std::uint8_t>> bad = {
+        {1, 2, 3, 4},                         // unreadable
+        other_shard.snapshot(),               // another shard's state
+        n.replica->state().snapshot(),        // a real state under an envelope that claims index 1000
+    };
+    for (const auto& bytes : bad) {
+        const Snapshot s{LogIndex{1000}, n.replica->epoch(), bytes};
+        n.shell->step(NodeId{2}, TxnMessage{InstallSnapshot{n.replica->epoch(), s, LogIndex{1000}}});
+        n.shell->flush();
+    }
+    BOOST_TEST(n.replica->snapshots_refused() == bad.size());
+    BOOST_TEST((n.replica->state().snapshot() == before));
+    const std::uint64_t h = n.submit(TransferOp{TxnId{session, 1}, ItemId{1}, ItemId{2}, 5});
+    BOOST_TEST_REQUIRE(n.reply<TransferDone>(h) != nullptr);
+    BOOST_TEST((n.reply<TransferDone>(h)->outcome == Outcome::committed));
+}

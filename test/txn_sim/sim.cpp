@@ -157,13 +157,18 @@ void Sim::crash(NodeId id) {
 void Sim::set_faults(const NetFaults& faults) {
     faults_ = faults;
     net_.set_faults(faults);
-    // Disk errors the WAL must live through: a full disk on writes, I/O
-    // errors on fsyncs (which also drop the unsynced pages, as Linux may).
+    // Disk errors the WAL must live through: EIO or ENOSPC on writes and on
+    // fsyncs (a failed fsync also drops the unsynced pages, as Linux may).
+    if (faults.disk_error <= 0) {
+        for (auto& n : nodes_) n.disk.clear_faults();
+        return;
+    }
+    const auto error = [&] { return uniform(0, 1) == 0 ? std::errc::io_error : std::errc::no_space_on_device; };
     for (auto& n : nodes_) {
         n.disk.clear_faults();
-        n.disk.fail_randomly(simcommon::StorageCall::write, faults.disk_error, std::errc::no_space_on_device, rng_);
-        n.disk.fail_randomly(simcommon::StorageCall::sync, faults.disk_error, std::errc::io_error, rng_);
-        n.disk.fail_randomly(simcommon::StorageCall::sync_dir, faults.disk_error, std::errc::io_error, rng_);
+        for (auto call : {simcommon::StorageCall::write, simcommon::StorageCall::sync, simcommon::StorageCall::sync_dir}) {
+            n.disk.fail_randomly(call, faults.disk_error, error(), rng_);
+        }
     }
 }
 
