@@ -112,19 +112,7 @@ fs::path LocalCluster::log_path(std::uint64_t id) const { return dir_.path() / (
 
 std::vector<std::string> LocalCluster::prefix() const { return ns_ ? ns_->exec_prefix() : std::vector<std::string>{}; }
 
-void LocalCluster::start(std::uint64_t id) {
-    std::vector<std::string> argv = prefix();
-    if (auto it = spec_.file_bytes_max.find(id); it != spec_.file_bytes_max.end()) {
-        for (const auto& a : {std::string("/usr/bin/prlimit"), "--fsize=" + std::to_string(it->second), std::string("--")}) {
-            argv.push_back(a);
-        }
-    }
-    for (const auto& a : {rlnode_path().string(), std::string("--config"), ini_.string(), std::string("--id"),
-                          std::to_string(id), std::string("--log-file"), log_path(id).string()}) {
-        argv.push_back(a);
-    }
-    procs_[id] = std::make_unique<Process>(argv, dir_.path() / ("node-" + std::to_string(id) + ".out"));
-}
+void LocalCluster::start(std::uint64_t id) { start_with_ini(id, ini_); }
 
 fs::path LocalCluster::write_ini_copy(const std::string& name, const std::map<std::string, std::string>& replace) const {
     std::istringstream in(read_file(ini_));
