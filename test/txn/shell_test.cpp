@@ -168,3 +168,35 @@ BOOST_AUTO_TEST_CASE(a_snapshot_this_node_cannot_take_is_refused_counted_and_sur
     BOOST_TEST_REQUIRE(n.reply<TransferDone>(h) != nullptr);
     BOOST_TEST((n.reply<TransferDone>(h)->outcome == Outcome::committed));
 }
+
+// Forwarded operations pass the same epoch gate as every peer message: a
+// member's higher epoch is adopted (and saved before anything is sent); a
+// node of another shard, whose epochs mean nothing here, moves nothing.
+BOOST_AUTO_TEST_CASE(a_forward_from_a_member_with_a_higher_epoch_passes_the_epoch_gate) {
+    const auto config = config::Config::parse(
+        "[cluster]\nname = t\n[shard.1]\nitems = 1-10\nnodes = 1,2,3\n[shard.2]\nitems = 11-20\nnodes = 4,5,6\n"
+        "[node.1]\naddress = 127.0.0.1:7001\n[node.2]\naddress = 127.0.0.1:7002\n[node.3]\naddress = 127.0.0.1:7003\n"
+        "[node.4]\naddress = 127.0.0.1:7004\n[node.5]\naddress = 127.0.0.1:7005\n[node.6]\naddress = 127.0.0.1:7006\n",
+        "/t/t.ini");
+    Replica r(replica_params(config, NodeId{1}, 7), RecoveredState{});
+    (void)r.take_output();
+    BOOST_TEST(r.epoch() == Epoch{0});
+
+    r.step(NodeId{4}, TxnMessage{ForwardRequest{Epoch{9}, 1, 1, LeaderOp{}}});
+    BOOST_TEST(r.epoch() == Epoch{0});  // another shard's epoch
+
+    r.step(NodeId{2}, TxnMessage{ForwardRequest{Epoch{5}, 2, 1, LeaderOp{}}});
+    BOOST_TEST(r.epoch() == Epoch{5});
+    const ReplicaOutput out = r.take_output();
+    BOOST_TEST_REQUIRE(out.durable.has_value());
+    BOOST_TEST(out.durable->epoch == Epoch{5});
+    // Both were answered, the member's with the adopted epoch.
+    std::size_t answered = 0;
+    for (const auto& m : out.txn_messages) {
+        if (const auto* f = std::get_if<ForwardReply>(&m.msg)) {
+            ++answered;
+            if (m.to == NodeId{2}) BOOST_TEST(f->epoch == Epoch{5});
+        }
+    }
+    BOOST_TEST(answered == 2u);
+}
