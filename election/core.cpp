@@ -2,10 +2,10 @@
 // pre-vote and the promise round, check-quorum, stickiness, timers and the
 // invariants.
 // Bully and Ring live in bully.cpp and ring.cpp.
-#include "config/random.hpp"
 #include "election/core.hpp"
 
 #include "config/check.hpp"
+#include "config/random.hpp"
 #include "election/quorum.hpp"
 
 #include <algorithm>

@@ -12,8 +12,8 @@
 // its own client session with the shard (not measured), then numbers its
 // transfers in it from seq 1 (docs/design.md section 6). Prints one line of
 // key=value figures, or JSON with --json.
-#include "config/random.hpp"
 #include "config/config.hpp"
+#include "config/random.hpp"
 #include "tools/client.hpp"
 
 #include <boost/program_options.hpp>

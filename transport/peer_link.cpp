@@ -1,5 +1,6 @@
-#include "config/random.hpp"
 #include "transport/peer_link.hpp"
+
+#include "config/random.hpp"
 
 #include <algorithm>
 
