@@ -6,12 +6,6 @@
 #include <type_traits>
 
 namespace rl::node {
-namespace {
-
-template <class T, class V>
-constexpr bool in = transport::is_alternative_v<T, V>;
-
-}  // namespace
 
 Node::Node(boost::asio::io_context& io, const config::Config& config, NodeId self, Logger& log)
     : io_(io),

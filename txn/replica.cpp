@@ -66,6 +66,7 @@ void Replica::step(NodeId from, const TxnMessage& m) {
                },
                m);
     drain_log();
+    incoming_.reset();  // the log did not take it (stale, or already past it)
 }
 
 void Replica::tick() {
@@ -131,7 +132,7 @@ void Replica::gate(NodeId from, Epoch theirs) {
 // takes it, and one this node cannot read is an operating error.
 bool Replica::snapshot_acceptable(NodeId from, const Snapshot& s) {
     try {
-        const ShardState state = ShardState::restore(shard(), s.state);
+        ShardState state = ShardState::restore(shard(), s.state);
         // The envelope must describe the state it carries, or the log would
         // continue from an index the state has not reached.
         if (state.applied_index() != s.last_index || state.applied_epoch() != s.last_epoch) {
@@ -139,6 +140,7 @@ bool Replica::snapshot_acceptable(NodeId from, const Snapshot& s) {
                                      std::to_string(s.last_index.value) + " but its state is at " +
                                      std::to_string(state.applied_index().value));
         }
+        incoming_ = std::move(state);  // read once: drain_log() installs this copy
         return true;
     } catch (const std::runtime_error& e) {
         ++snapshots_refused_;
@@ -187,8 +189,11 @@ void Replica::drain_log() {
         drain_election();
     }
     if (log_.snapshot_index() > state_.applied_index()) {
-        // The leader sent its snapshot, read once already when it arrived.
-        state_ = ShardState::restore(shard(), log_.snapshot()->state);
+        // The leader sent its snapshot; it was read when it arrived.
+        require(incoming_ && incoming_->applied_index() == log_.snapshot_index(),
+                "the log installs only a snapshot the replica has read");
+        state_ = std::move(*incoming_);
+        incoming_.reset();
         compare_genesis();
     }
     apply_committed();

@@ -156,6 +156,7 @@ private:
     Epoch genesis_proposed_in_;     // the epoch in which this node last proposed a Genesis
     bool genesis_compared_ = false; // the config_differs warnings were given
     std::uint64_t snapshots_refused_ = 0;
+    std::optional<ShardState> incoming_;  // a peer's snapshot, read, until the log takes it
 
     ReplicaOutput out_;
 };
