@@ -120,7 +120,7 @@ BOOST_AUTO_TEST_CASE(transfer_balance_and_leader_print_their_contract_fields) {
     // Both transfers run in the one session rlcat opened with shard 1.
     const std::string session = session_of_txid(lines[0]);
     BOOST_TEST(lines[0] == "ok outcome=committed txid=" + session + ":1");
-    BOOST_TEST(lines[1] == "ok item=2 balance=13");
+    BOOST_TEST(lines[1] == "ok item=2 balance=13 held=0 pending=0 available=13");
     BOOST_TEST(lines[2].rfind("ok item=1 balance=", 0) == 0);
     BOOST_TEST(lines[2].find("local=true applied_index=") != std::string::npos);
     BOOST_TEST(lines[3].rfind("ok shard=1 leader=", 0) == 0);
@@ -171,12 +171,49 @@ BOOST_AUTO_TEST_CASE(session_and_seq_sent_again_by_a_second_run_get_the_first_an
     BOOST_TEST(second.code == 0);
     BOOST_TEST(second.output == first.output);
     const auto balances = run_command({rlcat(), "--config", ini}, 20s, "balance 31\nbalance 32\n");
-    BOOST_TEST(balances.output == "ok item=31 balance=5\nok item=32 balance=15\n");
+    BOOST_TEST(balances.output == "ok item=31 balance=5 held=0 pending=0 available=5\n"
+                                  "ok item=32 balance=15 held=0 pending=0 available=15\n");
     // The next seq of the same session is a new transfer.
     const auto next = run_command({rlcat(), "--config", ini, "--session", session, "--seq", "2", "-c",
                                    "transfer 31 32 5"},
                                   20s);
     BOOST_TEST(next.output == "ok outcome=committed txid=" + session + ":2\n");
+}
+
+BOOST_AUTO_TEST_CASE(balance_json_has_held_pending_and_available) {
+    const auto r = cluster.rlcat(1, {"--json", "-c", "balance 9"});
+    BOOST_REQUIRE(r.code == 0);
+    const auto j = nlohmann::json::parse(r.output);
+    BOOST_TEST(j.at("ok").get<bool>());
+    BOOST_TEST(j.at("item").get<int>() == 9);
+    BOOST_TEST(j.at("balance").get<int>() == 10);
+    BOOST_TEST(j.at("held").get<int>() == 0);
+    BOOST_TEST(j.at("pending").get<int>() == 0);
+    BOOST_TEST(j.at("available").get<int>() == 10);
+}
+
+// docs/design.md section 4: one line per shard, a total line, then ok.
+BOOST_AUTO_TEST_CASE(audit_of_a_quiet_shard_adds_up) {
+    const auto ini = cluster.ini().string();
+    const auto r = run_command({rlcat(), "--config", ini, "-n", "2"}, 20s, "transfer 41 42 3\naudit\n");
+    BOOST_TEST(r.code == 0, r.output);
+    const auto lines = lines_of(r.output);
+    BOOST_REQUIRE(lines.size() == 4u);
+    BOOST_TEST(lines[1].rfind("shard=1 applied_index=", 0) == 0, lines[1]);
+    BOOST_TEST(lines[1].find(" items=100 initial_balance=10 expected=1000 posted=1000 held=0 pending=0 "
+                             "available=1000 undecided=0 negatives=none") != std::string::npos,
+               lines[1]);
+    BOOST_TEST(lines[2] == "total items=100 expected=1000 posted=1000 held=0 pending=0 available=1000 undecided=0 "
+                           "negatives=0 debited_not_credited=0 credited_not_debited=0 balanced_by=books reads=1");
+    BOOST_TEST(lines[3] == "ok");
+    const auto j = run_command({rlcat(), "--config", ini, "--json", "-c", "audit"}, 20s);
+    BOOST_TEST(j.code == 0);
+    const auto report = nlohmann::json::parse(j.output);
+    BOOST_TEST(report.at("ok").get<bool>());
+    BOOST_TEST(report.at("shards").size() == 1u);
+    BOOST_TEST(report.at("total").at("posted").get<int>() == 1000);
+    BOOST_TEST(report.at("in_flight").empty());
+    BOOST_TEST(report.at("problems").empty());
 }
 
 BOOST_AUTO_TEST_CASE(transfer_json_and_a_bad_amount_exits_one) {
@@ -207,6 +244,64 @@ BOOST_AUTO_TEST_CASE(unreachable_node_gives_one_line_and_exit_two) {
     BOOST_TEST(r.output.rfind("rlcat: cannot connect to 127.0.0.1:", 0) == 0);
 }
 
+BOOST_AUTO_TEST_CASE(audit_without_a_config_is_a_usage_error) {
+    const auto port = rl::test::free_ports(1)[0];
+    auto r = run_command({rlcat(), "127.0.0.1:" + std::to_string(port), "-c", "audit"}, 10s);
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.output == "error: audit needs --config FILE: it reads every shard the file lists\n");
+    r = run_command({rlcat(), "127.0.0.1:" + std::to_string(port), "-c", "audit 1"}, 10s);
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.output.find("usage: audit") != std::string::npos);
+}
+
+// A transfer between shards runs in a session of FROM's shard, is answered
+// like any transfer, and leaves books that add up (docs/design.md section 6.7).
+BOOST_AUTO_TEST_CASE(a_transfer_across_shards_runs_in_a_session_of_the_from_shard_and_audits_clean) {
+    LocalCluster c(rl::test::ClusterSpec{.shards = {{1}, {2}}});  // items 1-100 and 101-200
+    c.start_all();
+    for (auto id : c.ids()) BOOST_REQUIRE(c.wait_ready(id, 10s));
+    const auto ini = c.ini().string();
+    const auto r = run_command({rlcat(), "--config", ini, "-n", "2"}, 30s,
+                               "transfer 150 3 4\ntransfer 7 120 2\ntransfer 8 130 11\n");
+    BOOST_TEST(r.code == 0, r.output);
+    const auto lines = lines_of(r.output);
+    BOOST_REQUIRE(lines.size() == 3u);
+    // FROM 150 is in shard 2, FROM 7 and 8 in shard 1: one session each.
+    const auto two = session_of_txid(lines[0]);
+    const auto one = session_of_txid(lines[1]);
+    BOOST_TEST(lines[0] == "ok outcome=committed txid=" + two + ":1");
+    BOOST_TEST((std::stoull(two) >> 48) == 2u);
+    BOOST_TEST(lines[1] == "ok outcome=committed txid=" + one + ":1");
+    BOOST_TEST((std::stoull(one) >> 48) == 1u);
+    BOOST_TEST(lines[2] == "ok outcome=aborted reason=insufficient_funds txid=" + one + ":2");
+    // The decisions may still be on their way: posted plus pending, and
+    // posted minus held, are already final.
+    const auto balance = [&](int item) {
+        return nlohmann::json::parse(
+            run_command({rlcat(), "--config", ini, "--json", "-c", "balance " + std::to_string(item)}, 20s).output);
+    };
+    BOOST_TEST(balance(150).at("available").get<int>() == 6);
+    const auto three = balance(3);
+    BOOST_TEST(three.at("balance").get<int>() + three.at("pending").get<int>() == 14);
+    // Every audit adds up; once the decisions are applied nothing is in flight.
+    nlohmann::json j;
+    BOOST_TEST(rl::test::wait_until(
+        [&] {
+            const auto audit = run_command({rlcat(), "--config", ini, "--json", "-c", "audit"}, 20s);
+            j = nlohmann::json::parse(audit.output, nullptr, false);
+            BOOST_TEST(audit.code == 0, audit.output);
+            return audit.code != 0 || !j.contains("total") || j.at("total").at("undecided").get<int>() == 0;
+        },
+        10s));
+    BOOST_REQUIRE_MESSAGE(j.contains("total"), j.dump());
+    BOOST_TEST(j.at("ok").get<bool>(), j.dump());
+    BOOST_TEST(j.at("shards").size() == 2u);
+    BOOST_TEST(j.at("total").at("expected").get<int>() == 2000);
+    BOOST_TEST(j.at("total").at("balanced_by").get<std::string>() == "books");
+    BOOST_TEST(j.at("shards")[0].at("posted").get<int>() == 1002);
+    BOOST_TEST(j.at("shards")[1].at("posted").get<int>() == 998);
+}
+
 BOOST_AUTO_TEST_CASE(node_id_without_config_is_a_usage_error) {
     const auto r = run_command({rlcat(), "-n", "3", "-c", "ping"}, 10s);
     BOOST_TEST(r.code == 2);
@@ -231,7 +326,7 @@ BOOST_AUTO_TEST_CASE(after_session_expired_the_next_transfer_opens_a_new_session
     const auto second = session_of_txid(lines[4]);
     BOOST_TEST(second != first);
     BOOST_TEST(lines[4] == "ok outcome=committed txid=" + second + ":1");
-    BOOST_TEST(lines[5] == "ok item=1 balance=8");
+    BOOST_TEST(lines[5] == "ok item=1 balance=8 held=0 pending=0 available=8");
 }
 
 BOOST_AUTO_TEST_CASE(a_malformed_session_or_seq_is_a_usage_error_naming_it) {

@@ -108,6 +108,8 @@ private:
 // (session, seq), where the session was opened by the log of the FROM
 // item's shard. Sessions are opened lazily, one per shard, before the first
 // transfer from an item of that shard; each numbers its transfers from 1.
+// A transfer whose TO is in another shard is no different: FROM's shard
+// numbers it and coordinates its two-phase commit (section 6.7).
 // A retry keeps its txid (RetryingClient resends the same request). A lost
 // SessionReply costs nothing but a session the shard will evict.
 class Sessions {

@@ -55,7 +55,9 @@ const std::vector<CommandSpec> kCommands = {
     {"status", "status", "the node's role, epoch, leader, log position and peers", 0, 0,
      [](const std::vector<std::string>&) -> ClientRequest { return StatusRequest{}; }},
     {"transfer", "transfer FROM TO AMOUNT",
-     "move AMOUNT from item FROM to item TO (exactly once, retried; in a session of FROM's shard)", 3, 3,
+     "move AMOUNT from item FROM to item TO, in one shard or across two (exactly once, retried; in a session of "
+     "FROM's shard)",
+     3, 3,
      [](const std::vector<std::string>& a) -> ClientRequest {
          TransferRequest r;
          r.from = item_arg(a[0], "FROM");
@@ -64,7 +66,8 @@ const std::vector<CommandSpec> kCommands = {
          r.amount = number(a[2], "AMOUNT", std::numeric_limits<std::int64_t>::min(), kMax);
          return r;
      }},
-    {"balance", "balance ITEM [--local]", "ITEM's balance, linearizable; --local: this node's applied state", 1, 2,
+    {"balance", "balance ITEM [--local]",
+     "ITEM's posted balance, held and pending amounts, linearizable; --local: this node's applied state", 1, 2,
      [](const std::vector<std::string>& a) -> ClientRequest {
          BalanceRequest r;
          r.item = item_arg(a[0], "ITEM");
@@ -80,6 +83,11 @@ const std::vector<CommandSpec> kCommands = {
      }},
     {"session", "session ITEM", "open a client session with ITEM's shard (its id serves --session)", 1, 1,
      [](const std::vector<std::string>& a) -> ClientRequest { return SessionRequest{0, item_arg(a[0], "ITEM")}; }},
+    // rlcat sends one AuditRequest per shard of its --config (tools/audit.hpp).
+    {"audit", "audit",
+     "every shard's books (needs --config): balances, holds, pending credits, undecided transactions, negatives; "
+     "exits 1 unless they add up",
+     0, 0, [](const std::vector<std::string>&) -> ClientRequest { return AuditRequest{}; }},
 };
 
 std::string txid_text(const txn::TxnId& t) { return std::to_string(t.session) + ":" + std::to_string(t.seq); }
@@ -109,8 +117,13 @@ json to_json(const TransferReply& r) {
     return j;
 }
 
+// balance is posted; held waits on undecided cross-shard debits, pending on
+// undecided credits (docs/design.md section 6.7).
 json to_json(const BalanceReply& r) {
-    json j = {{"ok", true}, {"item", r.item.value}, {"balance", r.balance}};
+    std::int64_t available = 0;
+    const bool wild = __builtin_sub_overflow(r.balance, r.held, &available);  // wire data: never trusted
+    json j = {{"ok", true},     {"item", r.item.value}, {"balance", r.balance},
+              {"held", r.held}, {"pending", r.pending}, {"available", wild ? json(nullptr) : json(available)}};
     if (r.local) {
         j["local"] = true;
         j["applied_index"] = r.applied_index.value;
@@ -124,6 +137,23 @@ json to_json(const LeaderReply& r) {
 
 json to_json(const SessionReply& r) {
     return {{"ok", true}, {"shard", r.shard.value}, {"session", r.session}};
+}
+
+// One shard's answer as it came; rlcat's `audit` adds the shards up instead
+// (tools/audit.hpp).
+json to_json(const AuditReply& r) {
+    const txn::AuditDone& a = r.audit;
+    json negatives = json::array();
+    for (const auto& [item, balance] : a.negatives) negatives.push_back({{"item", item.value}, {"balance", balance}});
+    json txns = json::array();
+    for (const auto& t : a.txns) {
+        txns.push_back({{"txid", txid_text(t.txid)}, {"side", t.side == 1 ? "debit" : "credit"},
+                        {"from", t.from.value}, {"to", t.to.value}, {"other", t.other.value}, {"amount", t.amount},
+                        {"voted_yes", t.voted_yes}, {"fate", t.fate}, {"reason", t.reason}, {"age_ms", t.age_ms}});
+    }
+    return {{"ok", true}, {"shard", a.shard.value}, {"applied_index", a.applied_index.value}, {"items", a.items},
+            {"initial_balance", a.initial_balance}, {"total", a.total}, {"held", a.held}, {"pending", a.pending},
+            {"negatives", negatives}, {"txns", txns}};
 }
 
 json to_json(const ErrorReply& r) {

@@ -2,9 +2,12 @@
 // reads commands from stdin, one per line, and prints one reply per line;
 // `-c CMD` sends one command; `--json` prints replies as JSON objects;
 // `--config FILE -n ID` picks a node by id. Transfers run in client sessions
-// it opens itself, one per shard, unless `--session ID [--seq N]` names one.
+// it opens itself, one per shard, unless `--session ID [--seq N]` names one;
+// a transfer between shards runs in a session of FROM's shard, whose leader
+// coordinates it. `audit` (with --config) adds up every shard's books.
 // Exit: 0 success, 1 a failed request, 2 usage or connection errors.
 #include "config/config.hpp"
+#include "tools/audit.hpp"
 #include "tools/client.hpp"
 #include "tools/commands.hpp"
 
@@ -13,6 +16,7 @@
 #include <charconv>
 #include <iostream>
 #include <optional>
+#include <thread>
 
 namespace po = boost::program_options;
 using rl::tools::Clock;
@@ -124,12 +128,16 @@ bool may_hop(const rl::transport::ClientRequest& r) {
 // What every command of one run shares.
 struct Run {
     const Args& args;
+    const std::optional<rl::config::Config>& config;  // --config, when given
     rl::tools::RetryingClient client;
     rl::tools::Sessions sessions;
 };
 
 // Sends one request: a transfer under its shard's client session (opened
 // first if need be), `session` through the session book, the rest as is.
+// A transfer between shards is sent the same way: its session is FROM's
+// shard's, the node passes it to that shard's leader, and a retry keeps its
+// txid (docs/design.md section 6.7).
 rl::transport::ClientReply send(Run& s, rl::transport::ClientRequest request, Clock::time_point deadline) {
     if (auto* transfer = std::get_if<rl::transport::TransferRequest>(&request)) {
         auto txid = s.sessions.next_txid(s.client, transfer->from, deadline);
@@ -150,6 +158,77 @@ int bad_command(const std::string& what, bool as_json) {
     return kExitUsage;
 }
 
+// The shards are read one after another, so a transfer that moves between
+// two reads can make the books look off; rlcat reads them all again, a few
+// times while time is left, before it says they do not add up.
+constexpr std::uint32_t kAuditReadsMax = 5;
+constexpr auto kAuditPause = std::chrono::milliseconds(50);
+
+// Every shard's books, one AuditRequest per shard of the config, each sent,
+// retried and moved to the leader like any request; or the reply of the
+// first shard that did not give its books.
+std::variant<std::vector<rl::txn::AuditDone>, rl::transport::ClientReply> read_books(Run& s,
+                                                                                     Clock::time_point deadline) {
+    std::vector<rl::txn::AuditDone> books;
+    for (const auto& [shard, unused] : s.config->shards()) {
+        auto reply = s.client.call(rl::transport::AuditRequest{0, shard}, deadline, true);
+        const std::string name = "shard " + std::to_string(shard.value);
+        if (auto* error = std::get_if<rl::transport::ErrorReply>(&reply)) {
+            error->message = name + ": " + error->message;
+            return reply;
+        }
+        auto* audit = std::get_if<rl::transport::AuditReply>(&reply);
+        if (audit == nullptr || audit->audit.shard != shard) {
+            return rl::transport::ErrorReply{0, "unavailable", "asked for the books of " + name + ", got another reply",
+                                             rl::tools::leader_hint(reply)};
+        }
+        books.push_back(std::move(audit->audit));
+    }
+    return books;
+}
+
+void print_audit(const rl::tools::AuditReport& report, std::uint32_t reads, bool as_json) {
+    if (as_json) {
+        std::cout << rl::tools::audit_json(report, reads).dump() << std::endl;
+        return;
+    }
+    for (const auto& line : rl::tools::audit_text(report, reads)) std::cout << line << "\n";
+    std::cout << std::flush;
+}
+
+// `audit`: the books of every shard added up (tools/audit.hpp). Exit 1 when
+// they do not add up, or when a shard's books could not be read.
+int run_audit(Run& s, Clock::time_point deadline) {
+    if (!s.config) throw std::invalid_argument("audit needs --config FILE: it reads every shard the file lists");
+    std::optional<rl::tools::AuditReport> report;
+    std::uint32_t reads = 0;
+    for (;;) {
+        if (report) {
+            const auto pause = kAuditPause * reads;
+            if (report->ok || !report->may_be_skew || reads >= kAuditReadsMax || Clock::now() + pause >= deadline) {
+                break;
+            }
+            std::this_thread::sleep_for(pause);
+        }
+        std::variant<std::vector<rl::txn::AuditDone>, rl::transport::ClientReply> books;
+        try {
+            books = read_books(s, deadline);
+        } catch (const std::runtime_error&) {  // TimeoutError, ConnectError
+            if (!report) throw;
+            break;  // a read again that failed: the last whole one stands
+        }
+        if (const auto* failed = std::get_if<rl::transport::ClientReply>(&books)) {
+            if (report) break;
+            print_reply(rl::tools::reply_json(*failed), rl::tools::reply_text(*failed), s.args.json);
+            return kExitFailed;
+        }
+        report = rl::tools::audit_books(std::get<std::vector<rl::txn::AuditDone>>(books));
+        ++reads;
+    }
+    print_audit(*report, reads, s.args.json);
+    return report->ok ? kExitOk : kExitFailed;
+}
+
 // One command: its reply printed, the exit code returned.
 int run_one(Run& s, const std::string& line) {
     const Args& a = s.args;
@@ -161,6 +240,7 @@ int run_one(Run& s, const std::string& line) {
     }
     const auto deadline = Clock::now() + std::chrono::milliseconds(a.timeout_ms);
     try {
+        if (std::holds_alternative<rl::transport::AuditRequest>(request)) return run_audit(s, deadline);
         const auto reply = send(s, std::move(request), deadline);
         print_reply(rl::tools::reply_json(reply), rl::tools::reply_text(reply), a.json);
         return rl::tools::reply_ok(reply) ? kExitOk : kExitFailed;
@@ -207,7 +287,7 @@ rl::tools::Sessions::ShardOf shard_of(const Target& target) {
 
 int run(const Args& a) {
     Target target = resolve_target(a);
-    Run s{a, rl::tools::RetryingClient(target.cluster, target.nodes, target.first),
+    Run s{a, target.config, rl::tools::RetryingClient(target.cluster, target.nodes, target.first),
               rl::tools::Sessions(shard_of(target))};
     pin_session(a, target, s.sessions);
     if (!a.command.empty()) return run_one(s, a.command);
