@@ -56,6 +56,14 @@ void Node::on_client_message(const std::shared_ptr<Connection>& session, Message
                    [&](transport::SessionRequest& r) {
                        submit_for_item(session, r.request_id, r.item, txn::SessionOp{r.item});
                    },
+                   [&](transport::AuditRequest& r) {
+                       const ShardId shard = r.shard == ShardId{0} ? me_.shard : r.shard;
+                       if (config_.shard(shard) == nullptr) {
+                           return (void)session->send(transport::ErrorReply{
+                               r.request_id, "bad_request", "no shard " + std::to_string(shard.value), kNoNode});
+                       }
+                       submit(session, r.request_id, shard, txn::AuditOp{});
+                   },
                    [&](transport::LeaderRequest& r) {
                        const ShardId shard = r.shard == ShardId{0} ? me_.shard : r.shard;
                        if (config_.shard(shard) == nullptr) {
@@ -87,8 +95,9 @@ void Node::answer_locally(const std::shared_ptr<Connection>& session, Message&& 
         m);
 }
 
-// Edge checks that need only the config: the items exist, and both are in
-// one shard (transfers across shards need two-phase commit).
+// Edge checks that need only the config: both items exist. The sender's
+// shard serves the transfer; across shards, its leader coordinates the
+// two-phase commit (docs/design.md section 6.7).
 std::optional<transport::ErrorReply> Node::route_check(const transport::TransferRequest& r, ShardId& shard) const {
     const auto from = config_.shard_of_item(r.from);
     const auto to = config_.shard_of_item(r.to);
@@ -97,10 +106,6 @@ std::optional<transport::ErrorReply> Node::route_check(const transport::Transfer
     };
     if (!from) return error("unknown_item", "item " + std::to_string(r.from.value) + " is in no shard");
     if (!to) return error("unknown_item", "item " + std::to_string(r.to.value) + " is in no shard");
-    if (*from != *to) {
-        return error("bad_request", "items " + std::to_string(r.from.value) + " and " + std::to_string(r.to.value) +
-                                        " are in different shards; cross-shard transfers are not served yet");
-    }
     shard = *from;
     return std::nullopt;
 }
@@ -129,14 +134,7 @@ void Node::submit(const std::shared_ptr<Connection>& session, std::uint64_t requ
     const std::uint64_t handle = next_handle_++;
     pending_[handle] = PendingRequest{session, request_id, shard};
     if (shard == me_.shard) return shell_->submit(handle, op);
-    shell_->forward_elsewhere(handle, shard_target(shard), op);
-}
-
-// A node of another shard to ask: rotates so that a dead one is not asked
-// forever (its members forward to their leader themselves).
-NodeId Node::shard_target(ShardId shard) {
-    const auto& nodes = config_.shard(shard)->nodes;
-    return nodes[shard_cursor_[shard]++ % nodes.size()];
+    shell_->forward_elsewhere(handle, shard, op);
 }
 
 void Node::reply(std::uint64_t handle, const txn::OpResult& result) {
@@ -147,7 +145,7 @@ void Node::reply(std::uint64_t handle, const txn::OpResult& result) {
     if (auto n = inflight_.find(req.session); n != inflight_.end() && --n->second == 0) inflight_.erase(n);
     auto session = req.session.lock();
     if (!session) return;  // the client left; the answer has nowhere to go
-    const NodeId hint = req.shard == me_.shard ? replica_->leader() : kNoNode;
+    const NodeId hint = req.shard == me_.shard ? replica_->leader() : replica_->router().leader(req.shard);
     std::visit(Overload{
                    [&](const txn::TransferDone& d) {
                        session->send(transport::TransferReply{req.request_id, d.outcome == txn::Outcome::committed,
@@ -155,7 +153,7 @@ void Node::reply(std::uint64_t handle, const txn::OpResult& result) {
                    },
                    [&](const txn::BalanceDone& d) {
                        session->send(transport::BalanceReply{req.request_id, d.item, d.balance, d.local,
-                                                             d.applied_index, hint});
+                                                             d.applied_index, hint, d.held, d.pending});
                    },
                    [&](const txn::LeaderDone& d) {
                        session->send(transport::LeaderReply{req.request_id, d.shard, d.leader, d.epoch});
@@ -163,8 +161,8 @@ void Node::reply(std::uint64_t handle, const txn::OpResult& result) {
                    [&](const txn::SessionDone& d) {
                        session->send(transport::SessionReply{req.request_id, d.shard, d.session, hint});
                    },
+                   [&](const txn::AuditDone& d) { session->send(transport::AuditReply{req.request_id, d, hint}); },
                    [&](const txn::OpFailed& f) {
-                       if (f.code != "bad_request" && f.code != "unknown_item") ++shard_cursor_[req.shard];
                        session->send(transport::ErrorReply{req.request_id, f.code, f.message,
                                                            f.leader_hint != kNoNode ? f.leader_hint : hint});
                    },

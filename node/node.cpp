@@ -76,6 +76,15 @@ transport::PeerLink& Node::link(NodeId peer) {
         .reconnect_ms_min = c.limits.reconnect_ms_min,
         .reconnect_ms_max = c.limits.reconnect_ms_max,
         .seed = self_.value * 1000003 + peer.value,
+        // Posted: the link reports from inside its own handlers.
+        .on_unreachable =
+            [this](NodeId who) {
+                boost::asio::post(io_, [this, who] {
+                    if (stopped_) return;
+                    shell_->peer_unreachable(who);
+                    schedule_flush();
+                });
+            },
     };
     auto l = std::make_shared<transport::PeerLink>(io_, std::move(p), log_);
     // A turn that was already queued when stop() ran may still send: its

@@ -67,7 +67,6 @@ private:
     void answer_locally(const std::shared_ptr<Connection>& session, Message&& m);
     transport::StatusReply status(std::uint64_t request_id) const;
     std::optional<transport::ErrorReply> route_check(const transport::TransferRequest& r, ShardId& shard) const;
-    NodeId shard_target(ShardId shard);
 
     boost::asio::io_context& io_;
     const config::Config& config_;
@@ -82,7 +81,6 @@ private:
     std::map<std::uint64_t, PendingRequest> pending_;
     // Requests in flight per client session (client_inflight_max).
     std::map<std::weak_ptr<Connection>, std::size_t, std::owner_less<>> inflight_;
-    std::map<ShardId, std::size_t> shard_cursor_;  // which node of another shard to ask next
     std::uint64_t next_handle_ = 1;
     boost::asio::steady_timer tick_timer_;
     std::chrono::steady_clock::time_point next_tick_;

@@ -163,13 +163,15 @@ struct BalanceReply {
     static constexpr std::uint8_t kWireType = 133;
     std::uint64_t request_id = 0;  // from the request
     ItemId item;
-    std::int64_t balance = 0;
+    std::int64_t balance = 0;      // posted
     bool local = false;            // true: one node's applied state, possibly stale
     LogIndex applied_index;        // the state's log position
     NodeId leader_hint;
+    std::int64_t held = 0;         // held by undecided cross-shard debits (available = balance - held)
+    std::int64_t pending = 0;      // undecided cross-shard credits
 
     template <class Archive>
-    void serialize(Archive& ar) { ar(request_id, item, balance, local, applied_index, leader_hint); }
+    void serialize(Archive& ar) { ar(request_id, item, balance, local, applied_index, leader_hint, held, pending); }
 };
 
 struct LeaderReply {
@@ -192,6 +194,28 @@ struct SessionReply {
 
     template <class Archive>
     void serialize(Archive& ar) { ar(request_id, shard, session, leader_hint); }
+};
+
+// One shard's books: balances summed, holds, pending credits, negatives and
+// every cross-shard transaction it records, read linearizably through the
+// shard's leader (docs/design.md section 4, `audit`).
+struct AuditRequest {
+    static constexpr std::uint8_t kWireType = 106;
+    std::uint64_t request_id = 0;  // echoed in the reply
+    ShardId shard;                 // 0: the answering node's own shard
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(request_id, shard); }
+};
+
+struct AuditReply {
+    static constexpr std::uint8_t kWireType = 136;
+    std::uint64_t request_id = 0;  // from the request
+    txn::AuditDone audit;
+    NodeId leader_hint;            // the leader that answered
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(request_id, audit, leader_hint); }
 };
 
 // Any request that failed: bad input, no leader, unknown item...
@@ -220,10 +244,10 @@ struct Cat<std::variant<A...>, std::variant<B...>, Rest...> {
 }  // namespace detail
 
 using ControlMessage = std::variant<Hello, Refuse>;
-using ClientRequest =
-    std::variant<PingRequest, StatusRequest, TransferRequest, BalanceRequest, LeaderRequest, SessionRequest>;
-using ClientReply =
-    std::variant<PingReply, StatusReply, TransferReply, BalanceReply, LeaderReply, SessionReply, ErrorReply>;
+using ClientRequest = std::variant<PingRequest, StatusRequest, TransferRequest, BalanceRequest, LeaderRequest,
+                                   SessionRequest, AuditRequest>;
+using ClientReply = std::variant<PingReply, StatusReply, TransferReply, BalanceReply, LeaderReply, SessionReply,
+                                 AuditReply, ErrorReply>;
 
 using Message = typename detail::Cat<ControlMessage, election::ElectionMessage, txn::TxnMessage, ClientRequest,
                                      ClientReply>::type;

@@ -87,6 +87,7 @@ void PeerLink::on_lost(const std::string& reason, const std::string& detail) {
         log_.info("peer_disconnected").kv("peer", params_.peer).kv("reason", reason).kv("detail", detail);
         was_up_ = false;
     }
+    if (params_.on_unreachable) params_.on_unreachable(params_.peer);
     schedule_redial();
 }
 

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -31,6 +32,10 @@ struct PeerLinkParams {
     std::uint32_t reconnect_ms_min = 20;
     std::uint32_t reconnect_ms_max = 1000;
     std::uint64_t seed = 0;
+    // Called when a dial fails (refused, unreachable) or an established
+    // connection drops: the node's core sends what waited on this peer
+    // elsewhere at once (docs/design.md section 6.5). May be empty.
+    std::function<void(NodeId)> on_unreachable;
 };
 
 inline constexpr std::size_t kPeerLinkWaitingMax = 64;            // frames held while dialing

@@ -79,7 +79,72 @@ struct Transfer {
     void serialize(Archive& ar) { ar(txid, from, to, amount); }
 };
 
-using Command = std::variant<Noop, Transfer, Genesis, OpenSession>;
+// ---- two-phase commit across shards (docs/design.md section 6.7) ----
+//
+// A cross-shard transfer is four to six entries: a Prepare in each of the
+// two shards (run in parallel), a Decide in each, and, batched, a Forget in
+// each once the other shard has committed its Decide. Query entries let a
+// leader learn a transaction's fate from the other shard's log; applied
+// where no Prepare of it exists, a Query fences it, so a later Prepare
+// votes no.
+
+// In the sender's shard (the one whose session numbers the txid): checks
+// the session and the available balance of `from` and places a hold.
+struct PrepareDebit {
+    TxnId txid;
+    ItemId from;        // this shard's item, debited at commit
+    ItemId to;          // the receiver's item
+    ShardId to_shard;   // the receiver's shard, as the coordinator routed it
+    std::int64_t amount = 0;
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(txid, from, to, to_shard, amount); }
+};
+
+// In the receiver's shard: checks `to` and records a pending credit.
+struct PrepareCredit {
+    TxnId txid;         // its session names the sender's shard
+    ItemId from;        // the sender's item
+    ItemId to;          // this shard's item, credited at commit
+    std::int64_t amount = 0;
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(txid, from, to, amount); }
+};
+
+// A transaction's fate at one shard. `final_elsewhere`: the other shard has
+// committed its own decision (its Decide, or the fence that aborted it), so
+// this shard may forget the transaction once the other shard asks it to.
+enum class Fate : std::uint8_t { undecided = 0, committed = 1, aborted = 2 };
+
+struct Decide {
+    TxnId txid;
+    Fate fate = Fate::aborted;  // committed or aborted
+    std::uint8_t reason = 0;    // AbortReason when aborted
+    bool final_elsewhere = false;
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(txid, fate, reason, final_elsewhere); }
+};
+
+// "What is this transaction's state here?", asked by the other shard's
+// leader; answered from the state once this entry is applied.
+struct Query {
+    TxnId txid;
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(txid); }
+};
+
+// Drops decided transactions whose other shard committed its own decision.
+struct Forget {
+    std::vector<TxnId> txids;
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(txids); }
+};
+
+using Command = std::variant<Noop, Transfer, Genesis, OpenSession, PrepareDebit, PrepareCredit, Decide, Query, Forget>;
 
 struct LogEntry {
     LogIndex index;   // position in the shard log, from 1
@@ -97,8 +162,8 @@ enum class Outcome : std::uint8_t { committed = 1, aborted = 2 };
 // Why a transfer aborted; `none` for a commit.
 enum class AbortReason : std::uint8_t {
     none = 0,
-    insufficient_funds = 1,  // FROM held less than the amount
-    overflow = 2,            // TO's balance would exceed int64
+    insufficient_funds = 1,  // FROM's available balance (posted minus held) is below the amount
+    overflow = 2,            // TO's balance with its pending credits would exceed int64
     bad_request = 3,         // the entry fails the edge checks (it should never have been logged)
     // The seq is below its session's window: this entry did not apply, and
     // whether an earlier attempt with this txid did is no longer known.
@@ -106,6 +171,12 @@ enum class AbortReason : std::uint8_t {
     // The session is not in the table (evicted, or never opened here):
     // nothing was applied, and the fate of earlier attempts is not known.
     session_expired = 5,
+    // A cross-shard transfer whose fate was asked for before its Prepare
+    // reached one of the shards: the Query fenced it, nothing moved.
+    timeout = 6,
+    // A cross-shard transfer whose two shards recorded different contents
+    // for one txid (a client reused it): nothing moved.
+    mismatch = 7,
 };
 
 const char* to_string(Outcome o);

@@ -11,6 +11,7 @@
 #include "txn/snapshot.hpp"
 
 #include <cereal/types/optional.hpp>
+#include <cereal/types/utility.hpp>
 #include <cereal/types/string.hpp>
 #include <cereal/types/variant.hpp>
 #include <cereal/types/vector.hpp>
@@ -123,7 +124,13 @@ struct SessionOp {
     void serialize(Archive& ar) { ar(item); }
 };
 
-using ClientOp = std::variant<TransferOp, BalanceOp, LeaderOp, SessionOp>;
+// Read the shard's books (one linearizable read, served by its leader).
+struct AuditOp {
+    template <class Archive>
+    void serialize(Archive&) {}
+};
+
+using ClientOp = std::variant<TransferOp, BalanceOp, LeaderOp, SessionOp, AuditOp>;
 
 struct TransferDone {
     Outcome outcome = Outcome::aborted;
@@ -136,12 +143,47 @@ struct TransferDone {
 
 struct BalanceDone {
     ItemId item;
-    std::int64_t balance = 0;
+    std::int64_t balance = 0;  // posted
     bool local = false;        // true: this node's applied state, maybe stale
     LogIndex applied_index;    // the state's position
+    std::int64_t held = 0;     // held by undecided cross-shard debits; available = balance - held
+    std::int64_t pending = 0;  // undecided cross-shard credits
 
     template <class Archive>
-    void serialize(Archive& ar) { ar(item, balance, local, applied_index); }
+    void serialize(Archive& ar) { ar(item, balance, local, applied_index, held, pending); }
+};
+
+// One cross-shard transaction a shard still records, as an audit shows it.
+struct AuditTxn {
+    TxnId txid;
+    std::uint8_t side = 0;      // Side: 1 debit (this shard is the sender), 2 credit
+    ItemId from;
+    ItemId to;
+    ShardId other;              // the other shard
+    std::int64_t amount = 0;
+    bool voted_yes = false;
+    std::uint8_t fate = 0;      // Fate: 0 undecided, 1 committed, 2 aborted
+    std::string reason;         // vote or abort reason; empty when none
+    std::uint64_t age_ms = 0;   // since the answering leader first saw it
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(txid, side, from, to, other, amount, voted_yes, fate, reason, age_ms); }
+};
+
+// One shard's books, read linearizably through its leader.
+struct AuditDone {
+    ShardId shard;
+    LogIndex applied_index;
+    std::uint64_t items = 0;
+    std::int64_t initial_balance = 0;  // of every item, from the shard's Genesis
+    std::int64_t total = 0;            // sum of posted balances
+    std::int64_t held = 0;             // sum of holds
+    std::int64_t pending = 0;          // sum of pending credits
+    std::vector<std::pair<ItemId, std::int64_t>> negatives;  // items whose posted or available balance is below 0
+    std::vector<AuditTxn> txns;        // every cross-shard record, decided or not
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(shard, applied_index, items, initial_balance, total, held, pending, negatives, txns); }
 };
 
 struct OpFailed {
@@ -170,7 +212,7 @@ struct SessionDone {
     void serialize(Archive& ar) { ar(shard, session); }
 };
 
-using OpResult = std::variant<TransferDone, BalanceDone, LeaderDone, OpFailed, SessionDone>;
+using OpResult = std::variant<TransferDone, BalanceDone, LeaderDone, OpFailed, SessionDone, AuditDone>;
 
 // A node that cannot serve a client operation passes it to the leader it
 // knows; the reply retraces the hop to the origin.
@@ -198,7 +240,95 @@ struct ForwardReply {
 
 inline constexpr std::uint8_t kForwardHopsMax = 3;
 
+// ---- two-phase commit between shard leaders (docs/design.md section 6.7) ----
+//
+// A leader asks the other shard's leader with a ShardRequest; a follower
+// that receives one passes it to its own leader and tells the asker who
+// that is. Every reply names the answering shard, its epoch and its leader,
+// so the asker's leader cache learns from it. Requests carry no epoch: what
+// they ask for is a fact of the asker's committed log (a Decide is sent only
+// once the asker's own Decide is applied), or is settled by the receiver's
+// log order (a Prepare, a Query).
+
+// The content both Prepares of one transaction must agree on.
+struct TxnContent {
+    TxnId txid;
+    ItemId from;
+    ItemId to;
+    std::int64_t amount = 0;
+
+    bool operator==(const TxnContent&) const = default;
+    template <class Archive>
+    void serialize(Archive& ar) { ar(txid, from, to, amount); }
+};
+
+struct PrepareAsk {
+    TxnContent txn;
+    template <class Archive>
+    void serialize(Archive& ar) { ar(txn); }
+};
+struct QueryAsk {
+    TxnId txid;
+    template <class Archive>
+    void serialize(Archive& ar) { ar(txid); }
+};
+struct DecideAsk {
+    TxnId txid;
+    Fate fate = Fate::aborted;
+    std::uint8_t reason = 0;  // AbortReason
+    template <class Archive>
+    void serialize(Archive& ar) { ar(txid, fate, reason); }
+};
+struct ForgetAsk {
+    std::vector<TxnId> txids;
+    template <class Archive>
+    void serialize(Archive& ar) { ar(txids); }
+};
+using ShardAsk = std::variant<PrepareAsk, QueryAsk, DecideAsk, ForgetAsk>;
+
+struct ShardRequest {
+    static constexpr std::uint8_t kWireType = 72;
+    ShardId from_shard;      // the asking shard
+    NodeId reply_to;         // the asking leader
+    std::uint8_t hops = 0;   // passed on by followers so far; bounded by kForwardHopsMax
+    ShardAsk ask;
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(from_shard, reply_to, hops, ask); }
+};
+
+// A shard's state of one transaction, as its applied log holds it: the
+// answer to a Prepare (once applied) or a Query (once its entry is applied).
+struct StateTell {
+    TxnContent txn;          // as recorded here (zero items for a fence)
+    std::uint8_t state = 0;  // QueryState
+    std::uint8_t reason = 0; // AbortReason for voted_no and aborted
+    template <class Archive>
+    void serialize(Archive& ar) { ar(txn, state, reason); }
+};
+struct AckTell {
+    TxnId txid;  // its Decide is applied here
+    template <class Archive>
+    void serialize(Archive& ar) { ar(txid); }
+};
+struct HintTell {
+    template <class Archive>
+    void serialize(Archive&) {}
+};
+using ShardTell = std::variant<HintTell, StateTell, AckTell>;
+
+struct ShardReply {
+    static constexpr std::uint8_t kWireType = 73;
+    ShardId shard;   // the answering shard
+    Epoch epoch;     // the answering node's epoch
+    NodeId leader;   // the leader it knows (itself when it answers); kNoNode if none
+    ShardTell tell;
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(shard, epoch, leader, tell); }
+};
+
 using TxnMessage = std::variant<AppendEntries, AppendReply, FetchLog, FetchReply, InstallSnapshot, ForwardRequest,
-                                ForwardReply>;
+                                ForwardReply, ShardRequest, ShardReply>;
 
 }  // namespace rl::txn

@@ -45,6 +45,7 @@ bool answers(const ClientOp& op, const OpResult& result) {
                           },
                           [&](const LeaderOp&) { return std::holds_alternative<LeaderDone>(result); },
                           [&](const SessionOp&) { return std::holds_alternative<SessionDone>(result); },
+                          [&](const AuditOp&) { return std::holds_alternative<AuditDone>(result); },
                       },
                       op);
 }
@@ -119,6 +120,19 @@ std::optional<Waiter> PendingOps::take_forward_reply(std::uint64_t id, NodeId fr
     forwarded_.erase(it);
     --waiters_;
     return w;
+}
+
+const ClientOp* PendingOps::forwarded_op(std::uint64_t id) const {
+    auto it = forwarded_.find(id);
+    return it == forwarded_.end() ? nullptr : &it->second.item.op;
+}
+
+std::vector<std::pair<Waiter, ClientOp>> PendingOps::take_forwards_to(NodeId to) {
+    std::vector<std::pair<Waiter, ClientOp>> out;
+    extract_if(forwarded_, [&](const auto& f) { return f.second.item.to == to; },
+               [&](Timed<Forwarded>&& f) { out.emplace_back(std::move(f.item.waiter), std::move(f.item.op)); });
+    waiters_ -= out.size();
+    return out;
 }
 
 std::vector<Waiter> PendingOps::take_forwards_if(const std::function<bool(NodeId to)>& stale) {

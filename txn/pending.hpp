@@ -68,7 +68,7 @@ public:
     // ---- linearizable reads (Raft's ReadIndex)
     struct Read {
         Waiter waiter;
-        ItemId item;
+        ClientOp op;          // a BalanceOp or an AuditOp
         LogIndex read_index;  // applied state must reach this
         std::uint64_t round;  // a majority must confirm this round
     };
@@ -92,8 +92,12 @@ public:
     // forwarded under it; a reply from elsewhere or to something else (from
     // before a restart of ours) must not reach this client.
     std::optional<Waiter> take_forward_reply(std::uint64_t id, NodeId from, const OpResult& result);
+    // The operation forwarded under `id`, while it waits.
+    const ClientOp* forwarded_op(std::uint64_t id) const;
     // Removes and returns the forwards whose target `stale` rejects.
     std::vector<Waiter> take_forwards_if(const std::function<bool(NodeId to)>& stale);
+    // Removes and returns the forwards sent to `to`, with their operations.
+    std::vector<std::pair<Waiter, ClientOp>> take_forwards_to(NodeId to);
 
     // Leadership ended: every waiter on an entry or a read.
     std::vector<Waiter> take_leader_waits();

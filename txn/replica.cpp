@@ -23,11 +23,11 @@ std::string ranges_text(const std::vector<config::ItemRange>& items) {
     return out;
 }
 
+}  // namespace
+
 TransferDone transfer_done(const ApplyResult& r) {
     return TransferDone{r.outcome, r.outcome == Outcome::committed ? std::string() : to_string(r.reason), r.txid};
 }
-
-}  // namespace
 
 Replica::Replica(ReplicaParams params, RecoveredState recovered)
     : params_(std::move(params)),
@@ -35,7 +35,8 @@ Replica::Replica(ReplicaParams params, RecoveredState recovered)
       log_(params_.election.self, params_.election.members, params_.log, recovered.snapshot,
            std::move(recovered.entries)),
       state_(make_state(params_, recovered)),
-      pending_(params_.pending, params_.forward_id_base) {
+      pending_(params_.pending, params_.forward_id_base),
+      router_(params_.shards) {
     log_.follow(election_.epoch(), kNoNode);
     compare_genesis();
     sync_positions();
@@ -56,6 +57,8 @@ void Replica::step(NodeId from, const TxnMessage& m) {
     std::visit(Overload{
                    [&](const ForwardRequest& f) { on_forward(from, f); },
                    [&](const ForwardReply& f) { on_forward_reply(from, f); },
+                   [&](const ShardRequest& r) { on_shard_request(from, r); },
+                   [&](const ShardReply& r) { on_shard_reply(from, r); },
                    [&](const InstallSnapshot& s) {
                        if (snapshot_acceptable(from, s.snapshot)) log_.step(from, s);
                    },
@@ -70,6 +73,7 @@ void Replica::step(NodeId from, const TxnMessage& m) {
 }
 
 void Replica::tick() {
+    ++now_;
     sync_positions();
     election_.tick();
     drain_election();
@@ -79,6 +83,7 @@ void Replica::tick() {
     const std::string leaderless = "no leader known for shard " + std::to_string(shard().value);
     for (auto& g : pending_.tick(late, leaderless)) fail(g.waiter, g.code, g.message);
     retry_parked();
+    drive_cross();
 }
 
 void Replica::persisted(LogIndex index) {
@@ -172,6 +177,9 @@ void Replica::on_leader_change(const election::LeaderChange& change, const std::
         }
     }
     if (was_leading && !log_.leading()) fail_leader_waiters("leadership ended before the operation finished; retry");
+    // What a leader waits for from other shards is its own; a new one
+    // rebuilds it from the records (docs/design.md section 6.7).
+    if (was_leading || log_.leading()) reset_cross();
     fail_stale_forwards(change.leader);
     if (change.leader != kNoNode) retry_parked();
 }
@@ -208,6 +216,7 @@ void Replica::apply_committed() {
     while (state_.applied_index() < log_.commit_index() && state_.applied_index() < log_.last_index()) {
         const LogEntry& entry = log_.at(state_.applied_index().next());
         const bool was_created = state_.created();
+        note_forgotten(entry);
         const Applied applied = state_.apply(entry);
         if (!was_created && state_.created()) compare_genesis();
         answer_applied(entry, applied);
@@ -217,7 +226,10 @@ void Replica::apply_committed() {
 void Replica::answer_applied(const LogEntry& entry, const Applied& applied) {
     if (const auto* r = std::get_if<ApplyResult>(&applied)) {
         for (const Waiter& w : pending_.take_transfer(r->txid)) reply(w, transfer_done(*r));
+        // A PrepareDebit the session table settled: nothing to coordinate.
+        if (std::holds_alternative<PrepareDebit>(entry.command)) coordinating_.erase(r->txid);
     }
+    answer_cross(applied);
     for (const Waiter& w : pending_.take_entry(entry.index)) {
         if (const auto* s = std::get_if<SessionOpened>(&applied)) {
             reply(w, SessionDone{shard(), s->session});
@@ -271,10 +283,17 @@ std::optional<OpFailed> Replica::edge_check(const ClientOp& op) const {
         return OpFailed{to_string(e->code), e->message, leader()};
     };
     return std::visit(Overload{
-                          [&](const TransferOp& t) { return failed(state_.validate(Transfer{t.txid, t.from, t.to, t.amount})); },
+                          [&](const TransferOp& t) {
+                              const ShardId to = shard_of_item(t.to);
+                              if (to != shard() && to.value != 0) {
+                                  return failed(state_.validate(PrepareDebit{t.txid, t.from, t.to, to, t.amount}));
+                              }
+                              return failed(state_.validate(Transfer{t.txid, t.from, t.to, t.amount}));
+                          },
                           [&](const LeaderOp&) -> std::optional<OpFailed> { return std::nullopt; },
                           [&](const BalanceOp& b) { return failed(state_.check_item(b.item)); },
                           [&](const SessionOp& s) { return failed(state_.check_item(s.item)); },
+                          [&](const AuditOp&) -> std::optional<OpFailed> { return std::nullopt; },
                       },
                       op);
 }
@@ -292,12 +311,17 @@ void Replica::submit_op(const Waiter& w, const ClientOp& op, std::uint8_t hops) 
     if (std::holds_alternative<LeaderOp>(op)) return reply(w, LeaderDone{shard(), leader(), epoch()});
     if (const auto* b = std::get_if<BalanceOp>(&op); b && b->local) {
         if (!state_.created()) return fail(w, "unavailable", "this node has not applied the shard's creation yet");
-        return reply(w, BalanceDone{b->item, state_.balance(b->item), true, state_.applied_index()});
+        return reply(w, BalanceDone{b->item, state_.balance(b->item), true, state_.applied_index(),
+                                    state_.held(b->item), state_.pending(b->item)});
     }
     if (log_.ready() && state_.created()) {
-        if (const auto* t = std::get_if<TransferOp>(&op)) return serve_transfer(w, *t);
+        if (const auto* t = std::get_if<TransferOp>(&op)) {
+            const ShardId to = shard_of_item(t->to);
+            if (to != shard() && to.value != 0) return serve_cross(w, *t, to);
+            return serve_transfer(w, *t);
+        }
         if (std::holds_alternative<SessionOp>(op)) return serve_session(w);
-        return serve_read(w, std::get<BalanceOp>(op));
+        return serve_read(w, op);
     }
     forward(w, op, hops);
 }
@@ -319,10 +343,10 @@ void Replica::serve_session(const Waiter& w) {
 // Linearizable read (Raft's ReadIndex): the answer reflects everything
 // committed before the read arrived, once a majority has confirmed in a new
 // round that this node still leads.
-void Replica::serve_read(const Waiter& w, const BalanceOp& op) {
+void Replica::serve_read(const Waiter& w, const ClientOp& op) {
     if (!admit(w)) return;
     const LogIndex read_index = std::max(log_.commit_index(), log_.epoch_start());
-    pending_.wait_read({w, op.item, read_index, log_.start_read_round()});
+    pending_.wait_read({w, op, read_index, log_.start_read_round()});
     complete_reads();
 }
 
@@ -332,8 +356,42 @@ void Replica::complete_reads() {
         return log_.ready() && confirmed >= r.round && state_.applied_index() >= r.read_index;
     };
     for (const auto& r : pending_.take_reads(ready)) {
-        reply(r.waiter, BalanceDone{r.item, state_.balance(r.item), false, state_.applied_index()});
+        if (const auto* b = std::get_if<BalanceOp>(&r.op)) {
+            reply(r.waiter, BalanceDone{b->item, state_.balance(b->item), false, state_.applied_index(),
+                                        state_.held(b->item), state_.pending(b->item)});
+        } else {
+            reply(r.waiter, audit());
+        }
     }
+}
+
+// The shard's books for `rlcat audit`, from the applied state.
+AuditDone Replica::audit() const {
+    AuditDone a;
+    a.shard = shard();
+    a.applied_index = state_.applied_index();
+    const Genesis& g = *state_.genesis();
+    a.initial_balance = g.initial_balance;
+    for (const config::ItemRange& r : g.items) {
+        a.items += r.size();
+        for (std::uint64_t i = r.first.value; i <= r.last.value; ++i) {
+            const ItemId item{i};
+            const std::int64_t posted = state_.balance(item);
+            if (posted < 0 || posted - state_.held(item) < 0) a.negatives.emplace_back(item, posted);
+        }
+    }
+    a.total = state_.total();
+    a.held = state_.held_total();
+    a.pending = state_.pending_total();
+    for (const auto& [txid, t] : state_.cross_txns()) {
+        const auto seen = first_seen_.find(txid);
+        const std::uint64_t age = seen == first_seen_.end() ? 0 : (now_ - seen->second) * params_.tick_ms;
+        const AbortReason reason = t.fate == Fate::aborted ? t.fate_reason : t.vote_reason;
+        a.txns.push_back(AuditTxn{txid, static_cast<std::uint8_t>(t.side), t.from, t.to, t.other, t.amount,
+                                  t.voted_yes, static_cast<std::uint8_t>(t.fate),
+                                  reason == AbortReason::none ? std::string() : to_string(reason), age});
+    }
+    return a;
 }
 
 // Not the leader: pass the operation to the one we know, or hold it until
@@ -347,7 +405,9 @@ void Replica::forward(const Waiter& w, const ClientOp& op, std::uint8_t hops) {
     send_forward(w, leader, op, hops);
 }
 
-void Replica::forward_elsewhere(std::uint64_t handle, NodeId target, const ClientOp& op) {
+void Replica::forward_elsewhere(std::uint64_t handle, ShardId shard, const ClientOp& op) {
+    const NodeId target = router_.target(shard);
+    if (target == kNoNode) return fail(LocalWaiter{handle}, "bad_request", "no shard " + std::to_string(shard.value));
     send_forward(LocalWaiter{handle}, target, op, 0);
 }
 
@@ -355,9 +415,9 @@ void Replica::send_forward(const Waiter& w, NodeId to, const ClientOp& op, std::
     if (hops >= kForwardHopsMax) return fail(w, "unavailable", "too many forwarding hops; leader unsettled");
     if (!admit(w)) return;
     const std::uint64_t id = pending_.forward(w, to, op);
-    // Across shards the epoch means nothing to the receiver: 0.
-    const Epoch e = member(to) ? epoch() : Epoch{};
-    out_.txn_messages.push_back({to, ForwardRequest{e, id, static_cast<std::uint8_t>(hops + 1), op}});
+    // Across shards the receiver learns our shard's epoch and ignores it
+    // (its epoch gate looks only at its own members).
+    out_.txn_messages.push_back({to, ForwardRequest{epoch(), id, static_cast<std::uint8_t>(hops + 1), op}});
 }
 
 void Replica::retry_parked() {
@@ -372,15 +432,30 @@ void Replica::on_forward(NodeId from, const ForwardRequest& m) {
 
 void Replica::on_forward_reply(NodeId from, const ForwardReply& m) {
     gate(from, m.epoch);
-    if (auto w = pending_.take_forward_reply(m.forward_id, from, m.result)) reply(*w, m.result);
+    if (member(from)) {
+        if (auto w = pending_.take_forward_reply(m.forward_id, from, m.result)) reply(*w, m.result);
+        return;
+    }
+    // Another shard's node: its hint teaches the leader cache, and a
+    // refusal that names a leader is retried there at once.
+    const ShardId other = router_.shard_of(from);
+    router_.learn(other, m.leader_hint, m.epoch);
+    const ClientOp* op = pending_.forwarded_op(m.forward_id);
+    const auto* failed = std::get_if<OpFailed>(&m.result);
+    const bool redirect = op != nullptr && failed != nullptr && failed->code == "unavailable" &&
+                          m.leader_hint != kNoNode && m.leader_hint != from;
+    const ClientOp again = redirect ? *op : ClientOp{};
+    auto w = pending_.take_forward_reply(m.forward_id, from, m.result);
+    if (!w) return;
+    if (redirect && std::holds_alternative<LocalWaiter>(*w)) return send_forward(*w, m.leader_hint, again, 1);
+    reply(*w, m.result);
 }
 
 void Replica::reply(const Waiter& w, OpResult result) {
     std::visit(Overload{
                    [&](const LocalWaiter& l) { out_.replies.emplace_back(l.handle, std::move(result)); },
                    [&](const RemoteWaiter& r) {
-                       const Epoch e = member(r.node) ? epoch() : Epoch{};
-                       out_.txn_messages.push_back({r.node, ForwardReply{e, r.forward_id, std::move(result), leader()}});
+                       out_.txn_messages.push_back({r.node, ForwardReply{epoch(), r.forward_id, std::move(result), leader()}});
                    },
                },
                w);

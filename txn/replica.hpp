@@ -13,12 +13,14 @@
 #include "txn/log.hpp"
 #include "txn/messages.hpp"
 #include "txn/pending.hpp"
+#include "txn/router.hpp"
 #include "txn/snapshot.hpp"
 #include "txn/state_machine.hpp"
 
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <variant>
 #include <vector>
@@ -36,6 +38,17 @@ struct ReplicaParams {
     std::uint64_t snapshot_after_entries = 50000;  // applied entries kept in memory and WAL before a snapshot
     // First forward id of this incarnation; see PendingOps.
     std::uint64_t forward_id_base = 1;
+    // Every shard's members and item ranges, from the config: where to
+    // send what is meant for another shard (never who leads it).
+    std::map<ShardId, std::vector<NodeId>> shards;
+    std::vector<std::pair<config::ItemRange, ShardId>> routes;
+    // Two-phase commit timing, in ticks (docs/design.md section 6.7): the
+    // first resend of an unanswered request to another shard, its backoff
+    // bound, and how long a record waits before this shard asks on its own.
+    std::uint64_t cross_retry_ticks = 5;
+    std::uint64_t cross_retry_ticks_max = 100;
+    std::uint64_t cross_query_after_ticks = 100;
+    std::uint32_t tick_ms = 10;  // for the ages an audit reports
 };
 
 // What the WAL recovered at start.
@@ -86,6 +99,9 @@ struct ReplicaOutput {
     std::optional<election::LeaderChange> leader_change;
 };
 
+// The answer a client gets for a transfer the state machine settled.
+TransferDone transfer_done(const ApplyResult& r);
+
 class Replica {
 public:
     // The shard is params.genesis.shard. Throws std::runtime_error when the
@@ -97,9 +113,12 @@ public:
     void tick();
     // A client operation arriving at this node from a local session.
     void submit(std::uint64_t handle, const ClientOp& op);
-    // A client operation for another shard: pass it to `target`, a node of
-    // that shard, and relay the answer.
-    void forward_elsewhere(std::uint64_t handle, NodeId target, const ClientOp& op);
+    // A client operation for another shard: pass it to that shard's leader
+    // as this node knows it (or a member), and relay the answer.
+    void forward_elsewhere(std::uint64_t handle, ShardId shard, const ClientOp& op);
+    // The host could not connect to `node`: what waits on it goes to the
+    // next member now instead of waiting out its timeout.
+    void peer_unreachable(NodeId node);
     // The WAL holds everything through `index`.
     void persisted(LogIndex index);
     ReplicaOutput take_output();
@@ -115,12 +134,15 @@ public:
     const ReplicatedLog& log() const { return log_; }
     std::size_t pending_ops() const { return pending_.size(); }
     std::uint64_t snapshots_refused() const { return snapshots_refused_; }
+    const Router& router() const { return router_; }
+    // The shard that holds `item` by the config's ranges; ShardId{0} if none.
+    ShardId shard_of_item(ItemId item) const;
 
 private:
     void submit_op(const Waiter& w, const ClientOp& op, std::uint8_t hops);
     void serve_transfer(const Waiter& w, const TransferOp& op);
     void serve_session(const Waiter& w);
-    void serve_read(const Waiter& w, const BalanceOp& op);
+    void serve_read(const Waiter& w, const ClientOp& op);
     void forward(const Waiter& w, const ClientOp& op, std::uint8_t hops);
     void send_forward(const Waiter& w, NodeId to, const ClientOp& op, std::uint8_t hops);
     void reply(const Waiter& w, OpResult result);
@@ -147,6 +169,47 @@ private:
     void fail_stale_forwards(NodeId leader);
     void retry_parked();
     void sync_positions();
+    AuditDone audit() const;
+
+    // ---- two-phase commit (two_phase.cpp) ----
+    // A request this leader sent to another shard and waits on.
+    struct Asking {
+        NodeId sent_to;
+        std::uint64_t due = 0;  // tick at which to send (again)
+        std::uint32_t attempts = 0;
+    };
+    // Debit side: this shard coordinates.
+    struct Coordinating {
+        bool prepared_here = false;     // this leadership sent the receiver its Prepare; else it asks
+        std::optional<StateTell> there; // the receiver's vote or answer
+        bool decide_proposed = false;
+        bool acked = false;             // the receiver applied its Decide
+        Asking ask;
+    };
+    // Credit side: the coordinator's shard asks this one.
+    struct Participating {
+        std::vector<NodeId> vote_to;  // coordinators waiting for this shard's vote
+        bool prepare_proposed = false;
+        std::vector<NodeId> ack_to;   // coordinators waiting for a Decide to apply
+        bool decide_proposed = false;
+        std::uint64_t first_seen = 0;
+        Asking ask;                   // this shard's own Query to the sender's shard
+    };
+    void serve_cross(const Waiter& w, const TransferOp& op, ShardId to_shard);
+    void on_shard_request(NodeId from, const ShardRequest& m);
+    void on_shard_reply(NodeId from, const ShardReply& m);
+    void on_state_tell(const StateTell& tell);
+    void answer_cross(const Applied& applied);
+    void drive_cross();
+    void drive(const CrossTxn& t);
+    void drive_debit(const CrossTxn& t, Coordinating& c);
+    void drive_credit(const CrossTxn& t, Participating& p);
+    void send_ask(ShardId shard, Asking& a, ShardAsk ask);
+    void tell(NodeId to, ShardTell t);
+    void reply_transfer(TxnId txid, Outcome outcome, AbortReason reason);
+    void reset_cross();
+    void resend_now(NodeId node);
+    void note_forgotten(const LogEntry& entry);
 
     ReplicaParams params_;
     election::Core election_;
@@ -157,6 +220,18 @@ private:
     bool genesis_compared_ = false; // the config_differs warnings were given
     std::uint64_t snapshots_refused_ = 0;
     std::optional<ShardState> incoming_;  // a peer's snapshot, read, until the log takes it
+
+    Router router_;
+    std::uint64_t now_ = 0;  // ticks since start
+    // Two-phase commit bookkeeping of this node while it leads; a new
+    // leader rebuilds it from the replicated records (docs/design.md 6.7).
+    std::map<TxnId, Coordinating> coordinating_;
+    std::map<TxnId, Participating> participating_;
+    std::map<TxnId, std::vector<NodeId>> answer_to_;  // Query entries proposed for these askers
+    std::set<TxnId> to_forget_;                       // debit side, acknowledged: a Forget entry drops them
+    bool forget_proposed_ = false;
+    std::map<ShardId, std::vector<TxnId>> tell_forget_;  // forgotten here: the receivers may forget too
+    std::map<TxnId, std::uint64_t> first_seen_;          // tick each record was first applied here (audit ages)
 
     ReplicaOutput out_;
 };

@@ -47,6 +47,17 @@ ReplicaParams replica_params(const config::Config& config, NodeId self, std::uin
     // Forward ids must not repeat across restarts (see PendingOps).
     p.forward_id_base = (seed << 32) | 1;
     p.genesis = ShardState::genesis_of(shard, c);
+    for (const auto& [id, s] : config.shards()) {
+        p.shards[id] = s.nodes;
+        for (const auto& r : s.items) p.routes.emplace_back(r, id);
+    }
+    // Two-phase commit: a lost request is resent after about one heartbeat
+    // round trip, backing off to the suspect timeout; a participant asks on
+    // its own after a failover's worth of time (docs/design.md section 6.7).
+    p.cross_retry_ticks = std::max<std::uint64_t>(2, ticks(c.heartbeat_ms));
+    p.cross_retry_ticks_max = std::max(p.cross_retry_ticks, ticks(c.suspect_after_ms));
+    p.cross_query_after_ticks = ticks(c.suspect_after_ms + c.election_timeout_ms);
+    p.tick_ms = c.tick_ms;
     return p;
 }
 
@@ -77,9 +88,11 @@ void Shell::submit(std::uint64_t handle, const ClientOp& op) {
     replica_.submit(handle, op);
 }
 
-void Shell::forward_elsewhere(std::uint64_t handle, NodeId target, const ClientOp& op) {
-    replica_.forward_elsewhere(handle, target, op);
+void Shell::forward_elsewhere(std::uint64_t handle, ShardId shard, const ClientOp& op) {
+    replica_.forward_elsewhere(handle, shard, op);
 }
+
+void Shell::peer_unreachable(NodeId node) { replica_.peer_unreachable(node); }
 
 std::vector<WalOp> Shell::unsynced() const {
     std::vector<WalOp> out = accepted_;

@@ -76,7 +76,8 @@ public:
     void step(NodeId from, const TxnMessage& m);
     void tick();
     void submit(std::uint64_t handle, const ClientOp& op);
-    void forward_elsewhere(std::uint64_t handle, NodeId target, const ClientOp& op);
+    void forward_elsewhere(std::uint64_t handle, ShardId shard, const ClientOp& op);
+    void peer_unreachable(NodeId node);
 
     // One turn: drains the replica's output (a few rounds, since persisting
     // can commit and committing can answer or send more).

@@ -19,7 +19,7 @@ namespace {
 
 // Bumped whenever the snapshot layout changes, so an old node refuses a
 // newer snapshot instead of misreading it.
-constexpr std::uint32_t kSnapshotFormat = 2;
+constexpr std::uint32_t kSnapshotFormat = 3;
 
 [[noreturn]] void reject(ShardId shard, const std::string& why) {
     throw std::runtime_error("snapshot of shard " + std::to_string(shard.value) + " rejected: " + why);
@@ -35,8 +35,16 @@ bool recordable(Outcome outcome, AbortReason reason) {
     if (outcome == Outcome::committed) return reason == AbortReason::none;
     return outcome == Outcome::aborted &&
            (reason == AbortReason::insufficient_funds || reason == AbortReason::overflow ||
-            reason == AbortReason::bad_request);
+            reason == AbortReason::bad_request || reason == AbortReason::timeout || reason == AbortReason::mismatch);
 }
+
+// A reason a Decide entry may carry for an abort; anything else is read as bad_request.
+AbortReason abort_reason(std::uint8_t r) {
+    const auto reason = static_cast<AbortReason>(r);
+    return recordable(Outcome::aborted, reason) ? reason : AbortReason::bad_request;
+}
+
+Outcome outcome_of(Fate f) { return f == Fate::committed ? Outcome::committed : Outcome::aborted; }
 
 bool seq_less(const auto& s, std::uint64_t seq) { return s.seq < seq; }
 
@@ -61,8 +69,28 @@ const char* to_string(AbortReason r) {
         case AbortReason::bad_request: return "bad_request";
         case AbortReason::expired: return "expired";
         case AbortReason::session_expired: return "session_expired";
+        case AbortReason::timeout: return "timeout";
+        case AbortReason::mismatch: return "mismatch";
     }
     return "unknown";
+}
+
+const char* to_string(QueryState s) {
+    switch (s) {
+        case QueryState::absent: return "absent";
+        case QueryState::voted_yes: return "voted_yes";
+        case QueryState::voted_no: return "voted_no";
+        case QueryState::committed: return "committed";
+        case QueryState::aborted: return "aborted";
+    }
+    return "unknown";
+}
+
+Fate fate_from(const CrossTxn& here, QueryState there) {
+    if (here.fate != Fate::undecided) return here.fate;
+    if (there == QueryState::committed) return Fate::committed;
+    if (there == QueryState::voted_yes && here.voted_yes) return Fate::committed;
+    return Fate::aborted;
 }
 
 const char* to_string(EdgeErrorCode c) {
@@ -124,30 +152,70 @@ std::optional<EdgeError> ShardState::check_item(ItemId item) const {
     return EdgeError{EdgeErrorCode::unknown_item, "item " + std::to_string(item.value) + " is not in shard " + shard};
 }
 
+EdgeError ShardState::amount_error(std::int64_t amount) {
+    return EdgeError{EdgeErrorCode::bad_request, "transfer amount must be positive, got " + std::to_string(amount)};
+}
+
+EdgeError ShardState::session_error(TxnId txid, ItemId from) const {
+    return EdgeError{EdgeErrorCode::bad_request, "session " + std::to_string(txid.session) + " belongs to shard " +
+                                                     std::to_string(session_shard(txid.session).value) + ", item " +
+                                                     std::to_string(from.value) + " to shard " +
+                                                     std::to_string(shard_.value) + "; open a session there"};
+}
+
 std::optional<EdgeError> ShardState::validate(const Transfer& t) const {
     const std::string shard = std::to_string(shard_.value);
     switch (defect(t)) {
         case Defect::none: return std::nullopt;
         case Defect::not_created: return check_item(t.from);
-        case Defect::bad_amount:
-            return EdgeError{EdgeErrorCode::bad_request,
-                             "transfer amount must be positive, got " + std::to_string(t.amount)};
+        case Defect::bad_amount: return amount_error(t.amount);
         case Defect::same_item:
             return EdgeError{EdgeErrorCode::bad_request,
                              "cannot transfer from item " + std::to_string(t.from.value) + " to itself"};
         case Defect::from_unknown: return check_item(t.from);
         case Defect::to_unknown:
-            return EdgeError{EdgeErrorCode::unknown_item,
-                             "item " + std::to_string(t.to.value) + " is not in shard " + shard +
-                                 " (cross-shard transfers are not supported yet)"};
-        case Defect::foreign_session:
-            return EdgeError{EdgeErrorCode::bad_request,
-                             "session " + std::to_string(t.txid.session) + " belongs to shard " +
-                                 std::to_string(session_shard(t.txid.session).value) + ", item " +
-                                 std::to_string(t.from.value) + " to shard " + shard + "; open a session there"};
+            return EdgeError{EdgeErrorCode::unknown_item, "item " + std::to_string(t.to.value) + " is not in shard " + shard};
+        case Defect::foreign_session: return session_error(t.txid, t.from);
     }
     require(false, "every transfer defect has a message");
     return std::nullopt;
+}
+
+std::optional<EdgeError> ShardState::validate(const PrepareDebit& p) const {
+    if (auto e = check_item(p.from)) return e;
+    if (p.amount <= 0) return amount_error(p.amount);
+    if (p.to_shard == shard_ || p.to_shard.value == 0) {
+        return EdgeError{EdgeErrorCode::bad_request, "item " + std::to_string(p.to.value) + " is not in another shard"};
+    }
+    if (session_shard(p.txid.session) != shard_) return session_error(p.txid, p.from);
+    return std::nullopt;
+}
+
+const CrossTxn* ShardState::cross_txn(TxnId txid) const {
+    auto it = cross_.find(txid);
+    return it == cross_.end() ? nullptr : &it->second;
+}
+
+std::int64_t ShardState::held(ItemId item) const {
+    auto it = reserved_.find(item);
+    return it == reserved_.end() ? 0 : it->second.held;
+}
+
+std::int64_t ShardState::pending(ItemId item) const {
+    auto it = reserved_.find(item);
+    return it == reserved_.end() ? 0 : it->second.pending;
+}
+
+std::int64_t ShardState::held_total() const {
+    std::int64_t sum = 0;
+    for (const auto& [item, r] : reserved_) sum += r.held;
+    return sum;
+}
+
+std::int64_t ShardState::pending_total() const {
+    std::int64_t sum = 0;
+    for (const auto& [item, r] : reserved_) sum += r.pending;
+    return sum;
 }
 
 const std::int64_t* ShardState::find(ItemId item) const {
@@ -203,6 +271,14 @@ Applied ShardState::apply(const LogEntry& entry) {
                               return open_session(entry.index);
                           },
                           [&](const Transfer& t) -> Applied { return apply_transfer(t, entry.index); },
+                          [&](const PrepareDebit& p) -> Applied { return prepare_debit(p, entry.index); },
+                          [&](const PrepareCredit& p) -> Applied { return prepare_credit(p, entry.index); },
+                          [&](const Decide& d) -> Applied { return decide(d, entry.index); },
+                          [&](const Query& q) -> Applied { return query(q, entry.index); },
+                          [&](const Forget& f) -> Applied {
+                              forget(f);
+                              return std::monostate{};
+                          },
                       },
                       entry.command);
 }
@@ -231,6 +307,10 @@ ApplyResult ShardState::apply_transfer(const Transfer& t, LogIndex index) {
     SessionWindow& w = session->second;
     touch(session->first, w, index);
     if (std::optional<ApplyResult> known = lookup(t.txid)) return *known;
+    // The txid names a cross-shard transfer still in flight: a client that
+    // reused it gets no second movement of money (and nothing is recorded,
+    // so the cross-shard decision still answers the txid).
+    if (cross_.contains(t.txid)) return ApplyResult{Outcome::aborted, AbortReason::mismatch, t.txid};
     const AbortReason reason = execute(t);
     const ApplyResult result{reason == AbortReason::none ? Outcome::committed : Outcome::aborted, reason, t.txid};
     record(result, w);
@@ -243,8 +323,10 @@ AbortReason ShardState::execute(const Transfer& t) {
     if (defect(t) != Defect::none) return AbortReason::bad_request;
     std::int64_t& from = *find(t.from);
     std::int64_t& to = *find(t.to);
-    if (from < t.amount) return AbortReason::insufficient_funds;
-    if (to > std::numeric_limits<std::int64_t>::max() - t.amount) return AbortReason::overflow;
+    // Against the available balance: what undecided cross-shard debits
+    // hold stays put, and room stays for pending credits (holds, not locks).
+    if (from - held(t.from) < t.amount) return AbortReason::insufficient_funds;
+    if (to > std::numeric_limits<std::int64_t>::max() - t.amount - pending(t.to)) return AbortReason::overflow;
     from -= t.amount;
     to += t.amount;
     return AbortReason::none;
@@ -258,6 +340,183 @@ std::optional<ApplyResult> ShardState::lookup(TxnId txid) const {
     auto r = std::lower_bound(w.results.begin(), w.results.end(), txid.seq, seq_less<SeqResult>);
     if (r == w.results.end() || r->seq != txid.seq) return std::nullopt;
     return ApplyResult{r->outcome, r->reason, txid};
+}
+
+// ---- two-phase commit (docs/design.md section 6.7) ----
+
+ShardState::SessionWindow* ShardState::session_of(TxnId txid) {
+    auto it = sessions_.find(txid.session);
+    return it == sessions_.end() ? nullptr : &it->second;
+}
+
+// Places (+1) or releases (-1) what an undecided record with a yes vote
+// reserves: a hold on the debited item, a pending credit on the credited one.
+void ShardState::hold(const CrossTxn& t, std::int64_t sign) {
+    const ItemId item = t.side == Side::debit ? t.from : t.to;
+    Reserved& r = reserved_[item];
+    (t.side == Side::debit ? r.held : r.pending) += sign * t.amount;
+    if (r.held == 0 && r.pending == 0) reserved_.erase(item);
+}
+
+// The sender's Prepare: the session decides first, exactly as for an
+// intra-shard transfer; then the available balance votes.
+Applied ShardState::prepare_debit(const PrepareDebit& p, LogIndex index) {
+    if (!created()) return ApplyResult{Outcome::aborted, AbortReason::bad_request, p.txid};
+    // A duplicate waits for the same decision; once decided, the session
+    // table answers it like any retry.
+    auto existing = cross_.find(p.txid);
+    if (existing != cross_.end() && existing->second.fate == Fate::undecided) return Prepared{existing->second, false};
+    SessionWindow* w = session_of(p.txid);
+    if (w == nullptr) return ApplyResult{Outcome::aborted, AbortReason::session_expired, p.txid};
+    touch(p.txid.session, *w, index);
+    if (std::optional<ApplyResult> known = lookup(p.txid)) return *known;
+    if (existing != cross_.end()) return Prepared{existing->second, false};
+    // An entry the edge should have refused is settled, never recorded:
+    // a record is only ever one a snapshot can carry.
+    if (validate(p)) {
+        const ApplyResult refused{Outcome::aborted, AbortReason::bad_request, p.txid};
+        record(refused, *w);
+        return refused;
+    }
+    CrossTxn t{Side::debit, p.txid, p.from, p.to, p.to_shard, p.amount};
+    t.prepared_at = index;
+    if (*find(p.from) - held(p.from) < p.amount) {
+        t.vote_reason = AbortReason::insufficient_funds;
+    } else {
+        t.voted_yes = true;
+        hold(t, +1);
+    }
+    Prepared out{t, true};
+    if (settle_no_vote(t)) {
+        out.result = ApplyResult{Outcome::aborted, t.fate_reason, t.txid};
+        record(*out.result, *w);
+    }
+    out.txn = cross_.emplace(p.txid, t).first->second;
+    return out;
+}
+
+// A no vote decides the transaction at once: it aborts whatever the other
+// shard votes. The record stays until the other shard has decided too.
+bool ShardState::settle_no_vote(CrossTxn& t) {
+    if (t.voted_yes) return false;
+    t.fate = Fate::aborted;
+    t.fate_reason = t.vote_reason;
+    return true;
+}
+
+// The receiver's Prepare: the item must be here, and the credit must fit
+// beside every pending one. A fence (a Query applied first) votes no.
+Applied ShardState::prepare_credit(const PrepareCredit& p, LogIndex index) {
+    if (auto it = cross_.find(p.txid); it != cross_.end()) return Prepared{it->second, false};
+    const ShardId sender = session_shard(p.txid.session);
+    CrossTxn t{Side::credit, p.txid, p.from, p.to, sender, p.amount};
+    t.prepared_at = index;
+    if (!created()) {
+        t.vote_reason = AbortReason::bad_request;
+        return Prepared{t, false};  // nothing to keep before the shard exists
+    }
+    const std::int64_t* to = find(p.to);
+    if (to == nullptr || p.amount <= 0 || sender == shard_ || sender.value == 0) {
+        t.vote_reason = AbortReason::bad_request;
+        settle_no_vote(t);
+        return Prepared{t, false};  // refused, not recorded: the edge should never have logged it
+    }
+    if (*to > std::numeric_limits<std::int64_t>::max() - p.amount - pending(p.to)) {
+        t.vote_reason = AbortReason::overflow;
+    } else {
+        t.voted_yes = true;
+        hold(t, +1);
+    }
+    settle_no_vote(t);
+    return Prepared{cross_.emplace(p.txid, t).first->second, true};
+}
+
+// A decision posts or releases what the Prepare reserved. The first one
+// stands; a later one the other way is reported, never applied.
+Decided ShardState::decide(const Decide& d, LogIndex index) {
+    Decided out{d.txid};
+    auto it = cross_.find(d.txid);
+    if (it == cross_.end()) return out;
+    out.known = true;
+    out.txn = it->second;
+    if (d.fate != Fate::committed && d.fate != Fate::aborted) return out;  // no decision in it
+    CrossTxn& t = it->second;
+    const bool impossible = d.fate == Fate::committed && !t.voted_yes;
+    if (t.fate != Fate::undecided || impossible) {
+        out.conflicting = impossible || t.fate != d.fate;
+        if (!out.conflicting && d.final_elsewhere) t.final_elsewhere = true;
+        out.txn = t;
+        return out;
+    }
+    if (t.voted_yes) hold(t, -1);
+    if (d.fate == Fate::committed) {
+        if (t.side == Side::debit) {
+            *find(t.from) -= t.amount;
+        } else {
+            *find(t.to) += t.amount;
+        }
+    }
+    t.fate = d.fate;
+    t.fate_reason = d.fate == Fate::committed ? AbortReason::none : abort_reason(d.reason);
+    t.final_elsewhere = t.final_elsewhere || d.final_elsewhere;
+    out.txn = t;
+    if (t.side == Side::debit) {
+        const ApplyResult result{outcome_of(t.fate), t.fate_reason, t.txid};
+        // The session table answers every retry from now on; an evicted
+        // session answers session_expired, as for any transfer.
+        if (SessionWindow* w = session_of(t.txid); w != nullptr && !lookup(t.txid)) {
+            touch(t.txid.session, *w, index);
+            record(result, *w);
+        }
+        out.result = result;
+    }
+    return out;
+}
+
+// Answers from the record. Without one the transaction is fenced: on the
+// sender's side the session table records it aborted (so its Prepare finds
+// it settled), on the receiver's side a no-vote record stands in for the
+// Prepare that did not come.
+Answered ShardState::query(const Query& q, LogIndex index) {
+    Answered a{q.txid};
+    if (auto it = cross_.find(q.txid); it != cross_.end()) {
+        const CrossTxn& t = it->second;
+        a.txn = t;
+        if (t.fate == Fate::committed) {
+            a.state = QueryState::committed;
+        } else if (t.fate == Fate::aborted) {
+            a.state = QueryState::aborted;
+            a.reason = t.fate_reason;
+        } else {
+            a.state = t.voted_yes ? QueryState::voted_yes : QueryState::voted_no;
+            a.reason = t.vote_reason;
+        }
+        return a;
+    }
+    if (!created()) return a;
+    if (session_shard(q.txid.session) == shard_) {
+        if (SessionWindow* w = session_of(q.txid); w != nullptr) {
+            touch(q.txid.session, *w, index);
+            if (!lookup(q.txid)) record(ApplyResult{Outcome::aborted, AbortReason::timeout, q.txid}, *w);
+        }
+        a.result = lookup(q.txid);
+        return a;
+    }
+    if (session_shard(q.txid.session).value == 0) return a;  // no shard's transaction: nothing to fence
+    CrossTxn fence{Side::credit, q.txid, ItemId{}, ItemId{}, session_shard(q.txid.session), 0};
+    fence.vote_reason = AbortReason::timeout;
+    fence.fate = Fate::aborted;
+    fence.fate_reason = AbortReason::timeout;
+    fence.prepared_at = index;
+    cross_.emplace(q.txid, fence);
+    return a;
+}
+
+void ShardState::forget(const Forget& f) {
+    for (const TxnId& txid : f.txids) {
+        auto it = cross_.find(txid);
+        if (it != cross_.end() && it->second.fate != Fate::undecided) cross_.erase(it);
+    }
 }
 
 // The session was used by the entry at `index`: it becomes the most recent.
@@ -293,7 +552,12 @@ void ShardState::record(const ApplyResult& result, SessionWindow& w) {
 //     sessions: size, then per session (ascending id)  u64 id,
 //       u64 last used index, u64 floor seq, size,
 //       then per result (ascending seq)  u64 seq, u8 outcome, u8 reason
-// The sessions' eviction index is derived, so it is rebuilt, not stored.
+//     cross-shard transactions: size, then per record (ascending txid)
+//       u8 side, txid, u64 from, u64 to, u64 other shard, i64 amount,
+//       u8 voted yes, u8 vote reason, u8 fate, u8 fate reason,
+//       u8 final elsewhere, u64 prepared at
+// The sessions' eviction index and the per-item holds are derived, so they
+// are rebuilt, not stored.
 
 template <class Archive>
 void ShardState::write_snapshot(Archive& ar) const {
@@ -310,6 +574,12 @@ void ShardState::write_snapshot(Archive& ar) const {
         for (const SeqResult& s : w.results) {
             ar(s.seq, static_cast<std::uint8_t>(s.outcome), static_cast<std::uint8_t>(s.reason));
         }
+    }
+    ar(cereal::make_size_tag(static_cast<cereal::size_type>(cross_.size())));
+    for (const auto& [txid, t] : cross_) {
+        const auto u8 = [](auto v) { return static_cast<std::uint8_t>(v); };
+        ar(u8(t.side), t.txid, t.from, t.to, t.other, t.amount, u8(t.voted_yes), u8(t.vote_reason), u8(t.fate),
+           u8(t.fate_reason), u8(t.final_elsewhere), t.prepared_at);
     }
 }
 
@@ -346,6 +616,7 @@ ShardState ShardState::restore(ShardId shard, std::span<const std::uint8_t> byte
             state.genesis_ = std::move(g);
             state.read_balances(ar);
             state.read_sessions(ar);
+            state.read_cross(ar);
         }
         if (ar.remaining() != 0) reject(shard, std::to_string(ar.remaining()) + " bytes follow its end");
     } catch (const cereal::Exception& e) {
@@ -408,6 +679,58 @@ void ShardState::read_sessions(Archive& ar) {
         }
         add_restored_session(id, std::move(w));
     }
+}
+
+template <class Archive>
+void ShardState::read_cross(Archive& ar) {
+    cereal::size_type count = 0;
+    ar(cereal::make_size_tag(count));
+    for (cereal::size_type c = 0; c < count; ++c) {
+        CrossTxn t;
+        std::uint8_t side = 0, voted_yes = 0, vote_reason = 0, fate = 0, fate_reason = 0, final_elsewhere = 0;
+        ar(side, t.txid, t.from, t.to, t.other, t.amount, voted_yes, vote_reason, fate, fate_reason, final_elsewhere,
+           t.prepared_at);
+        if (side < 1 || side > 2 || voted_yes > 1 || fate > 2 || final_elsewhere > 1) {
+            reject(shard_, "cross-shard transaction " + std::to_string(t.txid.session) + ":" +
+                               std::to_string(t.txid.seq) + " has an invalid flag");
+        }
+        t.side = static_cast<Side>(side);
+        t.voted_yes = voted_yes == 1;
+        t.vote_reason = static_cast<AbortReason>(vote_reason);
+        t.fate = static_cast<Fate>(fate);
+        t.fate_reason = static_cast<AbortReason>(fate_reason);
+        t.final_elsewhere = final_elsewhere == 1;
+        add_restored_cross(t);
+    }
+    // What the holds reserve must still be there.
+    for (const auto& [item, r] : reserved_) {
+        const std::int64_t posted = *find(item);
+        if (r.held > posted || r.pending > std::numeric_limits<std::int64_t>::max() - posted) {
+            reject(shard_, "item " + std::to_string(item.value) + " reserves more than its balance allows");
+        }
+    }
+}
+
+// Checked one by one so that no field of a record can make apply() or the
+// holds go wrong later.
+void ShardState::add_restored_cross(CrossTxn t) {
+    const std::string who = "cross-shard transaction " + std::to_string(t.txid.session) + ":" + std::to_string(t.txid.seq);
+    if (!cross_.empty() && !(cross_.rbegin()->first < t.txid)) reject(shard_, who + " is out of ascending order");
+    const bool debit = t.side == Side::debit;
+    const bool ours = session_shard(t.txid.session) == shard_;
+    const ItemId mine = debit ? t.from : t.to;
+    const bool fence = !debit && !t.voted_yes && t.amount == 0;
+    if (debit != ours || t.other == shard_ || t.other.value == 0 || (!fence && (t.amount <= 0 || find(mine) == nullptr)) ||
+        t.voted_yes == (t.vote_reason != AbortReason::none) || applied_index_ < t.prepared_at ||
+        (t.fate == Fate::committed && (!t.voted_yes || t.fate_reason != AbortReason::none)) ||
+        (t.fate == Fate::aborted && !recordable(Outcome::aborted, t.fate_reason))) {
+        reject(shard_, who + " is inconsistent");
+    }
+    if (t.voted_yes && t.fate == Fate::undecided) {
+        std::int64_t& slot = debit ? reserved_[mine].held : reserved_[mine].pending;
+        if (__builtin_add_overflow(slot, t.amount, &slot)) reject(shard_, who + " overflows its item's holds");
+    }
+    cross_.emplace_hint(cross_.end(), t.txid, t);
 }
 
 void ShardState::add_restored_session(std::uint64_t id, SessionWindow window) {

@@ -46,9 +46,84 @@ struct SessionOpened {
     bool operator==(const SessionOpened&) const = default;
 };
 
-// What applying one entry produced: nothing (Noop, Genesis), a transfer's
-// result, or a new session.
-using Applied = std::variant<std::monostate, ApplyResult, SessionOpened>;
+// A cross-shard transaction as one of its two shards records it
+// (docs/design.md section 6.7): replicated state, from its Prepare until a
+// Forget entry drops it once both shards have decided.
+enum class Side : std::uint8_t { debit = 1, credit = 2 };
+
+struct CrossTxn {
+    Side side = Side::debit;
+    TxnId txid;
+    ItemId from;          // the sender's item
+    ItemId to;            // the receiver's item
+    ShardId other;        // the other shard
+    std::int64_t amount = 0;
+    bool voted_yes = false;                     // this shard's Prepare placed its hold or pending credit
+    AbortReason vote_reason = AbortReason::none;  // why it voted no
+    Fate fate = Fate::undecided;
+    AbortReason fate_reason = AbortReason::none;  // when aborted
+    bool final_elsewhere = false;  // credit side: the coordinator's shard has committed its decision
+    LogIndex prepared_at;          // the Prepare entry's index
+
+    bool operator==(const CrossTxn&) const = default;
+};
+
+// A Prepare entry applied: the record as it stands (a duplicate Prepare
+// changes nothing and reports the existing record).
+struct Prepared {
+    CrossTxn txn;
+    bool created = false;  // this entry created the record
+    // Debit side, a no vote: the client's answer, as the session table now holds it.
+    std::optional<ApplyResult> result;
+
+    bool operator==(const Prepared&) const = default;
+};
+
+// A Decide entry applied. `known`: a record was there; `result`: the debit
+// side's answer for the client, as the session table now holds it.
+struct Decided {
+    TxnId txid;
+    bool known = false;
+    CrossTxn txn;                       // when known, after the decision
+    std::optional<ApplyResult> result;  // debit side
+    bool conflicting = false;           // the record was already decided the other way (a protocol bug)
+
+    bool operator==(const Decided&) const = default;
+};
+
+// What a Query entry found, for the shard that asked.
+enum class QueryState : std::uint8_t {
+    absent = 0,     // no record: the transaction is fenced here (or long finished)
+    voted_yes = 1,  // prepared with a yes vote, undecided
+    voted_no = 2,   // prepared with a no vote, undecided
+    committed = 3,  // decided here
+    aborted = 4,
+};
+const char* to_string(QueryState s);
+
+struct Answered {
+    TxnId txid;
+    QueryState state = QueryState::absent;
+    AbortReason reason = AbortReason::none;  // voted_no or aborted
+    std::optional<CrossTxn> txn;             // the record, when there is one
+    // The debit side's fence, or the session table's answer, when there is
+    // no record: the client's result for this txid, if the table holds one.
+    std::optional<ApplyResult> result;
+
+    bool operator==(const Answered&) const = default;
+};
+
+// What applying one entry produced: nothing (Noop, Genesis, Forget), a
+// transfer's result, a new session, or a step of a cross-shard transaction.
+// A PrepareDebit that the session table settles at once (the txid is known,
+// expired, or its session is) yields an ApplyResult and creates no record.
+using Applied = std::variant<std::monostate, ApplyResult, SessionOpened, Prepared, Decided, Answered>;
+
+// The fate the two votes of a cross-shard transaction make: committed
+// exactly when both Prepares voted yes (docs/design.md section 6.7).
+// `here` is this shard's record, `there` what the other shard answered
+// after applying a Query (so `there` can no longer change to a yes).
+Fate fate_from(const CrossTxn& here, QueryState there);
 
 // A request refused at the edge, before it is logged; the node answers it as
 // docs/design.md section 4's error reply.
@@ -79,9 +154,11 @@ public:
     const std::optional<Genesis>& genesis() const { return genesis_; }
 
     // The edge checks: the shard exists, a positive amount, two distinct
-    // items, both in this shard (cross-shard transfers will come with 2PC),
-    // a session of this shard. nullopt when valid.
+    // items, both in this shard, a session of this shard. nullopt when valid.
     std::optional<EdgeError> validate(const Transfer& t) const;
+    // The same for a cross-shard transfer at the coordinator: `from` here,
+    // `to` (of another shard) only checked to differ from it.
+    std::optional<EdgeError> validate(const PrepareDebit& p) const;
     // `item` is one of this shard's items (and the shard exists).
     std::optional<EdgeError> check_item(ItemId item) const;
 
@@ -97,10 +174,19 @@ public:
     std::optional<ApplyResult> lookup(TxnId txid) const;
 
     // Precondition (asserted): `item` is in this shard.
-    std::int64_t balance(ItemId item) const;
-    // The sum over the shard's items; every apply conserves it. Throws
-    // std::overflow_error if it does not fit in int64.
+    std::int64_t balance(ItemId item) const;  // posted
+    std::int64_t held(ItemId item) const;     // by undecided debits; available = balance - held
+    std::int64_t pending(ItemId item) const;  // undecided credits
+    // The sum of posted balances over the shard's items; intra-shard
+    // transfers conserve it, cross-shard commits move it between shards.
+    // Throws std::overflow_error if it does not fit in int64.
     std::int64_t total() const;
+    std::int64_t held_total() const;
+    std::int64_t pending_total() const;
+
+    // Cross-shard transactions this shard still records, by txid.
+    const std::map<TxnId, CrossTxn>& cross_txns() const { return cross_; }
+    const CrossTxn* cross_txn(TxnId txid) const;
     LogIndex applied_index() const { return applied_index_; }
     Epoch applied_epoch() const { return applied_epoch_; }
     std::size_t sessions() const { return sessions_.size(); }
@@ -135,6 +221,8 @@ private:
     enum class Defect { none, not_created, bad_amount, same_item, from_unknown, to_unknown, foreign_session };
 
     Defect defect(const Transfer& t) const;
+    static EdgeError amount_error(std::int64_t amount);
+    EdgeError session_error(TxnId txid, ItemId from) const;
     const std::int64_t* find(ItemId item) const;
     std::int64_t* find(ItemId item);
     void create(const Genesis& g);
@@ -143,6 +231,15 @@ private:
     AbortReason execute(const Transfer& t);
     void record(const ApplyResult& result, SessionWindow& w);
     void touch(std::uint64_t session, SessionWindow& w, LogIndex index);
+    Applied prepare_debit(const PrepareDebit& p, LogIndex index);
+    Applied prepare_credit(const PrepareCredit& p, LogIndex index);
+    Decided decide(const Decide& d, LogIndex index);
+    Answered query(const Query& q, LogIndex index);
+    void forget(const Forget& f);
+    static bool settle_no_vote(CrossTxn& t);
+    void hold(const CrossTxn& t, std::int64_t sign);
+    SessionWindow* session_of(TxnId txid);
+    void add_restored_cross(CrossTxn t);
 
     template <class Archive>
     void write_snapshot(Archive& ar) const;
@@ -150,6 +247,8 @@ private:
     void read_balances(Archive& ar);
     template <class Archive>
     void read_sessions(Archive& ar);
+    template <class Archive>
+    void read_cross(Archive& ar);
     void add_restored_session(std::uint64_t session, SessionWindow window);
 
     ShardId shard_;
@@ -159,6 +258,14 @@ private:
     Epoch applied_epoch_;
     std::map<std::uint64_t, SessionWindow> sessions_;         // by id; ordered so snapshots are canonical
     std::map<LogIndex, std::uint64_t> sessions_by_last_used_;  // derived index for eviction; not in snapshots
+    std::map<TxnId, CrossTxn> cross_;  // cross-shard transactions, both sides; ordered for snapshots
+    // Per item: held by undecided debits, pending from undecided credits.
+    // Derived from cross_, so rebuilt, not stored.
+    struct Reserved {
+        std::int64_t held = 0;
+        std::int64_t pending = 0;
+    };
+    std::map<ItemId, Reserved> reserved_;
 };
 
 // True when `g` can create a shard: ranges sorted, disjoint and non-empty,

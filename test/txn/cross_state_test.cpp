@@ -763,20 +763,21 @@ BOOST_AUTO_TEST_CASE(a_no_vote_settles_the_transaction_at_once) {
     BOOST_TEST(p.sender.lookup(poor) == aborted(poor, AbortReason::insufficient_funds));
     BOOST_TEST((*p.sender.cross_txn(poor) == no.txn));
 
-    // An item of the receiver as `from`: the edge check fails, a no vote.
+    // An item of the receiver as `from`: the edge check fails; the session
+    // table settles it and no record is kept (a snapshot could not carry it).
     const TxnId bad = p.txid(2);
-    const Prepared invalid = as<Prepared>(step(p.sender, debit(bad, 5, kTo, ItemId{12})));
-    BOOST_TEST(!invalid.txn.voted_yes);
-    BOOST_TEST(invalid.txn.vote_reason == AbortReason::bad_request);
-    BOOST_TEST(invalid.txn.fate == Fate::aborted);
-    BOOST_TEST(invalid.result == aborted(bad, AbortReason::bad_request));
+    const ApplyResult invalid = as<ApplyResult>(step(p.sender, debit(bad, 5, kTo, ItemId{12})));
+    BOOST_TEST(invalid == aborted(bad, AbortReason::bad_request));
     BOOST_TEST(p.sender.lookup(bad) == aborted(bad, AbortReason::bad_request));
+    BOOST_TEST(p.sender.cross_txn(bad) == nullptr);
     BOOST_TEST(p.sender.held_total() == 0);
 
-    // The receiver: an item of another shard, or an amount that cannot be credited.
+    // The receiver: an item of another shard (a no vote, not recorded), or
+    // an amount that cannot be credited (a recorded no vote).
     const TxnId elsewhere = p.txid(3);
     const Prepared not_here = as<Prepared>(step(p.receiver, credit(elsewhere, 5, ItemId{2})));
-    BOOST_TEST(not_here.created);
+    BOOST_TEST(!not_here.created);
+    BOOST_TEST(p.receiver.cross_txn(elsewhere) == nullptr);
     BOOST_TEST(!not_here.txn.voted_yes);
     BOOST_TEST(not_here.txn.vote_reason == AbortReason::bad_request);
     BOOST_TEST(not_here.txn.fate == Fate::aborted);
@@ -1113,10 +1114,7 @@ BOOST_AUTO_TEST_CASE(a_retried_prepare_debit_after_the_commit_and_forget_gets_th
 // the session table, so the retry is settled by it, as state_machine.hpp
 // says of Applied ("a PrepareDebit that the session table settles at once
 // (the txid is known ...) yields an ApplyResult"). No hold, no money moves.
-// KNOWN BUG (prepare_debit looks at the record before the session table):
-// 1 failing check, expected until it is fixed; then drop the decorator.
-BOOST_AUTO_TEST_CASE(a_retried_prepare_debit_after_the_commit_gets_the_committed_result,
-                     *boost::unit_test::expected_failures(1)) {
+BOOST_AUTO_TEST_CASE(a_retried_prepare_debit_after_the_commit_gets_the_committed_result) {
     Pair p;
     const TxnId id = p.txid(1);
     as<Prepared>(step(p.sender, debit(id, 40)));
@@ -1137,10 +1135,7 @@ BOOST_AUTO_TEST_CASE(a_retried_prepare_debit_after_the_commit_gets_the_committed
 // the txid of a cross-shard transfer in flight for an intra-shard
 // transfer: the session table does not know the txid until the Decide, but
 // the record does.
-// KNOWN BUG (apply_transfer consults only the session table, not the
-// records): 1 failing check, expected until it is fixed.
-BOOST_AUTO_TEST_CASE(a_txid_in_flight_across_shards_moves_money_once_even_if_reused_for_a_transfer,
-                     *boost::unit_test::expected_failures(1)) {
+BOOST_AUTO_TEST_CASE(a_txid_in_flight_across_shards_moves_money_once_even_if_reused_for_a_transfer) {
     Pair p;
     const TxnId id = p.txid(1);
     as<Prepared>(step(p.sender, debit(id, 30)));
@@ -1330,10 +1325,7 @@ BOOST_AUTO_TEST_CASE(corrupt_cross_records_are_rejected) {
 // applied the log and one that installs its snapshot must agree. The
 // entries here are ones the edge refuses, but a log may still hold them
 // (a buggy or older leader), and apply() accepts and records each as a no vote.
-// KNOWN BUG (prepare_debit, prepare_credit and query keep records that
-// add_restored_cross rejects): 10 of the 11 cases fail, expected until fixed.
-BOOST_AUTO_TEST_CASE(every_record_apply_keeps_survives_snapshot_and_restore,
-                     *boost::unit_test::expected_failures(10)) {
+BOOST_AUTO_TEST_CASE(every_record_apply_keeps_survives_snapshot_and_restore) {
     struct Case {
         const char* what;
         bool on_sender;
@@ -1380,9 +1372,7 @@ BOOST_AUTO_TEST_CASE(every_record_apply_keeps_survives_snapshot_and_restore,
 // buggy entry) is no decision, like Decide{undecided}: it must leave the
 // record, its hold and the session table as they were, and the state must
 // still snapshot and restore.
-// KNOWN BUG (decide() treats any fate but undecided as a decision): 4
-// failing checks, expected until it is fixed.
-BOOST_AUTO_TEST_CASE(a_decide_with_an_invalid_fate_changes_nothing, *boost::unit_test::expected_failures(4)) {
+BOOST_AUTO_TEST_CASE(a_decide_with_an_invalid_fate_changes_nothing) {
     Pair p;
     const TxnId id = p.txid(1);
     as<Prepared>(step(p.sender, debit(id, 20)));

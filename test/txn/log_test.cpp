@@ -210,8 +210,9 @@ public:
         std::visit(
             [&](const auto& m) {
                 using M = std::decay_t<decltype(m)>;
-                if constexpr (std::is_same_v<M, ForwardRequest> || std::is_same_v<M, ForwardReply>) {
-                    BOOST_FAIL("the log never sends forwarding messages");
+                if constexpr (std::is_same_v<M, ForwardRequest> || std::is_same_v<M, ForwardReply> ||
+                              std::is_same_v<M, ShardRequest> || std::is_same_v<M, ShardReply>) {
+                    BOOST_FAIL("the log never sends forwarding or two-phase commit messages");
                 } else {
                     log(w.to.value).step(w.from, m);
                 }

@@ -56,7 +56,7 @@ TransferOp transfer_op(std::uint64_t seq) { return TransferOp{txid(seq), ItemId{
 TransferDone transfer_done(std::uint64_t seq) { return TransferDone{Outcome::committed, "", txid(seq)}; }
 
 PendingOps::Read read(std::uint64_t handle, std::uint64_t round) {
-    return PendingOps::Read{local(handle), ItemId{7}, LogIndex{round}, round};
+    return PendingOps::Read{local(handle), BalanceOp{ItemId{7}, false}, LogIndex{round}, round};
 }
 
 // Runs `n` ticks and gathers every waiter given up on the way.
@@ -167,7 +167,7 @@ BOOST_AUTO_TEST_CASE(reads_are_taken_in_arrival_order_only_when_ready) {
     for (const auto& r : ready) taken.push_back(r.waiter);
     BOOST_TEST((taken == std::vector<Waiter>{local(1), local(2), local(3)}));
     BOOST_REQUIRE(ready.size() == 3U);
-    BOOST_TEST(ready[0].item == ItemId{7});
+    BOOST_TEST(std::get<BalanceOp>(ready[0].op).item == ItemId{7});
     BOOST_TEST(ready[0].read_index == LogIndex{3});
     BOOST_TEST(ops.size() == 1U);
     BOOST_TEST(ops.take_reads([](const PendingOps::Read&) { return false; }).empty());

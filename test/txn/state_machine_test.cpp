@@ -367,7 +367,7 @@ ShardState busy_state() {
 // Genesis: u64 shard, range count, (first, last) per range, i64 balance,
 // u32 dedup_window, u32 sessions_max; per range a count and its balances;
 // the session count; per session u64 id, last used, floor, result count,
-// then per result u64 seq, u8 outcome, u8 reason.
+// then per result u64 seq, u8 outcome, u8 reason; the cross-shard record count.
 constexpr std::size_t kFormatAt = 1;
 constexpr std::size_t kShardAt = 5;
 constexpr std::size_t kIndexAt = 13;
@@ -382,11 +382,13 @@ constexpr std::size_t kFirstBalanceCountAt = 94;
 constexpr std::size_t kFirstBalanceAt = 102;
 constexpr std::size_t kSecondRangeFirstBalanceAt = 190;
 constexpr std::size_t kSessionCountAt = 270;
-constexpr std::size_t kCreatedSize = 278;  // genesis() with no session
+constexpr std::size_t kCrossCountBytes = 8;  // the cross-shard record count that ends every created snapshot
+constexpr std::size_t kCreatedSize = 278 + kCrossCountBytes;  // genesis() with no session
 // busy_state(): B (two results) then C (one result).
 constexpr std::size_t kBusyBAt = 278;
 constexpr std::size_t kBusyCAt = 330;
-constexpr std::size_t kBusySize = 372;
+constexpr std::size_t kBusySessionsEnd = 372;
+constexpr std::size_t kBusySize = kBusySessionsEnd + kCrossCountBytes;
 constexpr std::size_t kLastUsed = 8;  // offsets inside a session
 constexpr std::size_t kFloor = 16;
 constexpr std::size_t kResultCount = 24;
@@ -745,7 +747,7 @@ BOOST_AUTO_TEST_CASE(validate_rejects_a_destination_outside_the_shard_as_unknown
     const auto e = s.validate(xfer(session_id(kShard, LogIndex{2}), 1, 5, 15, 1));
     BOOST_REQUIRE(e.has_value());
     BOOST_TEST((e->code == EdgeErrorCode::unknown_item));
-    BOOST_TEST(e->message == "item 15 is not in shard 1 (cross-shard transfers are not supported yet)");
+    BOOST_TEST(e->message == "item 15 is not in shard 1");
     BOOST_TEST(std::string(rl::txn::to_string(e->code)) == "unknown_item");
 }
 
@@ -1049,9 +1051,9 @@ BOOST_AUTO_TEST_CASE(restore_rejects_trailing_bytes) {
 
 BOOST_AUTO_TEST_CASE(restore_rejects_another_format) {
     std::vector<std::uint8_t> bytes = created().snapshot();
-    for (std::uint32_t format : {1U, 3U}) {
+    for (std::uint32_t format : {2U, 4U}) {
         put_u32(bytes, kFormatAt, format);
-        check_restore_fails(bytes, "format " + std::to_string(format) + ", expected 2");
+        check_restore_fails(bytes, "format " + std::to_string(format) + ", expected 3");
     }
 }
 
@@ -1122,11 +1124,11 @@ BOOST_AUTO_TEST_CASE(restore_rejects_an_inconsistent_session_table) {
     check_restore_fails(with_u64(good, kBusyBAt + kResults + kResultBytes, 2), b + " has seqs out of order");
     check_restore_fails(with_u64(good, kBusyBAt + kFloor, 3), b + " has seqs out of order or below its floor");
     std::vector<std::uint8_t> bad_reason = good;
-    bad_reason.back() = 9;
+    bad_reason[kBusySessionsEnd - 1] = 9;
     check_restore_fails(bad_reason, c + " seq 1 has an invalid result");
     std::vector<std::uint8_t> stored_expired = good;  // `expired` is an answer, never a stored result
-    stored_expired[kBusySize - 2] = static_cast<std::uint8_t>(Outcome::aborted);
-    stored_expired[kBusySize - 1] = static_cast<std::uint8_t>(AbortReason::expired);
+    stored_expired[kBusySessionsEnd - 2] = static_cast<std::uint8_t>(Outcome::aborted);
+    stored_expired[kBusySessionsEnd - 1] = static_cast<std::uint8_t>(AbortReason::expired);
     check_restore_fails(stored_expired, c + " seq 1 has an invalid result");
 }
 

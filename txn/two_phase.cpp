@@ -1,0 +1,402 @@
+// The Replica's part in two-phase commit across shards (docs/design.md
+// section 6.7). The replicated records in ShardState decide everything;
+// what lives here is the leader's bookkeeping of who waits for what, which
+// a new leader rebuilds by walking the records it inherits:
+//
+//   debit side (this shard coordinates)       credit side (this shard receives)
+//   PrepareDebit entry + PrepareAsk ------->  PrepareCredit entry
+//   <------------------------------- StateTell (its vote, once applied)
+//   both yes: answer the client; Decide entry
+//   Decide applied: DecideAsk ------------->  Decide entry (final)
+//   <----------------------------------- AckTell (once applied)
+//   Forget entry; ForgetAsk --------------->  Forget entry
+//
+// Whoever lacks the other side's vote asks with a QueryAsk; the asked
+// leader appends a Query entry and answers once it is applied. A Query that
+// finds no Prepare fences the transaction, so log order settles every race.
+#include "config/overload.hpp"
+#include "txn/replica.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace rl::txn {
+namespace {
+
+TxnContent content_of(const CrossTxn& t) { return TxnContent{t.txid, t.from, t.to, t.amount}; }
+
+StateTell tell_of(const CrossTxn& t) {
+    QueryState state = QueryState::voted_no;
+    AbortReason reason = t.vote_reason;
+    if (t.fate == Fate::committed) {
+        state = QueryState::committed;
+    } else if (t.fate == Fate::aborted) {
+        state = QueryState::aborted;
+        reason = t.fate_reason;
+    } else if (t.voted_yes) {
+        state = QueryState::voted_yes;
+    }
+    return StateTell{content_of(t), static_cast<std::uint8_t>(state), static_cast<std::uint8_t>(reason)};
+}
+
+StateTell tell_of(const Answered& a) {
+    if (a.txn) return tell_of(*a.txn);
+    return StateTell{TxnContent{a.txid, ItemId{}, ItemId{}, 0}, static_cast<std::uint8_t>(QueryState::absent),
+                     static_cast<std::uint8_t>(AbortReason::timeout)};
+}
+
+// The other shard has committed its decision (or never will prepare).
+bool final_there(QueryState s) {
+    return s == QueryState::absent || s == QueryState::committed || s == QueryState::aborted;
+}
+
+// What the other shard's state makes of this record: its fate and reason.
+// A yes vote counts only for the same content; a client that reused a txid
+// for another transfer gets an abort, never half of each.
+std::pair<Fate, AbortReason> settle(const CrossTxn& here, const StateTell& there) {
+    auto state = static_cast<QueryState>(there.state);
+    if (state == QueryState::voted_yes || state == QueryState::committed) {
+        if (there.txn != content_of(here)) return {Fate::aborted, AbortReason::mismatch};
+    }
+    const Fate fate = fate_from(here, state);
+    if (fate == Fate::committed) return {fate, AbortReason::none};
+    if (!here.voted_yes) return {fate, here.vote_reason};
+    if (state == QueryState::absent) return {fate, AbortReason::timeout};
+    const auto reason = static_cast<AbortReason>(there.reason);
+    return {fate, reason == AbortReason::none ? AbortReason::timeout : reason};
+}
+
+}  // namespace
+
+ShardId Replica::shard_of_item(ItemId item) const {
+    for (const auto& [range, shard] : params_.routes) {
+        if (range.contains(item)) return shard;
+    }
+    return ShardId{0};
+}
+
+// ---- the coordinator's entry point ----
+
+// A transfer whose `to` lives in another shard, at this shard's leader.
+// Exactly-once as for any transfer: the session table answers a decided
+// txid, a live record makes a retry wait for the same decision.
+void Replica::serve_cross(const Waiter& w, const TransferOp& op, ShardId to_shard) {
+    if (auto done = state_.lookup(op.txid)) return reply(w, transfer_done(*done));
+    if (!admit(w)) return;
+    pending_.wait_transfer(op.txid, w);
+    if (const CrossTxn* t = state_.cross_txn(op.txid)) return drive(*t);
+    if (coordinating_.contains(op.txid)) return;  // proposed, not applied yet
+    log_.propose(PrepareDebit{op.txid, op.from, op.to, to_shard, op.amount});
+    // Parallel commits: the receiver prepares while this shard does.
+    Coordinating& c = coordinating_[op.txid];
+    c.prepared_here = true;
+    send_ask(to_shard, c.ask, PrepareAsk{TxnContent{op.txid, op.from, op.to, op.amount}});
+}
+
+// ---- requests from other shards ----
+
+void Replica::on_shard_request(NodeId from, const ShardRequest& m) {
+    (void)from;
+    if (!log_.ready() || !state_.created()) {
+        // A follower passes it to its leader and tells the asker who that is.
+        const NodeId leader = election_.leader();
+        if (leader != kNoNode && leader != params_.election.self && m.hops < kForwardHopsMax) {
+            ShardRequest next = m;
+            ++next.hops;
+            out_.txn_messages.push_back({leader, std::move(next)});
+        }
+        tell(m.reply_to, HintTell{});
+        return;
+    }
+    std::visit(Overload{
+                   [&](const PrepareAsk& a) {
+                       if (const CrossTxn* t = state_.cross_txn(a.txn.txid)) return tell(m.reply_to, tell_of(*t));
+                       if (state_.check_item(a.txn.to)) {
+                           // Not our item: a no vote without an entry (nothing here can hold it).
+                           return tell(m.reply_to, StateTell{a.txn, static_cast<std::uint8_t>(QueryState::voted_no),
+                                                             static_cast<std::uint8_t>(AbortReason::bad_request)});
+                       }
+                       Participating& p = participating_[a.txn.txid];
+                       if (std::find(p.vote_to.begin(), p.vote_to.end(), m.reply_to) == p.vote_to.end()) {
+                           p.vote_to.push_back(m.reply_to);
+                       }
+                       if (p.prepare_proposed) return;
+                       p.prepare_proposed = true;
+                       p.first_seen = now_;
+                       log_.propose(PrepareCredit{a.txn.txid, a.txn.from, a.txn.to, a.txn.amount});
+                   },
+                   [&](const QueryAsk& a) {
+                       auto& askers = answer_to_[a.txid];
+                       const bool proposed = !askers.empty();
+                       if (std::find(askers.begin(), askers.end(), m.reply_to) == askers.end()) {
+                           askers.push_back(m.reply_to);
+                       }
+                       if (!proposed) log_.propose(Query{a.txid});
+                   },
+                   [&](const DecideAsk& a) {
+                       const CrossTxn* t = state_.cross_txn(a.txid);
+                       if (t == nullptr || (t->final_elsewhere && t->fate == a.fate)) {
+                           return tell(m.reply_to, AckTell{a.txid});
+                       }
+                       Participating& p = participating_[a.txid];
+                       if (std::find(p.ack_to.begin(), p.ack_to.end(), m.reply_to) == p.ack_to.end()) {
+                           p.ack_to.push_back(m.reply_to);
+                       }
+                       if (p.decide_proposed) return;
+                       p.decide_proposed = true;
+                       log_.propose(Decide{a.txid, a.fate, a.reason, true});
+                   },
+                   [&](const ForgetAsk& a) {
+                       Forget f;
+                       for (const TxnId& txid : a.txids) {
+                           const CrossTxn* t = state_.cross_txn(txid);
+                           if (t != nullptr && t->side == Side::credit && t->fate != Fate::undecided) {
+                               f.txids.push_back(txid);
+                           }
+                       }
+                       if (!f.txids.empty()) log_.propose(std::move(f));
+                   },
+               },
+               m.ask);
+}
+
+void Replica::tell(NodeId to, ShardTell t) {
+    if (to == kNoNode || to == params_.election.self) return;
+    out_.txn_messages.push_back({to, ShardReply{shard(), epoch(), leader(), std::move(t)}});
+}
+
+// ---- replies from other shards ----
+
+void Replica::on_shard_reply(NodeId from, const ShardReply& m) {
+    router_.learn(m.shard, m.leader, m.epoch);
+    std::visit(Overload{
+                   [&](const HintTell&) {
+                       // Whatever waits on `from` goes to the leader it named now.
+                       if (m.leader == kNoNode || m.leader == from) return;
+                       resend_now(from);
+                   },
+                   [&](const StateTell& t) { on_state_tell(t); },
+                   [&](const AckTell& a) {
+                       auto c = coordinating_.find(a.txid);
+                       if (c == coordinating_.end()) return;
+                       c->second.acked = true;
+                       if (const CrossTxn* t = state_.cross_txn(a.txid)) drive(*t);
+                   },
+               },
+               m.tell);
+}
+
+void Replica::on_state_tell(const StateTell& tell) {
+    const TxnId txid = tell.txn.txid;
+    if (!log_.ready()) return;
+    if (session_shard(txid.session) == shard()) {
+        // The receiver's vote, or its answer to our Query. It may come
+        // before our own Prepare is applied: kept until then.
+        auto c = coordinating_.find(txid);
+        if (c == coordinating_.end()) return;
+        c->second.there = tell;
+        if (const CrossTxn* t = state_.cross_txn(txid)) drive(*t);
+        return;
+    }
+    // The coordinator's shard answered our Query.
+    const CrossTxn* t = state_.cross_txn(txid);
+    if (t == nullptr) return;
+    Participating& p = participating_[txid];
+    const auto state = static_cast<QueryState>(tell.state);
+    if (p.decide_proposed) return;
+    if (t->fate == Fate::undecided) {
+        const auto [fate, reason] = settle(*t, tell);
+        p.decide_proposed = true;
+        log_.propose(Decide{txid, fate, static_cast<std::uint8_t>(reason), final_there(state)});
+    } else if (!t->final_elsewhere && final_there(state)) {
+        p.decide_proposed = true;
+        log_.propose(Decide{txid, t->fate, static_cast<std::uint8_t>(t->fate_reason), true});
+    } else if (t->final_elsewhere && state == QueryState::absent) {
+        // The coordinator forgot it: so may we (its ForgetAsk was lost).
+        p.decide_proposed = true;
+        log_.propose(Forget{{txid}});
+    }
+    p.ask.due = now_ + params_.cross_retry_ticks_max;
+}
+
+// ---- applied entries ----
+
+void Replica::answer_cross(const Applied& applied) {
+    std::visit(Overload{
+                   [&](const Prepared& p) {
+                       first_seen_.try_emplace(p.txn.txid, now_);
+                       if (!log_.ready()) return;
+                       if (p.result) reply_transfer(p.txn.txid, p.result->outcome, p.result->reason);
+                       if (p.txn.side == Side::credit) {
+                           auto it = participating_.find(p.txn.txid);
+                           if (it != participating_.end()) {
+                               it->second.prepare_proposed = false;
+                               for (NodeId to : std::exchange(it->second.vote_to, {})) tell(to, tell_of(p.txn));
+                           }
+                       }
+                       if (const CrossTxn* t = state_.cross_txn(p.txn.txid)) drive(*t);
+                   },
+                   [&](const Decided& d) {
+                       if (!log_.ready()) return;
+                       if (d.result) reply_transfer(d.txid, d.result->outcome, d.result->reason);
+                       if (auto it = participating_.find(d.txid); it != participating_.end()) {
+                           it->second.decide_proposed = false;
+                           if (d.known && d.txn.final_elsewhere) {
+                               for (NodeId to : std::exchange(it->second.ack_to, {})) tell(to, AckTell{d.txid});
+                           }
+                       }
+                       if (auto it = coordinating_.find(d.txid); it != coordinating_.end()) {
+                           it->second.decide_proposed = false;
+                       }
+                       if (const CrossTxn* t = state_.cross_txn(d.txid)) drive(*t);
+                   },
+                   [&](const Answered& a) {
+                       if (a.result && a.result->outcome == Outcome::aborted) {
+                           // A fenced txid: a client waiting on it hears the abort now.
+                           if (log_.ready()) reply_transfer(a.txid, a.result->outcome, a.result->reason);
+                       }
+                       auto it = answer_to_.find(a.txid);
+                       if (it == answer_to_.end()) return;
+                       if (log_.ready()) {
+                           for (NodeId to : it->second) tell(to, tell_of(a));
+                       }
+                       answer_to_.erase(it);
+                   },
+                   [](const auto&) {},
+               },
+               applied);
+}
+
+// A Forget entry is about to drop records: the receivers of the debit
+// records may drop theirs too, and the audit ages go with them.
+void Replica::note_forgotten(const LogEntry& entry) {
+    const auto* f = std::get_if<Forget>(&entry.command);
+    if (f == nullptr) return;
+    for (const TxnId& txid : f->txids) {
+        const CrossTxn* t = state_.cross_txn(txid);
+        if (t == nullptr || t->fate == Fate::undecided) continue;
+        first_seen_.erase(txid);
+        coordinating_.erase(txid);
+        participating_.erase(txid);
+        to_forget_.erase(txid);
+        if (t->side == Side::debit && log_.ready()) tell_forget_[t->other].push_back(txid);
+    }
+    forget_proposed_ = false;
+}
+
+void Replica::reply_transfer(TxnId txid, Outcome outcome, AbortReason reason) {
+    const TransferDone done{outcome, outcome == Outcome::committed ? std::string() : to_string(reason), txid};
+    for (const Waiter& w : pending_.take_transfer(txid)) reply(w, done);
+}
+
+// ---- the leader's walk over the records ----
+
+// Once per tick while leading: every record gets what is due, the
+// acknowledged ones are forgotten in one entry, and the receivers are told.
+void Replica::drive_cross() {
+    if (!log_.ready() || !state_.created()) return;
+    for (const auto& [txid, t] : state_.cross_txns()) drive(t);
+    if (!to_forget_.empty() && !forget_proposed_) {
+        forget_proposed_ = true;
+        log_.propose(Forget{{to_forget_.begin(), to_forget_.end()}});
+    }
+    for (auto& [shard, txids] : tell_forget_) {
+        if (txids.empty()) continue;
+        Asking once;
+        send_ask(shard, once, ForgetAsk{std::exchange(txids, {})});
+    }
+}
+
+void Replica::drive(const CrossTxn& t) {
+    if (!log_.ready()) return;
+    if (t.side == Side::debit) return drive_debit(t, coordinating_[t.txid]);
+    auto [it, fresh] = participating_.try_emplace(t.txid);
+    if (fresh) it->second.first_seen = now_;
+    drive_credit(t, it->second);
+}
+
+void Replica::drive_debit(const CrossTxn& t, Coordinating& c) {
+    if (t.fate == Fate::undecided) {
+        if (c.there) {
+            // Both votes are known: the client hears now (parallel commits),
+            // the Decide entry follows with the next batch.
+            const auto [fate, reason] = settle(t, *c.there);
+            reply_transfer(t.txid, fate == Fate::committed ? Outcome::committed : Outcome::aborted, reason);
+            if (!c.decide_proposed) {
+                c.decide_proposed = true;
+                log_.propose(Decide{t.txid, fate, static_cast<std::uint8_t>(reason), false});
+            }
+            return;
+        }
+        if (c.ask.due > now_) return;
+        // A Prepare this leadership sent is resent; an inherited one is
+        // asked about (the Query fences it if it never arrived).
+        if (c.prepared_here) return send_ask(t.other, c.ask, PrepareAsk{content_of(t)});
+        return send_ask(t.other, c.ask, QueryAsk{t.txid});
+    }
+    if (c.acked) {
+        to_forget_.insert(t.txid);
+        return;
+    }
+    if (c.ask.due > now_) return;
+    send_ask(t.other, c.ask, DecideAsk{t.txid, t.fate, static_cast<std::uint8_t>(t.fate_reason)});
+}
+
+// The receiver's side waits for the coordinator; past a bound it asks on
+// its own, whether its record is undecided (no hold outlives its
+// transaction), decided without word from the coordinator's log, or
+// decided and never told to forget.
+void Replica::drive_credit(const CrossTxn& t, Participating& p) {
+    if (now_ < p.first_seen + params_.cross_query_after_ticks || p.ask.due > now_ || p.decide_proposed) return;
+    send_ask(t.other, p.ask, QueryAsk{t.txid});
+}
+
+void Replica::send_ask(ShardId to_shard, Asking& a, ShardAsk ask) {
+    // A resend avoids the node that did not answer the last one.
+    const NodeId to = router_.target(to_shard, a.attempts > 0 ? a.sent_to : kNoNode);
+    const std::uint32_t shift = std::min<std::uint32_t>(a.attempts, 6);
+    a.due = now_ + std::min(params_.cross_retry_ticks << shift, params_.cross_retry_ticks_max);
+    ++a.attempts;
+    a.sent_to = to;
+    if (to == kNoNode) return;
+    out_.txn_messages.push_back({to, ShardRequest{shard(), params_.election.self, 0, std::move(ask)}});
+}
+
+// Requests waiting on `node` are sent again at once (to whom the router
+// now says), instead of waiting out their backoff.
+void Replica::resend_now(NodeId node) {
+    for (auto& [txid, c] : coordinating_) {
+        if (c.ask.sent_to == node) c.ask.due = now_;
+    }
+    for (auto& [txid, p] : participating_) {
+        if (p.ask.sent_to == node) p.ask.due = now_;
+    }
+    drive_cross();
+}
+
+void Replica::reset_cross() {
+    coordinating_.clear();
+    participating_.clear();
+    answer_to_.clear();
+    to_forget_.clear();
+    forget_proposed_ = false;
+    tell_forget_.clear();
+}
+
+// What waits on a node the host cannot reach goes elsewhere now.
+void Replica::peer_unreachable(NodeId node) {
+    if (member(node)) return;  // the election's failure detector handles our own shard
+    router_.down(node);
+    resend_now(node);
+    for (auto& [w, op] : pending_.take_forwards_to(node)) {
+        const ShardId target = router_.shard_of(node);
+        const NodeId next = router_.target(target, node);
+        if (next == kNoNode || next == node) {
+            fail(w, "unavailable", "no reachable node of shard " + std::to_string(target.value));
+            continue;
+        }
+        send_forward(w, next, op, 0);
+    }
+}
+
+}  // namespace rl::txn
