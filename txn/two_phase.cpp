@@ -171,9 +171,9 @@ void Replica::on_shard_reply(NodeId from, const ShardReply& m) {
     router_.learn(m.shard, m.leader, m.epoch);
     std::visit(Overload{
                    [&](const HintTell&) {
-                       // Whatever waits on `from` goes to the leader it named now.
-                       if (m.leader == kNoNode || m.leader == from) return;
-                       resend_now(from);
+                       // A follower passed our request on to its leader and
+                       // named it: the cache above now sends there first.
+                       (void)from;
                    },
                    [&](const StateTell& t) { on_state_tell(t); },
                    [&](const AckTell& a) {
@@ -309,6 +309,7 @@ void Replica::drive_cross() {
 
 void Replica::drive(const CrossTxn& t) {
     if (!log_.ready()) return;
+    first_seen_.try_emplace(t.txid, now_);  // a record this node inherited (snapshot, restart)
     if (t.side == Side::debit) return drive_debit(t, coordinating_[t.txid]);
     auto [it, fresh] = participating_.try_emplace(t.txid);
     if (fresh) it->second.first_seen = now_;
