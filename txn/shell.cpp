@@ -114,6 +114,10 @@ bool Shell::flush_round() {
     // majority waited for), and committing can answer or send more.
     const bool wrote = out.durable || out.truncate_after || out.install || !out.appended.empty() || out.compact ||
                        !accepted_.empty();
+    // Requests and answers between shards vouch for nothing on this disk
+    // (an answer reports applied, hence committed, state): they leave at
+    // once, so the other shard's Prepare overlaps this shard's sync.
+    const bool sent_early = send_between_shards(out);
     const bool durable = persist(out);
     if (durable) {
         replica_.persisted(wal_.last_index());
@@ -123,7 +127,20 @@ bool Shell::flush_round() {
         stats_.dropped_sends += out.election_messages.size() + out.txn_messages.size();
     }
     for (const auto& [handle, result] : out.replies) host_.reply(handle, result);
-    return durable && (wrote || !out.election_messages.empty() || !out.txn_messages.empty() || !out.replies.empty());
+    return durable &&
+           (wrote || sent_early || !out.election_messages.empty() || !out.txn_messages.empty() || !out.replies.empty());
+}
+
+bool Shell::send_between_shards(ReplicaOutput& out) {
+    const auto between = [](const LogEnvelope& m) {
+        return std::holds_alternative<ShardRequest>(m.msg) || std::holds_alternative<ShardReply>(m.msg);
+    };
+    const auto first = std::stable_partition(out.txn_messages.begin(), out.txn_messages.end(),
+                                             [&](const LogEnvelope& m) { return !between(m); });
+    for (auto it = first; it != out.txn_messages.end(); ++it) host_.send(it->to, it->msg);
+    const bool any = first != out.txn_messages.end();
+    out.txn_messages.erase(first, out.txn_messages.end());
+    return any;
 }
 
 // Persist before send (docs/design.md section 9, habit 1): a promise, an
