@@ -53,5 +53,5 @@ for _ in $(seq 100); do  # until the Decide entries of the last transfer are app
   build/tools/rlcat --config "$config" -c audit | grep -q 'undecided=0 negatives=0' && break
   sleep 0.05
 done
-build/tools/rlcat --config "$config" -c audit
+build/tools/rlcat --config "$config" audit
 echo

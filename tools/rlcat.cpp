@@ -52,8 +52,9 @@ std::string commands_help() {
 Args parse_args(int argc, char** argv, bool& help) {
     Args a;
     po::options_description desc(
-        "rlcat [HOST:PORT] [options]: send commands to a Ringleader node\n"
-        "Reads commands from stdin, one per line, unless -c is given.\nOptions");
+        "rlcat [HOST:PORT] [options] [COMMAND...]: send commands to a Ringleader node\n"
+        "Reads commands from stdin, one per line, unless -c is given or a command follows\n"
+        "the options (rlcat --config FILE audit).\nOptions");
     desc.add_options()("help,h", "show this help")("command,c", po::value(&a.command), "send one command and exit")(
         "json", po::bool_switch(&a.json), "print each reply as one JSON object")(
         "config", po::value(&a.config), "deployment INI file: lets -n pick a node by id")(
@@ -66,11 +67,12 @@ Args parse_args(int argc, char** argv, bool& help) {
         "first seq of the transfers in --session (default 1): a (session, seq) sent again gets its "
         "first answer and is not applied twice");
     po::options_description hidden;
-    hidden.add_options()("endpoint", po::value(&a.endpoint));
+    std::vector<std::string> words;
+    hidden.add_options()("words", po::value(&words));
     po::options_description all;
     all.add(desc).add(hidden);
     po::positional_options_description pos;
-    pos.add("endpoint", 1);
+    pos.add("words", -1);
     po::variables_map vm;
     try {
         po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
@@ -78,6 +80,13 @@ Args parse_args(int argc, char** argv, bool& help) {
     } catch (const po::error& e) {
         throw Usage(e.what());
     }
+    // HOST:PORT first if it looks like one; any other words are one command.
+    if (!words.empty() && words.front().find(':') != std::string::npos) {
+        a.endpoint = words.front();
+        words.erase(words.begin());
+    }
+    for (const auto& w : words) a.command += (a.command.empty() ? "" : " ") + w;
+    if (!words.empty() && vm.count("command") > 0) throw Usage("give the command either with -c or after the options, not both");
     help = vm.count("help") > 0;
     if (help) std::cout << desc << "\n" << commands_help();
     return a;
