@@ -26,18 +26,36 @@ NetFaults random_faults(std::mt19937_64& r) {
 
 void quiet(Sim& sim) {
     simcommon::stabilize(sim);
+    // stabilize() counts a majority of all nodes; every shard needs its own.
+    for (std::size_t k = 1; k <= sim.shard_count(); ++k) {
+        const ShardId shard{k};
+        while (sim.shard_up(shard).size() < election::majority(sim.config().nodes)) {
+            std::vector<NodeId> down;
+            for (NodeId id : sim.shard_nodes(shard)) {
+                if (!sim.is_up(id)) down.push_back(id);
+            }
+            sim.start(*simcommon::pick_node(sim.rng(), down));
+        }
+    }
     sim.set_clients_active(false);
     // A client may be waiting out its timeout on an answer that was lost,
     // then needs a leader: its timeout plus the election bound, twice over.
     const std::uint64_t bound_ms =
         2 * (sim.config().client_timeout_ms + sim.liveness_bound_ms()) + sim.max_delay_ever_ms();
     const std::uint64_t stable_ms = sim.now_ms();
-    if (!sim.run_until([&] { return sim.clients_idle() && sim.converged(); }, bound_ms)) {
+    if (!sim.run_until([&] { return sim.clients_idle() && sim.converged() && sim.settled(); }, bound_ms)) {
         throw SimFailure("t=" + std::to_string(sim.now_ms()) + "ms: " +
-                         (sim.clients_idle() ? "up nodes did not converge" : "client operations still pending") +
+                         (!sim.clients_idle()  ? "client operations still pending"
+                          : !sim.converged() ? "up nodes did not converge"
+                                             : "cross-shard transactions still undecided, held or pending") +
                          " in a stable network since t=" + std::to_string(stable_ms) + "ms");
     }
     sim.check_quiescent();
+    if (sim.shard_count() > 1 && !sim.run_until([&] { return sim.converged() && sim.forgotten(); }, bound_ms)) {
+        throw SimFailure("t=" + std::to_string(sim.now_ms()) +
+                         "ms: decided cross-shard records not forgotten in a stable network since t=" +
+                         std::to_string(stable_ms) + "ms");
+    }
     sim.set_clients_active(true);
 }
 
@@ -45,6 +63,10 @@ SimStats random_run(const RandomRun& run) {
     std::mt19937_64 shape(run.seed);
     SimConfig config;
     config.nodes = pick(shape, {3ul, 3ul, 5ul});
+    if (run.shards > 1) {
+        config.shards = run.shards;
+        config.nodes = 3;
+    }
     config.algorithm = shape() % 2 ? config::ElectionAlgorithm::ring : config::ElectionAlgorithm::bully;
     config.snapshot_after_entries = pick(shape, {3ull, 10ull, 50000ull});
     config.clients = pick(shape, {2ul, 3ul, 5ul});

@@ -12,6 +12,7 @@ namespace rl::txn::sim {
 
 struct RandomRun {
     std::uint64_t seed = 1;
+    std::size_t shards = 1;  // of 3 nodes each when more than one, with transfers across them
     int chaos_rounds = 2;
     bool strict_durability = false;
     bool trace = false;
@@ -20,10 +21,13 @@ struct RandomRun {
 // Throws SimFailure on any violated invariant; returns the run's counters.
 SimStats random_run(const RandomRun& run);
 
-// Heals everything, restarts down nodes (at least a majority up), stops new
-// client operations and requires, within the liveness bound, that every
-// pending one completes and every up node applies the whole committed
-// history; then checks the quiescent accounting and lets clients go on.
+// Heals everything, restarts down nodes (at least a majority of every
+// shard up), stops new client operations and requires, within the liveness
+// bound, that every pending one completes, every up node applies the whole
+// committed history and no cross-shard transaction is left undecided (the
+// participant asks on its own); then checks the quiescent accounting,
+// requires every cross-shard record to be forgotten within the bound too,
+// and lets clients go on.
 void quiet(Sim& sim);
 
 }  // namespace rl::txn::sim

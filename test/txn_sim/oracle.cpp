@@ -2,31 +2,73 @@
 
 #include "failure.hpp"
 
+#include "config/overload.hpp"
+
 #include <algorithm>
+#include <limits>
 #include <numeric>
 #include <string>
 
 namespace rl::txn::sim {
+namespace {
 
-std::int64_t Oracle::total() const {
-    const auto& b = balances_.back();
-    return std::accumulate(b.begin(), b.end(), std::int64_t{0});
+constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+
+// The abort reasons a session table or a record may hold.
+bool storable_abort(AbortReason r) {
+    return r == AbortReason::insufficient_funds || r == AbortReason::overflow || r == AbortReason::bad_request ||
+           r == AbortReason::timeout || r == AbortReason::mismatch;
 }
+
+}  // namespace
+
+std::string txid_str(TxnId t) { return std::to_string(t.session) + ":" + std::to_string(t.seq); }
+
+void Oracle::fail(const std::string& what, LogIndex index) const {
+    throw SimFailure("oracle of shard " + std::to_string(shard_.value) + " at entry " + std::to_string(index.value) +
+                     ": " + what);
+}
+
+bool Oracle::holds(ItemId item) const { return created() && first_item_ <= item && item <= last_item_; }
 
 void Oracle::append(const LogEntry& e) {
     if (e.index.value != log_.size() + 1) throw SimFailure("oracle: committed entries out of order");
-    std::vector<std::int64_t> next = balances_.back();
+    Books next = books_.back();
     if (const auto* g = std::get_if<Genesis>(&e.command); g && !genesis_) {
-        // The simulated shard holds items 1..N in one range.
+        // The simulated shards hold one range each.
+        if (g->shard != shard_ || g->items.size() != 1) fail("a Genesis of another shard or shape", e.index);
         genesis_ = *g;
-        next.assign(g->items.back().last.value, g->initial_balance);
-    } else if (std::holds_alternative<OpenSession>(e.command) && genesis_) {
-        open_session(e.index);
-    } else if (const auto* t = std::get_if<Transfer>(&e.command); t && genesis_) {
-        transfer(*t, e.index, next);
+        first_item_ = g->items.front().first;
+        last_item_ = g->items.front().last;
+        const std::size_t n = last_item_.value - first_item_.value + 1;
+        next.posted.assign(n, g->initial_balance);
+        next.held.assign(n, 0);
+        next.pending.assign(n, 0);
+    } else if (genesis_) {
+        std::visit(Overload{
+                       [&](const OpenSession&) { open_session(e.index); },
+                       [&](const Transfer& t) { transfer(t, e.index, next); },
+                       [&](const PrepareDebit& p) { prepare_debit(p, e.index, next); },
+                       [&](const PrepareCredit& p) { prepare_credit(p, e.index, next); },
+                       [&](const Decide& d) { decide(d, e.index, next); },
+                       [&](const Query& q) { query(q, e.index); },
+                       [&](const Forget& f) { forget(f); },
+                       [](const auto&) {},
+                   },
+                   e.command);
     }
+    for (std::size_t i = 0; i < next.posted.size(); ++i) {
+        if (next.posted[i] < 0 || next.posted[i] - next.held[i] < 0 || next.held[i] < 0 || next.pending[i] < 0) {
+            fail("item " + std::to_string(first_item_.value + i) + " left with posted " +
+                     std::to_string(next.posted[i]) + ", held " + std::to_string(next.held[i]) + ", pending " +
+                     std::to_string(next.pending[i]),
+                 e.index);
+        }
+    }
+    totals_.push_back(std::accumulate(next.posted.begin(), next.posted.end(), std::int64_t{0}));
+    if (sent_away_.size() < totals_.size()) sent_away_.push_back(sent_away_.back());
     log_.push_back(e);
-    balances_.push_back(std::move(next));
+    books_.push_back(std::move(next));
 }
 
 void Oracle::open_session(LogIndex index) {
@@ -42,36 +84,239 @@ void Oracle::open_session(LogIndex index) {
     opened_[index] = id;
 }
 
-Oracle::Result Oracle::transfer(const Transfer& t, LogIndex index, std::vector<std::int64_t>& balances) {
-    auto s = sessions_.find(t.txid.session);
-    if (s == sessions_.end()) {
+// The session of `txid`, used by the entry at `index`; nullptr when the
+// table does not hold it.
+Oracle::Session* Oracle::touch(TxnId txid, LogIndex index) {
+    auto s = sessions_.find(txid.session);
+    if (s == sessions_.end()) return nullptr;
+    s->second.last_used = index;
+    return &s->second;
+}
+
+// What the session already says of `txid`: expired below its window, or
+// the result it keeps.
+std::optional<Oracle::Result> Oracle::known(const Session& s, TxnId txid, LogIndex index) const {
+    if (txid.seq < s.floor) return Result{index, Outcome::aborted, AbortReason::expired};
+    if (auto r = s.results.find(txid.seq); r != s.results.end()) return r->second;
+    return std::nullopt;
+}
+
+void Oracle::remember(Session& s, TxnId txid, const Result& r) {
+    s.results[txid.seq] = r;
+    if (s.results.size() > genesis_->dedup_window) {
+        // The lowest seq leaves the window and can never apply again.
+        s.floor = s.results.begin()->first + 1;
+        s.results.erase(s.results.begin());
+    }
+}
+
+Oracle::Result Oracle::transfer(const Transfer& t, LogIndex index, Books& b) {
+    Session* s = touch(t.txid, index);
+    if (s == nullptr) {
         ++session_expired_;
         return {index, Outcome::aborted, AbortReason::session_expired};
     }
-    Session& session = s->second;
-    session.last_used = index;
-    if (t.txid.seq < session.floor) return {index, Outcome::aborted, AbortReason::expired};
-    if (auto known = session.results.find(t.txid.seq); known != session.results.end()) return known->second;
+    if (auto k = known(*s, t.txid, index)) return *k;
+    // A txid of a cross-shard transaction still recorded moves nothing
+    // here (a client reused it); nothing is recorded either.
+    if (records_.contains(t.txid)) return {index, Outcome::aborted, AbortReason::mismatch};
     Result r{index, Outcome::committed, AbortReason::none};
-    auto& from = balances.at(t.from.value - 1);
-    if (from < t.amount) {
+    if (!holds(t.from) || !holds(t.to) || t.from == t.to || t.amount <= 0 || session_shard(t.txid.session) != shard_) {
+        r = Result{index, Outcome::aborted, AbortReason::bad_request};
+    } else if (b.posted[slot(t.from)] - b.held[slot(t.from)] < t.amount) {
         r = Result{index, Outcome::aborted, AbortReason::insufficient_funds};
+    } else if (b.posted[slot(t.to)] > kMax - t.amount - b.pending[slot(t.to)]) {
+        r = Result{index, Outcome::aborted, AbortReason::overflow};
     } else {
-        if (!moved_.insert(t.txid).second) {
-            throw SimFailure("the session rule applies txid " + std::to_string(t.txid.session) + "/" +
-                             std::to_string(t.txid.seq) + " a second time at index " + std::to_string(index.value));
-        }
-        from -= t.amount;
-        balances.at(t.to.value - 1) += t.amount;
+        if (!moved_.insert(t.txid).second) fail("the session rule applies txid " + txid_str(t.txid) + " a second time", index);
+        b.posted[slot(t.from)] -= t.amount;
+        b.posted[slot(t.to)] += t.amount;
     }
     first_.try_emplace(t.txid, r);
-    session.results[t.txid.seq] = r;
-    if (session.results.size() > genesis_->dedup_window) {
-        // The lowest seq leaves the window and can never apply again.
-        session.floor = session.results.begin()->first + 1;
-        session.results.erase(session.results.begin());
-    }
+    remember(*s, t.txid, r);
     return r;
+}
+
+// ---- cross-shard transactions ----
+
+// An undecided record with a yes vote reserves its amount: a hold on the
+// debited item, a pending credit on the credited one.
+void Oracle::reserve(const Record& r, Books& b, std::int64_t sign) {
+    if (r.side == Side::debit) {
+        b.held.at(slot(r.from)) += sign * r.amount;
+    } else {
+        b.pending.at(slot(r.to)) += sign * r.amount;
+    }
+}
+
+void Oracle::decided(const Record& r, LogIndex index, bool fence) {
+    decisions_.push_back(Decision{index, r.txid, r.side, r.fate, r.fate_reason, r.from, r.to, r.amount, fence});
+}
+
+// The sender's Prepare: its session decides first, as for any transfer,
+// then the available balance votes. A no vote decides at once.
+void Oracle::prepare_debit(const PrepareDebit& p, LogIndex index, Books& b) {
+    const auto existing = records_.find(p.txid);
+    if (existing != records_.end() && existing->second.fate == Fate::undecided) return;
+    Session* s = touch(p.txid, index);
+    if (s == nullptr) {
+        ++session_expired_;
+        return;
+    }
+    if (known(*s, p.txid, index) || existing != records_.end()) return;
+    Record r{Side::debit, p.txid, p.from, p.to, p.to_shard, p.amount};
+    r.prepared_at = index;
+    if (!holds(p.from) || p.amount <= 0 || p.to_shard == shard_ || p.to_shard.value == 0 ||
+        session_shard(p.txid.session) != shard_) {
+        // Refused without a record: the session keeps the abort.
+        const Result result{index, Outcome::aborted, AbortReason::bad_request};
+        first_.try_emplace(p.txid, result);
+        remember(*s, p.txid, result);
+        r.fate = Fate::aborted;
+        r.fate_reason = AbortReason::bad_request;
+        decided(r, index, false);
+        return;
+    }
+    ++prepared_;
+    if (b.posted[slot(p.from)] - b.held[slot(p.from)] < p.amount) {
+        r.vote_reason = AbortReason::insufficient_funds;
+    } else {
+        r.voted_yes = true;
+        reserve(r, b, +1);
+    }
+    if (!r.voted_yes) {
+        r.fate = Fate::aborted;
+        r.fate_reason = r.vote_reason;
+        const Result result{index, Outcome::aborted, r.vote_reason};
+        first_.try_emplace(p.txid, result);
+        remember(*s, p.txid, result);
+        decided(r, index, false);
+    }
+    records_.emplace(p.txid, r);
+}
+
+// The receiver's Prepare: the item must be here and the credit must fit
+// beside every pending one.
+void Oracle::prepare_credit(const PrepareCredit& p, LogIndex index, Books& b) {
+    if (records_.contains(p.txid)) return;
+    const ShardId sender = session_shard(p.txid.session);
+    Record r{Side::credit, p.txid, p.from, p.to, sender, p.amount};
+    r.prepared_at = index;
+    if (!holds(p.to) || p.amount <= 0 || sender == shard_ || sender.value == 0) {
+        // Refused without a record: a no vote all the same.
+        r.vote_reason = AbortReason::bad_request;
+        r.fate = Fate::aborted;
+        r.fate_reason = AbortReason::bad_request;
+        decided(r, index, false);
+        return;
+    }
+    ++prepared_;
+    if (b.posted[slot(p.to)] > kMax - p.amount - b.pending[slot(p.to)]) {
+        r.vote_reason = AbortReason::overflow;
+    } else {
+        r.voted_yes = true;
+        reserve(r, b, +1);
+    }
+    if (!r.voted_yes) {
+        r.fate = Fate::aborted;
+        r.fate_reason = r.vote_reason;
+        decided(r, index, false);
+    }
+    records_.emplace(p.txid, r);
+}
+
+// The first decision stands; one the other way is a protocol bug.
+void Oracle::decide(const Decide& d, LogIndex index, Books& b) {
+    auto it = records_.find(d.txid);
+    if (it == records_.end() || d.fate == Fate::undecided) return;
+    Record& r = it->second;
+    const bool impossible = d.fate == Fate::committed && !r.voted_yes;
+    if (r.fate != Fate::undecided || impossible) {
+        if (impossible || r.fate != d.fate) {
+            fail("txid " + txid_str(d.txid) + " is decided " + (d.fate == Fate::committed ? "committed" : "aborted") +
+                     " by a Decide entry, but its record here " +
+                     (impossible ? std::string("voted no") : std::string("is already decided the other way")),
+                 index);
+        }
+        if (d.final_elsewhere) r.final_elsewhere = true;
+        return;
+    }
+    if (r.voted_yes) reserve(r, b, -1);
+    if (d.fate == Fate::committed) {
+        if (!posted_.insert(d.txid).second) {
+            fail("txid " + txid_str(d.txid) + " posts its " + (r.side == Side::debit ? "debit" : "credit") +
+                     " a second time",
+                 index);
+        }
+        if (r.side == Side::debit) {
+            b.posted[slot(r.from)] -= r.amount;
+            sent_away_.push_back(sent_away_.back() + r.amount);
+        } else {
+            b.posted[slot(r.to)] += r.amount;
+            sent_away_.push_back(sent_away_.back() - r.amount);
+        }
+        ++committed_;
+    }
+    r.fate = d.fate;
+    r.fate_reason = AbortReason::none;
+    if (d.fate == Fate::aborted) {
+        const auto reason = static_cast<AbortReason>(d.reason);
+        r.fate_reason = storable_abort(reason) ? reason : AbortReason::bad_request;
+    }
+    r.final_elsewhere = r.final_elsewhere || d.final_elsewhere;
+    if (r.side == Side::debit) {
+        const Result result{index, d.fate == Fate::committed ? Outcome::committed : Outcome::aborted, r.fate_reason};
+        if (auto s = sessions_.find(d.txid.session); s != sessions_.end() && !known(s->second, d.txid, index)) {
+            s->second.last_used = index;
+            remember(s->second, d.txid, result);
+        }
+        first_.try_emplace(d.txid, result);
+    }
+    decided(r, index, false);
+}
+
+// A Query that finds no record fences the transaction: on the sender's side
+// its session records it aborted (its Prepare then finds it settled), on the
+// receiver's side an aborted record stands in for the Prepare.
+void Oracle::query(const Query& q, LogIndex index) {
+    if (records_.contains(q.txid)) return;
+    if (session_shard(q.txid.session) == shard_) {
+        Session* s = touch(q.txid, index);
+        if (s == nullptr || known(*s, q.txid, index)) return;
+        const Result result{index, Outcome::aborted, AbortReason::timeout};
+        remember(*s, q.txid, result);
+        first_.try_emplace(q.txid, result);
+        ++fences_;
+        Record fence{Side::debit, q.txid};
+        fence.fate = Fate::aborted;
+        fence.fate_reason = AbortReason::timeout;
+        decided(fence, index, true);
+        return;
+    }
+    if (session_shard(q.txid.session).value == 0) return;  // no shard's transaction: nothing to fence
+    Record fence{Side::credit, q.txid, ItemId{}, ItemId{}, session_shard(q.txid.session), 0};
+    fence.vote_reason = AbortReason::timeout;
+    fence.fate = Fate::aborted;
+    fence.fate_reason = AbortReason::timeout;
+    fence.prepared_at = index;
+    records_.emplace(q.txid, fence);
+    ++fences_;
+    decided(fence, index, true);
+}
+
+void Oracle::forget(const Forget& f) {
+    for (const TxnId& txid : f.txids) {
+        auto it = records_.find(txid);
+        if (it != records_.end() && it->second.fate != Fate::undecided) {
+            records_.erase(it);
+            ++forgotten_;
+        }
+    }
+}
+
+const Oracle::Record* Oracle::record(TxnId txid) const {
+    auto it = records_.find(txid);
+    return it == records_.end() ? nullptr : &it->second;
 }
 
 const Oracle::Result* Oracle::result(TxnId txid) const {

@@ -20,6 +20,34 @@ namespace {
 
 std::string who(NodeId id) { return "n" + std::to_string(id.value); }
 
+// An entry's command in a few words, for traces.
+std::string command_text(const Command& c) {
+    const auto amount = [](std::int64_t a) { return " " + std::to_string(a); };
+    return std::visit(Overload{
+                          [](const Noop&) { return std::string("Noop"); },
+                          [](const Genesis&) { return std::string("Genesis"); },
+                          [](const OpenSession&) { return std::string("OpenSession"); },
+                          [&](const Transfer& t) { return "Transfer(" + txid_str(t.txid) + amount(t.amount) + ")"; },
+                          [&](const PrepareDebit& p) {
+                              return "PrepareDebit(" + txid_str(p.txid) + amount(p.amount) + ")";
+                          },
+                          [&](const PrepareCredit& p) {
+                              return "PrepareCredit(" + txid_str(p.txid) + amount(p.amount) + ")";
+                          },
+                          [](const Decide& d) {
+                              return "Decide(" + txid_str(d.txid) + (d.fate == Fate::committed ? " commit" : " abort") +
+                                     (d.final_elsewhere ? " final" : "") + ")";
+                          },
+                          [](const Query& q) { return "Query(" + txid_str(q.txid) + ")"; },
+                          [](const Forget& f) {
+                              std::string s = "Forget(";
+                              for (const auto& t : f.txids) s += (s.size() > 7 ? " " : "") + txid_str(t);
+                              return s + ")";
+                          },
+                      },
+                      c);
+}
+
 // Unwinds a node's turn at the moment it crashes; never escapes the Sim.
 struct SimCrash {};
 
@@ -228,11 +256,12 @@ void Sim::check_recovered(Node& n, const Recovered& rec) {
 }
 
 void Sim::check_dropped(const Node& n, const std::vector<LogEntry>& dropped, const char* how) {
+    const Oracle& oracle = oracles_.at(n.shard.value - 1);
     for (const auto& e : dropped) {
-        if (e.index > oracle_.size() || oracle_.at(e.index).epoch != e.epoch) continue;
+        if (e.index > oracle.size() || oracle.at(e.index).epoch != e.epoch) continue;
         if (n.model.disk().snapshot_index() >= e.index) continue;  // folded into the snapshot
         ++stats_.committed_copies_dropped;
-        const std::size_t copies = durable_copies(e);
+        const std::size_t copies = durable_copies(n.shard, e);
         if (election::is_majority(copies, config_.nodes) && !config_.strict_durability) continue;
         fail(who(n.id) + " dropped committed entry " + std::to_string(e.index.value) + " (epoch " +
              std::to_string(e.epoch.value) + ") from its disk in " + how + "; " + std::to_string(copies) +
@@ -277,8 +306,10 @@ void Sim::trace_output(const Node& n, const ReplicaOutput& out) {
     if (out.truncate_after) trace(who + "truncate after " + std::to_string(out.truncate_after->value));
     if (out.install) trace(who + "install snapshot " + std::to_string(out.install->last_index.value));
     if (!out.appended.empty()) {
+        std::string what;
+        for (const auto& e : out.appended) what += " " + command_text(e.command);
         trace(who + "append " + std::to_string(out.appended.front().index.value) + ".." +
-              std::to_string(out.appended.back().index.value));
+              std::to_string(out.appended.back().index.value) + ":" + what);
     }
     if (out.compact) trace(who + "compact through " + std::to_string(out.compact->last_index.value));
 }

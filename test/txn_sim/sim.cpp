@@ -15,10 +15,16 @@ std::string ini_text(const SimConfig& c, NodeId id) {
     std::uint32_t sessions = c.sessions_max;
     if (auto it = c.dedup_of.find(id.value); it != c.dedup_of.end()) std::tie(window, sessions) = it->second;
     const auto ms = [&](std::uint64_t ticks) { return std::to_string(ticks * c.tick_ms); };
-    std::string nodes;
     std::string sections;
-    for (std::size_t i = 1; i <= c.nodes; ++i) {
-        nodes += (i > 1 ? "," : "") + std::to_string(i);
+    for (std::size_t k = 1; k <= c.shards; ++k) {
+        std::string nodes;
+        for (std::size_t i = (k - 1) * c.nodes + 1; i <= k * c.nodes; ++i) {
+            nodes += (nodes.empty() ? "" : ",") + std::to_string(i);
+        }
+        sections += "[shard." + std::to_string(k) + "]\nitems = " + std::to_string((k - 1) * c.items + 1) + "-" +
+                    std::to_string(k * c.items) + "\nnodes = " + nodes + "\n";
+    }
+    for (std::size_t i = 1; i <= c.shards * c.nodes; ++i) {
         sections += "[node." + std::to_string(i) + "]\naddress = 127.0.0.1:" + std::to_string(7000 + i) + "\n";
     }
     return "[cluster]\nname = sim\nelection = " + std::string(config::to_string(c.algorithm)) +
@@ -27,7 +33,7 @@ std::string ini_text(const SimConfig& c, NodeId id) {
            "\ninitial_balance = " + std::to_string(c.initial_balance) + "\nfsync = always\nframe_bytes_max = " +
            std::to_string(c.frame_bytes_max) + "\nsnapshot_after_entries = " + std::to_string(c.snapshot_after_entries) +
            "\ndedup_window = " + std::to_string(window) + "\ndedup_clients_max = " + std::to_string(sessions) +
-           "\nwal_backlog_bytes_max = " + std::to_string(c.wal_backlog_bytes_max) + "\n[shard.1]\nitems = 1-" + std::to_string(c.items) + "\nnodes = " + nodes + "\n" + sections;
+           "\nwal_backlog_bytes_max = " + std::to_string(c.wal_backlog_bytes_max) + "\n" + sections;
 }
 
 }  // namespace
@@ -50,13 +56,31 @@ void SimStats::add(const SimStats& o) {
     disk_errors += o.disk_errors;
     torn_recoveries += o.torn_recoveries;
     simulated_ms += o.simulated_ms;
+    cross_committed_acked += o.cross_committed_acked;
+    cross_aborted_acked += o.cross_aborted_acked;
+    early_acks += o.early_acks;
+    cross_prepared += o.cross_prepared;
+    cross_committed += o.cross_committed;
+    fences += o.fences;
+    forgotten += o.forgotten;
+    unreachable_reports += o.unreachable_reports;
 }
 
 Sim::Sim(const SimConfig& config)
-    : config_(config), rng_(config.seed), nodes_(config.nodes), net_(config.nodes), max_epoch_(config.nodes) {
-    for (std::size_t i = 0; i < config_.nodes; ++i) {
+    : config_(config),
+      rng_(config.seed),
+      nodes_(config.shards * config.nodes),
+      net_(config.shards * config.nodes),
+      state_hashes_(config.shards),
+      max_epoch_(config.shards * config.nodes) {
+    for (std::size_t k = 1; k <= config_.shards; ++k) {
+        oracles_.emplace_back(ShardId{k});
+        mirrors_.emplace_back(ShardId{k});
+    }
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
         Node& n = nodes_[i];
         n.id = NodeId{i + 1};
+        n.shard = shard_of(n.id);
         ids_.push_back(n.id);
         n.config = config::Config::parse(ini_text(config_, n.id), "/sim/sim.ini");
         n.tick_offset_ms = uniform(0, config_.tick_ms - 1);
@@ -68,6 +92,22 @@ Sim::Node& Sim::node(NodeId id) { return nodes_.at(id.value - 1); }
 const Sim::Node& Sim::node(NodeId id) const { return nodes_.at(id.value - 1); }
 
 std::vector<NodeId> Sim::ids() const { return ids_; }
+
+std::vector<NodeId> Sim::shard_nodes(ShardId shard) const {
+    std::vector<NodeId> out;
+    for (std::size_t i = (shard.value - 1) * config_.nodes + 1; i <= shard.value * config_.nodes; ++i) {
+        out.push_back(NodeId{i});
+    }
+    return out;
+}
+
+std::vector<NodeId> Sim::shard_up(ShardId shard) const {
+    std::vector<NodeId> out;
+    for (NodeId id : shard_nodes(shard)) {
+        if (is_up(id)) out.push_back(id);
+    }
+    return out;
+}
 
 std::vector<NodeId> Sim::up_nodes() const {
     std::vector<NodeId> out;
@@ -120,6 +160,10 @@ void Sim::start(NodeId id) {
     open_node(n);
     ++n.incarnation;
     n.flush_scheduled = false;
+    // Links to and from it dial afresh.
+    for (auto& [pair, dial] : dials_) {
+        if (pair.first == id.value || pair.second == id.value) dial = Dial{};
+    }
     rebuild_shadow(n);
     trace("n" + std::to_string(id.value) + " start epoch=" + std::to_string(n.model.disk().durable.epoch.value) +
           " snapshot=" + std::to_string(n.model.disk().snapshot_index().value) +
@@ -175,6 +219,11 @@ void Sim::set_faults(const NetFaults& faults) {
 SimStats Sim::stats() const {
     SimStats s = stats_;
     for (const auto& n : nodes_) s.disk_errors += n.disk.injected_total();
+    for (const auto& o : oracles_) {
+        s.cross_prepared += o.cross_prepared();
+        s.fences += o.cross_fences();
+        s.forgotten += o.cross_forgotten();
+    }
     s.simulated_ms = now_ms();
     return s;
 }
@@ -224,6 +273,10 @@ void Sim::process(const Item& item) {
             n.flush_scheduled = false;
             flush(n);
             break;
+        case Item::Kind::unreachable:
+            if (!n.replica || n.incarnation != item.tag) return;
+            on_unreachable(n, item.from);
+            break;
         case Item::Kind::client:
             break;
     }
@@ -257,10 +310,36 @@ void Sim::after_input(Node& n) {
 
 void Sim::send(NodeId from, NodeId to, Mail mail) {
     ++stats_.messages_sent;
+    if (!is_up(to) && std::holds_alternative<TxnMessage>(mail)) note_unreachable(from, to);
     const bool sent = net_.send(rng_, std::move(mail), [&](std::uint64_t delay_ms, std::size_t slot) {
         timeline_.push(Item{now_ms() + delay_ms, 0, Item::Kind::deliver, to, from, slot});
     });
     if (!sent) ++stats_.messages_lost;
+}
+
+// A send to a crashed node of another shard: as rlnode's peer link, the
+// failed dial is reported to the sender's shell a moment later (then not
+// again until its backoff has passed). A node's own shard members are left
+// to the failure detector, as Replica::peer_unreachable does.
+void Sim::note_unreachable(NodeId from, NodeId to) {
+    if (!config_.report_unreachable || shard_of(from) == shard_of(to)) return;
+    Dial& d = dials_[{from.value, to.value}];
+    if (d.reporting || now_ms() < d.quiet_until_ms) return;
+    d.reporting = true;
+    const auto& limits = node(from).config.cluster().limits;
+    d.backoff_ms = d.backoff_ms == 0 ? limits.reconnect_ms_min : std::min<std::uint64_t>(2 * d.backoff_ms, limits.reconnect_ms_max);
+    const std::uint64_t at = now_ms() + uniform(1, 3);
+    d.quiet_until_ms = at + d.backoff_ms;
+    timeline_.push(Item{at, 0, Item::Kind::unreachable, from, to, node(from).incarnation});
+}
+
+void Sim::on_unreachable(Node& n, NodeId peer) {
+    dials_[{n.id.value, peer.value}].reporting = false;
+    if (is_up(peer)) return;  // it came back meanwhile: the dial succeeded
+    ++stats_.unreachable_reports;
+    trace("n" + std::to_string(n.id.value) + " cannot reach n" + std::to_string(peer.value));
+    n.shell->peer_unreachable(peer);
+    after_input(n);
 }
 
 void Sim::fail(const std::string& what) const {

@@ -1,9 +1,10 @@
 // Deterministic simulator for the transaction core (docs/design.md section
-// 7.2): N nodes of one shard, each the code rlnode runs (txn::Shell over a
+// 7.2): one or more shards of N nodes each, every node the code rlnode runs (txn::Shell over a
 // txn::Replica and the real txn::Wal) on an in-memory disk that keeps any
 // subset of unsynced writes at a crash and fails writes and fsyncs on
 // demand, a simulated network and clock, and clients that open sessions,
-// submit transfers and linearizable reads and retry through failures. No
+// submit transfers (within a shard and, by two-phase commit, across shards)
+// and linearizable reads and retry through failures. No
 // Asio, no threads: everything random comes from one seed, so a failing run
 // replays exactly. Checkers run after every event; a violation throws
 // SimFailure.
@@ -43,12 +44,15 @@ struct NetFaults : simcommon::LinkFaults {
 };
 
 struct SimConfig {
-    std::size_t nodes = 3;  // ids 1..nodes, one shard
+    // `shards` shards of `nodes` nodes and `items` items each: shard k holds
+    // nodes (k-1)*nodes+1..k*nodes and items (k-1)*items+1..k*items.
+    std::size_t shards = 1;
+    std::size_t nodes = 3;
     config::ElectionAlgorithm algorithm = config::ElectionAlgorithm::bully;
     std::uint64_t seed = 1;
     election::Timing timing{5, 20, 30};  // heartbeat 50 ms, suspect 200 ms, election 300 ms at 10 ms ticks
     std::uint64_t tick_ms = 10;
-    std::uint64_t items = 6;             // items 1..items
+    std::uint64_t items = 6;             // per shard
     std::int64_t initial_balance = 100;
     std::size_t clients = 4;
     std::uint64_t snapshot_after_entries = 50000;
@@ -64,6 +68,9 @@ struct SimConfig {
     double session_churn = 0.03;             // of client operations, opening a new session
     double replay_share = 0.05;              // of client operations, a replay of an old transfer
     bool strict_durability = false;          // fail on any committed entry leaving a disk, even with a majority left
+    // A node that sends to a crashed node of another shard hears of it as a
+    // refused connection (Shell::peer_unreachable), with rlnode's redial backoff.
+    bool report_unreachable = true;
     bool trace = false;                      // print every event, message and client step
 };
 
@@ -85,6 +92,15 @@ struct SimStats {
     std::uint64_t disk_errors = 0;               // writes and fsyncs failed on purpose
     std::uint64_t torn_recoveries = 0;           // restarts that cut a torn tail
     std::uint64_t simulated_ms = 0;              // simulated time the run(s) covered
+    // Across shards (two-phase commit).
+    std::uint64_t cross_committed_acked = 0;     // cross-shard transfers acknowledged committed
+    std::uint64_t cross_aborted_acked = 0;       // ... and aborted
+    std::uint64_t early_acks = 0;                // acknowledged before their Decide was committed (parallel commits)
+    std::uint64_t cross_prepared = 0;            // Prepare entries that made a record
+    std::uint64_t cross_committed = 0;           // sides posted (a transaction posts two)
+    std::uint64_t fences = 0;                    // Query entries that fenced a transaction
+    std::uint64_t forgotten = 0;                 // records dropped by Forget entries
+    std::uint64_t unreachable_reports = 0;       // refused connections reported to a shell
 
     void add(const SimStats& o);
 };
@@ -115,13 +131,27 @@ public:
     // Runs until `done` holds (checked after every event) or `max_ms` pass.
     bool run_until(const std::function<bool()>& done, std::uint64_t max_ms);
 
-    // Every up node has applied everything committed, and one leader leads them all.
+    // In every shard, every up node has applied everything committed, and
+    // one leader leads them all.
     bool converged() const;
-    // Quiescent accounting: equal states, conservation, exactly-once of
-    // every acknowledged transfer. Call once converged().
+    // No up node holds an undecided cross-shard record, a hold or a pending credit.
+    bool settled() const;
+    // No up node holds any cross-shard record (all forgotten).
+    bool forgotten() const;
+    // Quiescent accounting: equal states, conservation with nothing in
+    // flight, exactly-once of every acknowledged transfer, every
+    // acknowledged cross-shard commit posted in both shards and every
+    // acknowledged abort in neither. Call once converged() and settled().
     void check_quiescent();
 
     std::uint64_t now_ms() const { return timeline_.now_ms(); }
+    std::size_t shard_count() const { return config_.shards; }
+    // The nodes of shard `shard` (1-based).
+    std::vector<NodeId> shard_nodes(ShardId shard) const;
+    ShardId shard_of(NodeId id) const { return ShardId{(id.value - 1) / config_.nodes + 1}; }
+    ShardId shard_of_item(ItemId item) const { return ShardId{(item.value - 1) / config_.items + 1}; }
+    // The up nodes of shard `shard`.
+    std::vector<NodeId> shard_up(ShardId shard) const;
     std::vector<NodeId> ids() const;
     std::vector<NodeId> up_nodes() const;
     std::vector<NodeId> down_nodes() const;
@@ -131,7 +161,7 @@ public:
     // The (epoch, leader) every up node in `among` agrees on, that leader up,
     // leading and ready to serve; nullopt otherwise.
     std::optional<std::pair<Epoch, NodeId>> agreed_leader(const std::vector<NodeId>& among) const;
-    const Oracle& oracle() const { return oracle_; }
+    const Oracle& oracle(ShardId shard = ShardId{1}) const { return oracles_.at(shard.value - 1); }
     SimStats stats() const;
     const SimConfig& config() const { return config_; }
     std::mt19937_64& rng() { return rng_; }
@@ -157,6 +187,7 @@ private:
         void report(const ReplicaOutput& out) override;
         void wal_failed(const WalIoError& error, const ShellStats& stats) override;
         void synced(const std::vector<WalOp>& ops) override;
+        void unreachable(NodeId peer);
 
     private:
         void send_mail(NodeId to, Mail mail);
@@ -169,6 +200,7 @@ private:
 
     struct Node {
         NodeId id;
+        ShardId shard;
         config::Config config;              // its INI
         simcommon::SimStorage disk;         // survives crashes
         WalModel model;                     // what the syncs made durable, for the checkers
@@ -191,27 +223,32 @@ private:
     };
 
     struct Client {
-        std::uint64_t session = 0;          // 0 until one is opened
-        std::uint64_t seq = 0;              // of the latest transfer in it
+        // A session per shard, opened with the shard of a transfer's FROM
+        // item (the sender's shard numbers a cross-shard txid too).
+        struct Session {
+            std::uint64_t id = 0;           // 0 until one is opened
+            std::uint64_t seq = 0;          // of the latest transfer in it
+        };
+        std::map<ShardId, Session> sessions;
         std::vector<TransferOp> history;    // every transfer it started, for replays
         std::optional<ClientOp> op;         // the operation in progress
         bool waiting = false;               // submitted, no answer yet
         std::uint64_t attempt = 0;          // bumped per submission; answers to older ones are stale
         std::uint64_t timer = 0;            // only the latest scheduled timer fires
-        LogIndex read_floor;                // committed history known when the read started
+        LogIndex read_floor;                // committed history of the item's shard known when the read started
         NodeId last_node;
         std::uint64_t op_started_ms = 0;
     };
 
     // One entry of the event heap; kept small (the payload waits in net_).
     struct Item {
-        enum class Kind { tick, deliver, flush, client };
+        enum class Kind { tick, deliver, flush, client, unreachable };
         std::uint64_t time_ms;
         std::uint64_t seq;  // set by the timeline: ties break in scheduling order
         Kind kind;
         NodeId to;
         NodeId from;
-        std::uint64_t tag;  // tick/flush: incarnation; deliver: mail slot; client: index << 32 | timer
+        std::uint64_t tag;  // tick/flush/unreachable: incarnation; deliver: mail slot; client: index << 32 | timer
     };
 
     // sim.cpp: events, nodes and the network
@@ -223,6 +260,8 @@ private:
     bool chance(double p) { return simcommon::chance(rng_, p); }
     std::uint64_t uniform(std::uint64_t lo, std::uint64_t hi) { return simcommon::uniform(rng_, lo, hi); }
     void send(NodeId from, NodeId to, Mail mail);
+    void note_unreachable(NodeId from, NodeId to);
+    void on_unreachable(Node& n, NodeId peer);
     [[noreturn]] void fail(const std::string& what) const;
     void trace(const std::string& line) const;
 
@@ -242,8 +281,13 @@ private:
     void observe(Node& n);
     const LogEntry* entry_at(const Node& n, LogIndex index) const;
     void learn(Node& n);
-    std::size_t durable_copies(const LogEntry& e) const;
+    std::size_t durable_copies(ShardId shard, const LogEntry& e) const;
     void learn_entry(const Node& n, const LogEntry& e);
+    void on_decision(ShardId shard, const Oracle::Decision& d);
+    void confirm_ack(TxnId txid);
+    void check_books(const Node& n);
+    void check_conservation();
+    bool is_cross(TxnId txid) const;
     void check_applied(Node& n);
     void check_state_bytes(const Node& n);
     void check_sent(const Node& n, const Mail& mail) const;
@@ -257,6 +301,7 @@ private:
     void arm(std::size_t index, std::uint64_t delay_ms);
     void on_reply(std::uint64_t handle, const OpResult& result);
     void on_transfer_done(const TransferDone& done);
+    void check_answer(const TransferDone& done, const Oracle::Result& r);
     void on_session_done(const SessionDone& done);
     void on_balance_done(const Client& c, const BalanceDone& done);
     void check_read(const BalanceDone& done, LogIndex floor, bool local);
@@ -272,16 +317,40 @@ private:
     simcommon::Network<Mail> net_;
     NetFaults faults_;
 
-    Oracle oracle_;
-    std::map<LogIndex, std::uint64_t> state_hashes_;  // hash of ShardState::snapshot() first seen at each applied index
+    std::vector<Oracle> oracles_;                     // per shard, [shard - 1]
+    // Per shard, the real state machine applying the committed history as
+    // it is learned: what Applied reports (Decided.conflicting) is checked
+    // on it, and its state bytes join the replicas' comparison.
+    std::vector<ShardState> mirrors_;
+    std::vector<std::map<LogIndex, std::uint64_t>> state_hashes_;  // per shard: hash of ShardState::snapshot() first seen at each applied index
     std::map<TxnId, Outcome> acked_;                  // every acknowledged transfer
+    std::map<TxnId, TransferOp> ops_;                 // every transfer a client started, by txid
+    // Cross-shard transfers acknowledged before the debit shard's committed
+    // history decided them (parallel commits): checked when it does.
+    std::map<TxnId, TransferDone> unconfirmed_;
+    // What the shards' committed histories decided of each cross-shard txid.
+    struct CrossFacts {
+        std::optional<std::pair<Fate, std::string>> fate;  // the first decision, and where
+        std::optional<Oracle::Decision> debit_posted;
+        std::optional<Oracle::Decision> credit_posted;
+    };
+    std::map<TxnId, CrossFacts> cross_;
+    // A directed link to a crashed node: rlnode's peer link reports each
+    // failed dial, then waits out a backoff that doubles from
+    // reconnect_ms_min to reconnect_ms_max.
+    struct Dial {
+        bool reporting = false;
+        std::uint64_t backoff_ms = 0;
+        std::uint64_t quiet_until_ms = 0;
+    };
+    std::map<std::pair<std::uint64_t, std::uint64_t>, Dial> dials_;
     struct DeferredRead {
         BalanceDone done;
         LogIndex floor;
         bool local;
     };
     std::vector<DeferredRead> deferred_reads_;  // answered past the history known so far
-    std::map<Epoch, NodeId> leaders_;           // every leadership seen: one leader per epoch, ever
+    std::map<std::pair<ShardId, Epoch>, NodeId> leaders_;  // every leadership seen: one leader per epoch and shard, ever
     std::vector<Epoch> max_epoch_;              // per node, over restarts: the durable epoch only rises
     SimStats stats_;
 };

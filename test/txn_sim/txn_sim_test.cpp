@@ -5,9 +5,11 @@
 //
 // Arguments after "--": --seed=S (one seed), --seeds=K --first-seed=F (a
 // batch), --rounds=R (chaos rounds per run, 2 by default; the long runs use
-// dozens), --trace (print every event). A failure prints the command that
-// replays it exactly. --strict-durability fails a run as soon as a disk
-// drops a committed entry, even with a majority keeping it.
+// dozens), --shards=N (N shards of 3 nodes with transfers within and across
+// them by two-phase commit; 1 by default), --trace (print every event). A
+// failure prints the command that replays it exactly. --strict-durability
+// fails a run as soon as a disk drops a committed entry, even with a
+// majority keeping it.
 #define BOOST_TEST_MODULE txn_sim
 #include <boost/test/unit_test.hpp>
 
@@ -27,6 +29,7 @@ namespace utf = boost::unit_test;
 struct Args : simcommon::SeedArgs {
     bool strict_durability = false;
     int rounds = 2;
+    std::size_t shards = 1;
 };
 
 Args args() {
@@ -34,6 +37,7 @@ Args args() {
     simcommon::for_each_arg([&](const std::string& arg) {
         if (arg == "--strict-durability") a.strict_durability = true;
         if (auto v = simcommon::flag_value(arg, "--rounds")) a.rounds = std::stoi(*v);
+        if (auto v = simcommon::flag_value(arg, "--shards")) a.shards = std::stoul(*v);
     });
     return a;
 }
@@ -237,19 +241,32 @@ BOOST_AUTO_TEST_CASE(random, *utf::disabled()) {
     const Args a = args();
     const std::uint64_t first = a.seed.value_or(a.first_seed);
     const std::uint64_t count = a.seed ? 1 : a.seeds;
+    BOOST_TEST_REQUIRE((a.shards >= 1 && a.shards <= 8));
+    // Everything besides the seed that shapes a run, for the replay command.
+    std::string extra;
+    if (a.shards != 1) extra += " --shards=" + std::to_string(a.shards);
+    if (a.rounds != 2) extra += " --rounds=" + std::to_string(a.rounds);
+    if (a.strict_durability) extra += " --strict-durability";
     SimStats total;
     int failures = 0;
     for (std::uint64_t seed = first; seed < first + count && failures < 10; ++seed) {
-        const std::string cmd = replay_command(seed);
+        const std::string cmd = replay_command(seed, extra);
         try {
-            total.add(random_run(RandomRun{seed, a.rounds, a.strict_durability, a.trace}));
+            RandomRun run;
+            run.seed = seed;
+            run.shards = a.shards;
+            run.chaos_rounds = a.rounds;
+            run.strict_durability = a.strict_durability;
+            run.trace = a.trace;
+            total.add(random_run(run));
         } catch (const SimFailure& e) {
             ++failures;
             BOOST_ERROR("seed " << seed << ": " << e.what() << "\n  replay: " << cmd << " --trace");
         }
     }
     BOOST_TEST(failures == 0);
-    BOOST_TEST_MESSAGE(count << " seeds from " << first << " (" << a.rounds << " chaos rounds each, "
+    BOOST_TEST_MESSAGE(count << " seeds from " << first << " (" << a.shards << " shard(s), " << a.rounds
+                             << " chaos rounds each, "
                              << total.simulated_ms / 1000 << " simulated seconds in all): "
                              << total.committed_entries << " entries committed, "
                              << total.committed_acked << " transfers acknowledged committed and "
@@ -261,6 +278,12 @@ BOOST_AUTO_TEST_CASE(random, *utf::disabled()) {
                              << total.expired_answers << " expired and " << total.session_expired_answers
                              << " session_expired answers, " << total.disk_errors << " disk errors, "
                              << total.torn_recoveries << " torn tails cut, "
+                             << total.cross_committed_acked << " cross-shard transfers acknowledged committed and "
+                             << total.cross_aborted_acked << " aborted (" << total.early_acks
+                             << " before their Decide committed), " << total.cross_prepared << " Prepare records, "
+                             << total.cross_committed << " sides posted, " << total.fences << " fences, "
+                             << total.forgotten << " records forgotten, " << total.unreachable_reports
+                             << " unreachable reports, "
                              << total.messages_sent
                              << " messages (" << total.messages_lost << " lost)");
 }
