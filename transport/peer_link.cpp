@@ -86,6 +86,10 @@ void PeerLink::on_lost(const std::string& reason, const std::string& detail) {
     if (was_up_) {
         log_.info("peer_disconnected").kv("peer", params_.peer).kv("reason", reason).kv("detail", detail);
         was_up_ = false;
+    } else if (failures_ == 0) {
+        // The first failed dial of a streak: what waited on this peer goes
+        // elsewhere now, and the log says why.
+        log_.info("peer_unreachable").kv("peer", params_.peer).kv("reason", reason).kv("detail", detail);
     }
     if (params_.on_unreachable) params_.on_unreachable(params_.peer);
     schedule_redial();
