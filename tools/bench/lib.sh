@@ -41,3 +41,18 @@ bench_workdir() {
   work=$(mktemp -d)
   trap 'tools/cluster.sh stop "$work/bench.ini" --run "$work" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 }
+
+# shards_config FILE "ITEMS ITEMS ..." CLUSTER_LINES: one shard per ITEMS
+# (A-B), each of 3 nodes, on loopback ports picked at random, with
+# CLUSTER_LINES in its [cluster] section.
+shards_config() {
+  local file=$1 items=$2 lines=$3 base=$(( 20000 + RANDOM % 20000 )) shard=0 node=0 ids
+  {
+    printf '[cluster]\n%s\ndata_dir = data\n' "$lines"
+    for range in $items; do
+      shard=$((shard + 1)); ids="$((node + 1)),$((node + 2)),$((node + 3))"; node=$((node + 3))
+      printf '[shard.%s]\nitems = %s\nnodes = %s\n' "$shard" "$range" "$ids"
+    done
+    for i in $(seq "$node"); do printf '[node.%s]\naddress = 127.0.0.1:%s\n' "$i" $((base + i - 1)); done
+  } > "$file"
+}
