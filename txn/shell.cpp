@@ -116,8 +116,11 @@ bool Shell::flush_round() {
                        !accepted_.empty();
     // Requests and answers between shards vouch for nothing on this disk
     // (an answer reports applied, hence committed, state): they leave at
-    // once, so the other shard's Prepare overlaps this shard's sync.
-    const bool sent_early = send_between_shards(out);
+    // once, so the other shard's Prepare overlaps this shard's sync. So do
+    // the answers to clients: each reports committed state (the entries of
+    // this turn are not committed yet), so none waits for this turn's sync.
+    const bool sent_early = send_between_shards(out) || !out.replies.empty();
+    for (const auto& [handle, result] : out.replies) host_.reply(handle, result);
     const bool durable = persist(out);
     if (durable) {
         replica_.persisted(wal_.last_index());
@@ -126,9 +129,8 @@ bool Shell::flush_round() {
     } else {
         stats_.dropped_sends += out.election_messages.size() + out.txn_messages.size();
     }
-    for (const auto& [handle, result] : out.replies) host_.reply(handle, result);
     return durable &&
-           (wrote || sent_early || !out.election_messages.empty() || !out.txn_messages.empty() || !out.replies.empty());
+           (wrote || sent_early || !out.election_messages.empty() || !out.txn_messages.empty());
 }
 
 bool Shell::send_between_shards(ReplicaOutput& out) {

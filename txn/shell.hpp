@@ -5,9 +5,10 @@
 // its host (the rlnode shell with Asio, or the simulator) passes inputs in
 // and carries its sends and replies out.
 //
-// A turn handles the replica's output in a fixed order: persist every WAL
-// operation and sync once for all of them (group commit), then send, then
-// reply. The WAL operations wait in order in a backlog until the WAL accepts
+// A turn handles the replica's output in a fixed order: answer clients and
+// send what goes between shards (both report committed state only), persist
+// every WAL operation and sync once for all of them (group commit), then
+// send what the sync vouches for. The WAL operations wait in order in a backlog until the WAL accepts
 // each, so a disk error halfway is retried from exactly where it stopped.
 // While the backlog holds more than wal_backlog_bytes_max, the node takes no
 // new work: client operations are refused and peer log traffic (which would
