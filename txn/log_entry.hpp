@@ -127,6 +127,15 @@ struct Decide {
     void serialize(Archive& ar) { ar(txid, fate, reason, final_elsewhere); }
 };
 
+// Decide entries batched: a leader proposes the decisions of one turn as
+// one entry (docs/design.md section 6.7), applied in order.
+struct Decisions {
+    std::vector<Decide> each;
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(each); }
+};
+
 // "What is this transaction's state here?", asked by the other shard's
 // leader; answered from the state once this entry is applied.
 struct Query {
@@ -144,7 +153,8 @@ struct Forget {
     void serialize(Archive& ar) { ar(txids); }
 };
 
-using Command = std::variant<Noop, Transfer, Genesis, OpenSession, PrepareDebit, PrepareCredit, Decide, Query, Forget>;
+using Command =
+    std::variant<Noop, Transfer, Genesis, OpenSession, PrepareDebit, PrepareCredit, Decide, Query, Forget, Decisions>;
 
 struct LogEntry {
     LogIndex index;   // position in the shard log, from 1

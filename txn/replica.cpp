@@ -94,6 +94,7 @@ void Replica::persisted(LogIndex index) {
 void Replica::submit(std::uint64_t handle, const ClientOp& op) { submit_op(LocalWaiter{handle}, op, 0); }
 
 ReplicaOutput Replica::take_output() {
+    flush_decisions();
     drain_log();
     auto lo = log_.take_output();
     if (lo.truncate_after) out_.truncate_after = lo.truncate_after;

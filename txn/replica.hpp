@@ -208,6 +208,9 @@ private:
     void tell(NodeId to, ShardTell t);
     void reply_transfer(TxnId txid, Outcome outcome, AbortReason reason);
     void reset_cross();
+    void on_decided(const Decided& d);
+    void propose_decide(Decide d);
+    void flush_decisions();
     void resend_now(NodeId node);
     void note_forgotten(const LogEntry& entry);
 
@@ -232,6 +235,7 @@ private:
     bool forget_proposed_ = false;
     std::map<ShardId, std::vector<TxnId>> tell_forget_;  // forgotten here: the receivers may forget too
     std::map<TxnId, std::uint64_t> first_seen_;          // tick each record was first applied here (audit ages)
+    std::vector<Decide> decide_batch_;                   // this turn's decisions, proposed as one entry
 
     ReplicaOutput out_;
 };

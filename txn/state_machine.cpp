@@ -273,7 +273,13 @@ Applied ShardState::apply(const LogEntry& entry) {
                           [&](const Transfer& t) -> Applied { return apply_transfer(t, entry.index); },
                           [&](const PrepareDebit& p) -> Applied { return prepare_debit(p, entry.index); },
                           [&](const PrepareCredit& p) -> Applied { return prepare_credit(p, entry.index); },
-                          [&](const Decide& d) -> Applied { return decide(d, entry.index); },
+                          [&](const Decide& d) -> Applied { return decide(d); },
+                          [&](const Decisions& ds) -> Applied {
+                              DecidedMany out;
+                              out.each.reserve(ds.each.size());
+                              for (const Decide& d : ds.each) out.each.push_back(decide(d));
+                              return out;
+                          },
                           [&](const Query& q) -> Applied { return query(q, entry.index); },
                           [&](const Forget& f) -> Applied {
                               forget(f);
@@ -433,7 +439,7 @@ Applied ShardState::prepare_credit(const PrepareCredit& p, LogIndex index) {
 
 // A decision posts or releases what the Prepare reserved. The first one
 // stands; a later one the other way is reported, never applied.
-Decided ShardState::decide(const Decide& d, LogIndex index) {
+Decided ShardState::decide(const Decide& d) {
     Decided out{d.txid};
     auto it = cross_.find(d.txid);
     if (it == cross_.end()) return out;
@@ -463,11 +469,10 @@ Decided ShardState::decide(const Decide& d, LogIndex index) {
     if (t.side == Side::debit) {
         const ApplyResult result{outcome_of(t.fate), t.fate_reason, t.txid};
         // The session table answers every retry from now on; an evicted
-        // session answers session_expired, as for any transfer.
-        if (SessionWindow* w = session_of(t.txid); w != nullptr && !lookup(t.txid)) {
-            touch(t.txid.session, *w, index);
-            record(result, *w);
-        }
+        // session answers session_expired, as for any transfer. The
+        // Prepare made the session the most recent; a decision does not
+        // (one entry decides for many sessions).
+        if (SessionWindow* w = session_of(t.txid); w != nullptr && !lookup(t.txid)) record(result, *w);
         out.result = result;
     }
     return out;

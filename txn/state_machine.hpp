@@ -91,6 +91,13 @@ struct Decided {
     bool operator==(const Decided&) const = default;
 };
 
+// A Decisions entry applied: one Decided per Decide, in order.
+struct DecidedMany {
+    std::vector<Decided> each;
+
+    bool operator==(const DecidedMany&) const = default;
+};
+
 // What a Query entry found, for the shard that asked.
 enum class QueryState : std::uint8_t {
     absent = 0,     // no record: the transaction is fenced here (or long finished)
@@ -117,7 +124,7 @@ struct Answered {
 // transfer's result, a new session, or a step of a cross-shard transaction.
 // A PrepareDebit that the session table settles at once (the txid is known,
 // expired, or its session is) yields an ApplyResult and creates no record.
-using Applied = std::variant<std::monostate, ApplyResult, SessionOpened, Prepared, Decided, Answered>;
+using Applied = std::variant<std::monostate, ApplyResult, SessionOpened, Prepared, Decided, Answered, DecidedMany>;
 
 // The fate the two votes of a cross-shard transaction make: committed
 // exactly when both Prepares voted yes (docs/design.md section 6.7).
@@ -190,6 +197,7 @@ public:
     LogIndex applied_index() const { return applied_index_; }
     Epoch applied_epoch() const { return applied_epoch_; }
     std::size_t sessions() const { return sessions_.size(); }
+    bool has_session(std::uint64_t session) const { return sessions_.contains(session); }
 
     // Canonical cereal PortableBinary bytes of the whole replicated state:
     // equal states give equal bytes, and restore() then snapshot() gives the
@@ -233,7 +241,7 @@ private:
     void touch(std::uint64_t session, SessionWindow& w, LogIndex index);
     Applied prepare_debit(const PrepareDebit& p, LogIndex index);
     Applied prepare_credit(const PrepareCredit& p, LogIndex index);
-    Decided decide(const Decide& d, LogIndex index);
+    Decided decide(const Decide& d);
     Answered query(const Query& q, LogIndex index);
     void forget(const Forget& f);
     static bool settle_no_vote(CrossTxn& t);

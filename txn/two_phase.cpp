@@ -25,6 +25,14 @@ namespace {
 
 TxnContent content_of(const CrossTxn& t) { return TxnContent{t.txid, t.from, t.to, t.amount}; }
 
+// A leader speaks for its shard's records only once it has applied its log
+// through its own no-op: before that its state lags what earlier leaders
+// decided and forgot (after a restart it re-applies from its snapshot), and
+// an answer or a request made from it would be stale.
+bool caught_up(const ReplicatedLog& log, const ShardState& state) {
+    return log.ready() && state.created() && state.applied_index() >= log.epoch_start();
+}
+
 StateTell tell_of(const CrossTxn& t) {
     QueryState state = QueryState::voted_no;
     AbortReason reason = t.vote_reason;
@@ -90,14 +98,19 @@ void Replica::serve_cross(const Waiter& w, const TransferOp& op, ShardId to_shar
     // Parallel commits: the receiver prepares while this shard does.
     Coordinating& c = coordinating_[op.txid];
     c.prepared_here = true;
-    send_ask(to_shard, c.ask, PrepareAsk{TxnContent{op.txid, op.from, op.to, op.amount}});
+    // Not for a session the table no longer holds: the Prepare applies as
+    // session_expired, and the receiver would keep a record of nothing. A
+    // lagging state asks once its Prepare has made a record (drive_debit).
+    if (caught_up(log_, state_) && state_.has_session(op.txid.session)) {
+        send_ask(to_shard, c.ask, PrepareAsk{TxnContent{op.txid, op.from, op.to, op.amount}});
+    }
 }
 
 // ---- requests from other shards ----
 
 void Replica::on_shard_request(NodeId from, const ShardRequest& m) {
     (void)from;
-    if (!log_.ready() || !state_.created()) {
+    if (!caught_up(log_, state_)) {
         // A follower passes it to its leader and tells the asker who that is.
         const NodeId leader = election_.leader();
         if (leader != kNoNode && leader != params_.election.self && m.hops < kForwardHopsMax) {
@@ -144,7 +157,7 @@ void Replica::on_shard_request(NodeId from, const ShardRequest& m) {
                        }
                        if (p.decide_proposed) return;
                        p.decide_proposed = true;
-                       log_.propose(Decide{a.txid, a.fate, a.reason, true});
+                       propose_decide(Decide{a.txid, a.fate, a.reason, true});
                    },
                    [&](const ForgetAsk& a) {
                        Forget f;
@@ -188,7 +201,7 @@ void Replica::on_shard_reply(NodeId from, const ShardReply& m) {
 
 void Replica::on_state_tell(const StateTell& tell) {
     const TxnId txid = tell.txn.txid;
-    if (!log_.ready()) return;
+    if (!caught_up(log_, state_)) return;
     if (session_shard(txid.session) == shard()) {
         // The receiver's vote, or its answer to our Query. It may come
         // before our own Prepare is applied: kept until then.
@@ -207,10 +220,10 @@ void Replica::on_state_tell(const StateTell& tell) {
     if (t->fate == Fate::undecided) {
         const auto [fate, reason] = settle(*t, tell);
         p.decide_proposed = true;
-        log_.propose(Decide{txid, fate, static_cast<std::uint8_t>(reason), final_there(state)});
+        propose_decide(Decide{txid, fate, static_cast<std::uint8_t>(reason), final_there(state)});
     } else if (!t->final_elsewhere && final_there(state)) {
         p.decide_proposed = true;
-        log_.propose(Decide{txid, t->fate, static_cast<std::uint8_t>(t->fate_reason), true});
+        propose_decide(Decide{txid, t->fate, static_cast<std::uint8_t>(t->fate_reason), true});
     } else if (t->final_elsewhere && state == QueryState::absent) {
         // The coordinator forgot it: so may we (its ForgetAsk was lost).
         p.decide_proposed = true;
@@ -236,19 +249,9 @@ void Replica::answer_cross(const Applied& applied) {
                        }
                        if (const CrossTxn* t = state_.cross_txn(p.txn.txid)) drive(*t);
                    },
-                   [&](const Decided& d) {
-                       if (!log_.ready()) return;
-                       if (d.result) reply_transfer(d.txid, d.result->outcome, d.result->reason);
-                       if (auto it = participating_.find(d.txid); it != participating_.end()) {
-                           it->second.decide_proposed = false;
-                           if (d.known && d.txn.final_elsewhere) {
-                               for (NodeId to : std::exchange(it->second.ack_to, {})) tell(to, AckTell{d.txid});
-                           }
-                       }
-                       if (auto it = coordinating_.find(d.txid); it != coordinating_.end()) {
-                           it->second.decide_proposed = false;
-                       }
-                       if (const CrossTxn* t = state_.cross_txn(d.txid)) drive(*t);
+                   [&](const Decided& d) { on_decided(d); },
+                   [&](const DecidedMany& many) {
+                       for (const Decided& d : many.each) on_decided(d);
                    },
                    [&](const Answered& a) {
                        if (a.result && a.result->outcome == Outcome::aborted) {
@@ -265,6 +268,30 @@ void Replica::answer_cross(const Applied& applied) {
                    [](const auto&) {},
                },
                applied);
+}
+
+void Replica::on_decided(const Decided& d) {
+    if (!log_.ready()) return;
+    if (d.result) reply_transfer(d.txid, d.result->outcome, d.result->reason);
+    if (auto it = participating_.find(d.txid); it != participating_.end()) {
+        it->second.decide_proposed = false;
+        if (d.known && d.txn.final_elsewhere) {
+            for (NodeId to : std::exchange(it->second.ack_to, {})) tell(to, AckTell{d.txid});
+        }
+    }
+    if (auto it = coordinating_.find(d.txid); it != coordinating_.end()) it->second.decide_proposed = false;
+    if (const CrossTxn* t = state_.cross_txn(d.txid)) drive(*t);
+}
+
+// Decisions of one turn go into the log as one entry (the batch is
+// proposed when the turn's output is taken): a busy leader writes one
+// Decisions entry for many transactions instead of one entry each.
+void Replica::propose_decide(Decide d) { decide_batch_.push_back(std::move(d)); }
+
+void Replica::flush_decisions() {
+    if (decide_batch_.empty()) return;
+    if (log_.ready()) log_.propose(Decisions{std::exchange(decide_batch_, {})});
+    decide_batch_.clear();  // not leading: the flags were reset with the leadership
 }
 
 // A Forget entry is about to drop records: the receivers of the debit
@@ -294,7 +321,7 @@ void Replica::reply_transfer(TxnId txid, Outcome outcome, AbortReason reason) {
 // Once per tick while leading: every record gets what is due, the
 // acknowledged ones are forgotten in one entry, and the receivers are told.
 void Replica::drive_cross() {
-    if (!log_.ready() || !state_.created()) return;
+    if (!caught_up(log_, state_)) return;
     for (const auto& [txid, t] : state_.cross_txns()) drive(t);
     if (!to_forget_.empty() && !forget_proposed_) {
         forget_proposed_ = true;
@@ -308,7 +335,7 @@ void Replica::drive_cross() {
 }
 
 void Replica::drive(const CrossTxn& t) {
-    if (!log_.ready()) return;
+    if (!caught_up(log_, state_)) return;
     first_seen_.try_emplace(t.txid, now_);  // a record this node inherited (snapshot, restart)
     if (t.side == Side::debit) return drive_debit(t, coordinating_[t.txid]);
     auto [it, fresh] = participating_.try_emplace(t.txid);
@@ -325,7 +352,7 @@ void Replica::drive_debit(const CrossTxn& t, Coordinating& c) {
             reply_transfer(t.txid, fate == Fate::committed ? Outcome::committed : Outcome::aborted, reason);
             if (!c.decide_proposed) {
                 c.decide_proposed = true;
-                log_.propose(Decide{t.txid, fate, static_cast<std::uint8_t>(reason), false});
+                propose_decide(Decide{t.txid, fate, static_cast<std::uint8_t>(reason), false});
             }
             return;
         }
@@ -376,6 +403,7 @@ void Replica::resend_now(NodeId node) {
 }
 
 void Replica::reset_cross() {
+    decide_batch_.clear();
     coordinating_.clear();
     participating_.clear();
     answer_to_.clear();

@@ -121,9 +121,16 @@ void Sim::learn_entry(const Node& n, const LogEntry& e) {
     }
     ShardState& mirror = mirrors_.at(n.shard.value - 1);
     const Applied applied = mirror.apply(e);
-    if (const auto* d = std::get_if<Decided>(&applied); d && d->conflicting) {
-        fail("Decided.conflicting at " + where(n.shard, e.index) + ": txid " + txid_str(d->txid) + " decided " +
-             fate_name(std::get<Decide>(e.command).fate) + ", its record there is " + fate_name(d->txn.fate));
+    std::vector<std::pair<Decided, Fate>> decided;  // each decision applied, with the fate its entry asked for
+    if (const auto* d = std::get_if<Decided>(&applied)) decided.emplace_back(*d, std::get<Decide>(e.command).fate);
+    if (const auto* many = std::get_if<DecidedMany>(&applied)) {
+        const auto& asked = std::get<Decisions>(e.command).each;
+        for (std::size_t i = 0; i < many->each.size(); ++i) decided.emplace_back(many->each[i], asked[i].fate);
+    }
+    for (const auto& [d, fate] : decided) {
+        if (!d.conflicting) continue;
+        fail("Decided.conflicting at " + where(n.shard, e.index) + ": txid " + txid_str(d.txid) + " decided " +
+             fate_name(fate) + ", its record there is " + fate_name(d.txn.fate));
     }
     // The real state machine keeps the records the model keeps.
     const auto& mine = mirror.cross_txns();

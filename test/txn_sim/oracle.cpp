@@ -51,6 +51,9 @@ void Oracle::append(const LogEntry& e) {
                        [&](const PrepareDebit& p) { prepare_debit(p, e.index, next); },
                        [&](const PrepareCredit& p) { prepare_credit(p, e.index, next); },
                        [&](const Decide& d) { decide(d, e.index, next); },
+                       [&](const Decisions& ds) {
+                           for (const Decide& d : ds.each) decide(d, e.index, next);
+                       },
                        [&](const Query& q) { query(q, e.index); },
                        [&](const Forget& f) { forget(f); },
                        [](const auto&) {},
@@ -248,12 +251,15 @@ void Oracle::decide(const Decide& d, LogIndex index, Books& b) {
                      " a second time",
                  index);
         }
+        // One entry may decide several transactions: the entry's postings
+        // add up in the one slot of its index.
+        if (sent_away_.size() == totals_.size()) sent_away_.push_back(sent_away_.back());
         if (r.side == Side::debit) {
             b.posted[slot(r.from)] -= r.amount;
-            sent_away_.push_back(sent_away_.back() + r.amount);
+            sent_away_.back() += r.amount;
         } else {
             b.posted[slot(r.to)] += r.amount;
-            sent_away_.push_back(sent_away_.back() - r.amount);
+            sent_away_.back() -= r.amount;
         }
         ++committed_;
     }
@@ -267,7 +273,6 @@ void Oracle::decide(const Decide& d, LogIndex index, Books& b) {
     if (r.side == Side::debit) {
         const Result result{index, d.fate == Fate::committed ? Outcome::committed : Outcome::aborted, r.fate_reason};
         if (auto s = sessions_.find(d.txid.session); s != sessions_.end() && !known(s->second, d.txid, index)) {
-            s->second.last_used = index;
             remember(s->second, d.txid, result);
         }
         first_.try_emplace(d.txid, result);

@@ -23,6 +23,10 @@ std::string who(NodeId id) { return "n" + std::to_string(id.value); }
 // An entry's command in a few words, for traces.
 std::string command_text(const Command& c) {
     const auto amount = [](std::int64_t a) { return " " + std::to_string(a); };
+    const auto decide_str = [](const Decide& d) {
+        return "Decide(" + txid_str(d.txid) + (d.fate == Fate::committed ? " commit" : " abort") +
+               (d.final_elsewhere ? " final" : "") + ")";
+    };
     return std::visit(Overload{
                           [](const Noop&) { return std::string("Noop"); },
                           [](const Genesis&) { return std::string("Genesis"); },
@@ -34,9 +38,11 @@ std::string command_text(const Command& c) {
                           [&](const PrepareCredit& p) {
                               return "PrepareCredit(" + txid_str(p.txid) + amount(p.amount) + ")";
                           },
-                          [](const Decide& d) {
-                              return "Decide(" + txid_str(d.txid) + (d.fate == Fate::committed ? " commit" : " abort") +
-                                     (d.final_elsewhere ? " final" : "") + ")";
+                          [&](const Decide& d) { return decide_str(d); },
+                          [&](const Decisions& ds) {
+                              std::string s = "Decisions(";
+                              for (const auto& d : ds.each) s += (s.size() > 10 ? " " : "") + decide_str(d);
+                              return s + ")";
                           },
                           [](const Query& q) { return "Query(" + txid_str(q.txid) + ")"; },
                           [](const Forget& f) {
