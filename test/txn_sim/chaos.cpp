@@ -9,7 +9,11 @@ namespace {
 
 using simcommon::pick;
 
-NetFaults random_faults(std::mt19937_64& r) {
+// `slow_links`: a fifth of the fault phases delay every message up to
+// 300 ms, as a peer link's queue does across a reconnect (rlnode holds
+// frames while it redials), so that requests between shards arrive long
+// after their answers.
+NetFaults random_faults(std::mt19937_64& r, bool slow_links) {
     NetFaults f;
     f.drop = pick(r, {0.0, 0.02, 0.1, 0.3});
     f.duplicate = pick(r, {0.0, 0.05, 0.2});
@@ -19,6 +23,7 @@ NetFaults random_faults(std::mt19937_64& r) {
     f.crash_after_sync = pick(r, {0.0, 0.0, 0.002});
     f.disk_error = pick(r, {0.0, 0.0, 0.002, 0.02});
     f.defer_sync = pick(r, {0.0, 0.3, 0.8});
+    if (slow_links && r() % 5 == 0) f.delay_max_ms = 300;
     return f;
 }
 
@@ -77,8 +82,8 @@ SimStats random_run(const RandomRun& run) {
     config.trace = run.trace;
     config.strict_durability = run.strict_durability;
     Sim sim(config);
-    simcommon::boot_and_rounds(sim, run.chaos_rounds, quiet,
-                               [](Sim& s) { simcommon::chaos(s, 300, random_faults); });
+    const auto faults = [&](std::mt19937_64& r) { return random_faults(r, run.slow_links); };
+    simcommon::boot_and_rounds(sim, run.chaos_rounds, quiet, [&](Sim& s) { simcommon::chaos(s, 300, faults); });
     return sim.stats();
 }
 

@@ -15,6 +15,7 @@ struct RandomRun {
     std::size_t shards = 1;  // of 3 nodes each when more than one, with transfers across them
     int chaos_rounds = 2;
     bool strict_durability = false;
+    bool slow_links = false;  // some fault phases delay messages up to 300 ms
     bool trace = false;
 };
 

@@ -1,13 +1,14 @@
 // Transaction simulator suites. scenarios/*: a killed leader, a leader cut
 // into the minority and a follower caught up by snapshot, all under client
 // load, a few seeds each; across shards, a coordinator killed with
-// transactions in flight and two shards cut apart. random: seeded chaos runs (docs/design.md section 7.2), 500
-// by default.
+// transactions in flight and two shards cut apart. random: seeded chaos
+// runs (docs/design.md section 7.2), 500 by default.
 //
 // Arguments after "--": --seed=S (one seed), --seeds=K --first-seed=F (a
 // batch), --rounds=R (chaos rounds per run, 2 by default; the long runs use
 // dozens), --shards=N (N shards of 3 nodes with transfers within and across
-// them by two-phase commit; 1 by default), --trace (print every event). A
+// them by two-phase commit; 1 by default), --slow-links (a fifth of the fault
+// phases delay messages up to 300 ms), --trace (print every event). A
 // failure prints the command that replays it exactly. --strict-durability
 // fails a run as soon as a disk drops a committed entry, even with a
 // majority keeping it.
@@ -31,12 +32,14 @@ struct Args : simcommon::SeedArgs {
     bool strict_durability = false;
     int rounds = 2;
     std::size_t shards = 1;
+    bool slow_links = false;
 };
 
 Args args() {
     Args a{simcommon::seed_args(500)};
     simcommon::for_each_arg([&](const std::string& arg) {
         if (arg == "--strict-durability") a.strict_durability = true;
+        if (arg == "--slow-links") a.slow_links = true;
         if (auto v = simcommon::flag_value(arg, "--rounds")) a.rounds = std::stoi(*v);
         if (auto v = simcommon::flag_value(arg, "--shards")) a.shards = std::stoul(*v);
     });
@@ -324,6 +327,7 @@ BOOST_AUTO_TEST_CASE(random, *utf::disabled()) {
     if (a.shards != 1) extra += " --shards=" + std::to_string(a.shards);
     if (a.rounds != 2) extra += " --rounds=" + std::to_string(a.rounds);
     if (a.strict_durability) extra += " --strict-durability";
+    if (a.slow_links) extra += " --slow-links";
     SimStats total;
     int failures = 0;
     for (std::uint64_t seed = first; seed < first + count && failures < 10; ++seed) {
@@ -334,6 +338,7 @@ BOOST_AUTO_TEST_CASE(random, *utf::disabled()) {
             run.shards = a.shards;
             run.chaos_rounds = a.rounds;
             run.strict_durability = a.strict_durability;
+            run.slow_links = a.slow_links;
             run.trace = a.trace;
             total.add(random_run(run));
         } catch (const SimFailure& e) {
