@@ -9,6 +9,7 @@
 // answer is resent with its txid until it gets one (the first outcome).
 #define BOOST_TEST_MODULE txn_cross_process
 #include "test/support/cluster.hpp"
+#include "test/support/status_probe.hpp"
 #include "tools/audit.hpp"
 #include "tools/client.hpp"
 #include "tools/commands.hpp"
@@ -99,17 +100,7 @@ private:
     const LocalCluster& c_;
 };
 
-std::optional<transport::StatusReply> status_of(const LocalCluster& c, std::uint64_t node) {
-    try {
-        tools::Client client("test");
-        const auto deadline = tools::Clock::now() + 1s;
-        client.connect(c.endpoint(node), deadline);
-        const auto reply = client.call(transport::StatusRequest{}, deadline);
-        if (const auto* s = std::get_if<transport::StatusReply>(&reply)) return *s;
-    } catch (const std::exception&) {
-    }
-    return std::nullopt;
-}
+using rl::test::status_of;
 
 // The node that leads `shard` and that a majority of its members (itself
 // included) name as leader in its epoch. Asks each member for its status

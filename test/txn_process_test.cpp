@@ -6,6 +6,7 @@
 // logged. Transfers run in client sessions (docs/design.md section 6).
 #define BOOST_TEST_MODULE txn_process
 #include "test/support/cluster.hpp"
+#include "test/support/status_probe.hpp"
 #include "tools/client.hpp"
 #include "tools/commands.hpp"
 
@@ -402,17 +403,7 @@ BOOST_AUTO_TEST_CASE(a_retry_from_an_evicted_session_is_refused_and_never_applie
 
 namespace {
 
-std::optional<transport::StatusReply> status_of(const LocalCluster& c, std::uint64_t node) {
-    try {
-        tools::Client client("test");
-        const auto deadline = tools::Clock::now() + 1s;
-        client.connect(c.endpoint(node), deadline);
-        const auto reply = client.call(transport::StatusRequest{}, deadline);
-        if (const auto* s = std::get_if<transport::StatusReply>(&reply)) return *s;
-    } catch (const std::exception&) {
-    }
-    return std::nullopt;
-}
+using rl::test::status_of;
 
 // `node` has applied everything the others knew committed when asked.
 bool caught_up(const LocalCluster& c, std::uint64_t node, std::chrono::seconds timeout) {

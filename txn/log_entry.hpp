@@ -145,6 +145,18 @@ struct Query {
     void serialize(Archive& ar) { ar(txid); }
 };
 
+// Drops an undecided receiver's record that the coordinator's shard says
+// can never commit (it finished the transaction long ago, so this record
+// came from a late duplicate Prepare, or its session is gone): releases the
+// pending credit without deciding anything, so a transaction is never
+// decided both ways in one log.
+struct Release {
+    TxnId txid;
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(txid); }
+};
+
 // Drops decided transactions whose other shard committed its own decision.
 struct Forget {
     std::vector<TxnId> txids;
@@ -154,7 +166,8 @@ struct Forget {
 };
 
 using Command =
-    std::variant<Noop, Transfer, Genesis, OpenSession, PrepareDebit, PrepareCredit, Decide, Query, Forget, Decisions>;
+    std::variant<Noop, Transfer, Genesis, OpenSession, PrepareDebit, PrepareCredit, Decide, Query, Forget, Decisions,
+                 Release>;
 
 struct LogEntry {
     LogIndex index;   // position in the shard log, from 1

@@ -84,6 +84,7 @@ void Replica::tick() {
     for (auto& g : pending_.tick(late, leaderless)) fail(g.waiter, g.code, g.message);
     retry_parked();
     drive_cross();
+    flush_decisions();  // what no other entry carried along this tick
 }
 
 void Replica::persisted(LogIndex index) {
@@ -94,7 +95,6 @@ void Replica::persisted(LogIndex index) {
 void Replica::submit(std::uint64_t handle, const ClientOp& op) { submit_op(LocalWaiter{handle}, op, 0); }
 
 ReplicaOutput Replica::take_output() {
-    flush_decisions();
     drain_log();
     auto lo = log_.take_output();
     if (lo.truncate_after) out_.truncate_after = lo.truncate_after;
@@ -332,13 +332,13 @@ void Replica::serve_transfer(const Waiter& w, const TransferOp& op) {
     // the log but not yet applied gets the same wait.
     if (auto done = state_.lookup(op.txid)) return reply(w, transfer_done(*done));
     if (!admit(w)) return;
-    if (!pending_.waiting_for(op.txid)) log_.propose(Transfer{op.txid, op.from, op.to, op.amount});
+    if (!pending_.waiting_for(op.txid)) propose(Transfer{op.txid, op.from, op.to, op.amount});
     pending_.wait_transfer(op.txid, w);
 }
 
 void Replica::serve_session(const Waiter& w) {
     if (!admit(w)) return;
-    pending_.wait_entry(*log_.propose(OpenSession{}), w);
+    pending_.wait_entry(propose(OpenSession{}), w);
 }
 
 // Linearizable read (Raft's ReadIndex): the answer reflects everything

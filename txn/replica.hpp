@@ -210,6 +210,8 @@ private:
     void reset_cross();
     void on_decided(const Decided& d);
     void propose_decide(Decide d);
+    // Proposes work of this leader's, with the decisions waiting so far.
+    LogIndex propose(Command c);
     void flush_decisions();
     void resend_now(NodeId node);
     void note_forgotten(const LogEntry& entry);

@@ -82,6 +82,7 @@ const char* to_string(QueryState s) {
         case QueryState::voted_no: return "voted_no";
         case QueryState::committed: return "committed";
         case QueryState::aborted: return "aborted";
+        case QueryState::finished: return "finished";
     }
     return "unknown";
 }
@@ -283,6 +284,10 @@ Applied ShardState::apply(const LogEntry& entry) {
                           [&](const Query& q) -> Applied { return query(q, entry.index); },
                           [&](const Forget& f) -> Applied {
                               forget(f);
+                              return std::monostate{};
+                          },
+                          [&](const Release& r) -> Applied {
+                              release(r);
                               return std::monostate{};
                           },
                       },
@@ -500,9 +505,15 @@ Answered ShardState::query(const Query& q, LogIndex index) {
     }
     if (!created()) return a;
     if (session_shard(q.txid.session) == shard_) {
-        if (SessionWindow* w = session_of(q.txid); w != nullptr) {
-            touch(q.txid.session, *w, index);
-            if (!lookup(q.txid)) record(ApplyResult{Outcome::aborted, AbortReason::timeout, q.txid}, *w);
+        SessionWindow* w = session_of(q.txid);
+        if (w != nullptr) touch(q.txid.session, *w, index);
+        const std::optional<ApplyResult> before = lookup(q.txid);
+        if (w != nullptr && !before) {
+            record(ApplyResult{Outcome::aborted, AbortReason::timeout, q.txid}, *w);
+            a.fenced = true;
+        } else {
+            a.state = QueryState::finished;
+            a.reason = before ? before->reason : AbortReason::session_expired;
         }
         a.result = lookup(q.txid);
         return a;
@@ -515,6 +526,13 @@ Answered ShardState::query(const Query& q, LogIndex index) {
     fence.prepared_at = index;
     cross_.emplace(q.txid, fence);
     return a;
+}
+
+void ShardState::release(const Release& r) {
+    auto it = cross_.find(r.txid);
+    if (it == cross_.end() || it->second.side != Side::credit || it->second.fate != Fate::undecided) return;
+    if (it->second.voted_yes) hold(it->second, -1);
+    cross_.erase(it);
 }
 
 void ShardState::forget(const Forget& f) {

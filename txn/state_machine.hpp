@@ -100,11 +100,16 @@ struct DecidedMany {
 
 // What a Query entry found, for the shard that asked.
 enum class QueryState : std::uint8_t {
-    absent = 0,     // no record: the transaction is fenced here (or long finished)
+    absent = 0,     // no record: this Query fenced the transaction here
     voted_yes = 1,  // prepared with a yes vote, undecided
     voted_no = 2,   // prepared with a no vote, undecided
     committed = 3,  // decided here
     aborted = 4,
+    // No record, and settled before this Query: the sender's session table
+    // holds its result (the reason: none for committed), or can no longer
+    // tell (expired, session_expired). A receiver's undecided record of it
+    // is a late duplicate and is released, not decided.
+    finished = 5,
 };
 const char* to_string(QueryState s);
 
@@ -116,6 +121,7 @@ struct Answered {
     // The debit side's fence, or the session table's answer, when there is
     // no record: the client's result for this txid, if the table holds one.
     std::optional<ApplyResult> result;
+    bool fenced = false;  // this Query wrote the fence (state absent)
 
     bool operator==(const Answered&) const = default;
 };
@@ -244,6 +250,7 @@ private:
     Decided decide(const Decide& d);
     Answered query(const Query& q, LogIndex index);
     void forget(const Forget& f);
+    void release(const Release& r);
     static bool settle_no_vote(CrossTxn& t);
     void hold(const CrossTxn& t, std::int64_t sign);
     SessionWindow* session_of(TxnId txid);

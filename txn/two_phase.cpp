@@ -49,13 +49,25 @@ StateTell tell_of(const CrossTxn& t) {
 
 StateTell tell_of(const Answered& a) {
     if (a.txn) return tell_of(*a.txn);
-    return StateTell{TxnContent{a.txid, ItemId{}, ItemId{}, 0}, static_cast<std::uint8_t>(QueryState::absent),
-                     static_cast<std::uint8_t>(AbortReason::timeout)};
+    const AbortReason reason = a.state == QueryState::finished ? a.reason : AbortReason::timeout;
+    return StateTell{TxnContent{a.txid, ItemId{}, ItemId{}, 0}, static_cast<std::uint8_t>(a.state),
+                     static_cast<std::uint8_t>(reason)};
 }
 
 // The other shard has committed its decision (or never will prepare).
 bool final_there(QueryState s) {
-    return s == QueryState::absent || s == QueryState::committed || s == QueryState::aborted;
+    return s == QueryState::absent || s == QueryState::committed || s == QueryState::aborted ||
+           s == QueryState::finished;
+}
+
+// The coordinator's shard finished the transaction before our Query, and
+// our record is undecided: it came from a late duplicate Prepare (the
+// coordinator finishes only after this shard decided), or its session is
+// gone and it can never commit. It is released, never decided, unless
+// the transaction was aborted, which deciding it again agrees with.
+bool stale_there(QueryState s, AbortReason reason) {
+    return s == QueryState::finished &&
+           (reason == AbortReason::none || reason == AbortReason::expired || reason == AbortReason::session_expired);
 }
 
 // What the other shard's state makes of this record: its fate and reason.
@@ -94,7 +106,7 @@ void Replica::serve_cross(const Waiter& w, const TransferOp& op, ShardId to_shar
     pending_.wait_transfer(op.txid, w);
     if (const CrossTxn* t = state_.cross_txn(op.txid)) return drive(*t);
     if (coordinating_.contains(op.txid)) return;  // proposed, not applied yet
-    log_.propose(PrepareDebit{op.txid, op.from, op.to, to_shard, op.amount});
+    propose(PrepareDebit{op.txid, op.from, op.to, to_shard, op.amount});
     // Parallel commits: the receiver prepares while this shard does.
     Coordinating& c = coordinating_[op.txid];
     c.prepared_here = true;
@@ -136,7 +148,7 @@ void Replica::on_shard_request(NodeId from, const ShardRequest& m) {
                        if (p.prepare_proposed) return;
                        p.prepare_proposed = true;
                        p.first_seen = now_;
-                       log_.propose(PrepareCredit{a.txn.txid, a.txn.from, a.txn.to, a.txn.amount});
+                       propose(PrepareCredit{a.txn.txid, a.txn.from, a.txn.to, a.txn.amount});
                    },
                    [&](const QueryAsk& a) {
                        auto& askers = answer_to_[a.txid];
@@ -144,7 +156,7 @@ void Replica::on_shard_request(NodeId from, const ShardRequest& m) {
                        if (std::find(askers.begin(), askers.end(), m.reply_to) == askers.end()) {
                            askers.push_back(m.reply_to);
                        }
-                       if (!proposed) log_.propose(Query{a.txid});
+                       if (!proposed) propose(Query{a.txid});
                    },
                    [&](const DecideAsk& a) {
                        const CrossTxn* t = state_.cross_txn(a.txid);
@@ -217,14 +229,17 @@ void Replica::on_state_tell(const StateTell& tell) {
     Participating& p = participating_[txid];
     const auto state = static_cast<QueryState>(tell.state);
     if (p.decide_proposed) return;
-    if (t->fate == Fate::undecided) {
+    if (t->fate == Fate::undecided && stale_there(state, static_cast<AbortReason>(tell.reason))) {
+        p.decide_proposed = true;
+        propose(Release{txid});
+    } else if (t->fate == Fate::undecided) {
         const auto [fate, reason] = settle(*t, tell);
         p.decide_proposed = true;
         propose_decide(Decide{txid, fate, static_cast<std::uint8_t>(reason), final_there(state)});
     } else if (!t->final_elsewhere && final_there(state)) {
         p.decide_proposed = true;
         propose_decide(Decide{txid, t->fate, static_cast<std::uint8_t>(t->fate_reason), true});
-    } else if (t->final_elsewhere && state == QueryState::absent) {
+    } else if (t->final_elsewhere && (state == QueryState::absent || state == QueryState::finished)) {
         // The coordinator forgot it: so may we (its ForgetAsk was lost).
         p.decide_proposed = true;
         log_.propose(Forget{{txid}});
@@ -283,10 +298,16 @@ void Replica::on_decided(const Decided& d) {
     if (const CrossTxn* t = state_.cross_txn(d.txid)) drive(*t);
 }
 
-// Decisions of one turn go into the log as one entry (the batch is
-// proposed when the turn's output is taken): a busy leader writes one
-// Decisions entry for many transactions instead of one entry each.
+// Decisions wait to ride along with the next entry this leader proposes
+// for other work, or at most one tick: they only record what is settled
+// (the clients have their answers), so a busy leader writes them with no
+// sync of their own, one Decisions entry for many transactions.
 void Replica::propose_decide(Decide d) { decide_batch_.push_back(std::move(d)); }
+
+LogIndex Replica::propose(Command c) {
+    flush_decisions();
+    return *log_.propose(std::move(c));
+}
 
 void Replica::flush_decisions() {
     if (decide_batch_.empty()) return;
@@ -297,6 +318,11 @@ void Replica::flush_decisions() {
 // A Forget entry is about to drop records: the receivers of the debit
 // records may drop theirs too, and the audit ages go with them.
 void Replica::note_forgotten(const LogEntry& entry) {
+    if (const auto* r = std::get_if<Release>(&entry.command)) {
+        first_seen_.erase(r->txid);
+        participating_.erase(r->txid);
+        return;
+    }
     const auto* f = std::get_if<Forget>(&entry.command);
     if (f == nullptr) return;
     for (const TxnId& txid : f->txids) {

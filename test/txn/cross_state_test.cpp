@@ -53,6 +53,7 @@ using rl::txn::Prepared;
 using rl::txn::PrepareCredit;
 using rl::txn::PrepareDebit;
 using rl::txn::Query;
+using rl::txn::Release;
 using rl::txn::QueryState;
 using rl::txn::session_id;
 using rl::txn::SessionOpened;
@@ -1009,13 +1010,19 @@ BOOST_AUTO_TEST_CASE(a_query_fences_the_sender_through_the_session_table) {
     // A txid applied as a transfer before the Query keeps its result.
     const Transfer t{p.txid(2), kFrom, ItemId{2}, 10};
     step(p.sender, t);
-    BOOST_TEST(as<Answered>(step(p.sender, Query{t.txid})).result == committed(t.txid));
+    const Answered settled = as<Answered>(step(p.sender, Query{t.txid}));
+    BOOST_TEST(settled.result == committed(t.txid));
+    BOOST_TEST(settled.state == QueryState::finished);  // settled before the Query: nothing fenced
+    BOOST_TEST(settled.reason == AbortReason::none);
+    BOOST_TEST(!settled.fenced);
     BOOST_TEST(p.sender.lookup(t.txid) == committed(t.txid));
 
     // A session the table does not hold records nothing; its Prepare is refused anyway.
     const TxnId gone{session_id(kSender, LogIndex{50}), 1};
     const Answered g = as<Answered>(step(p.sender, Query{gone}));
-    BOOST_TEST(g.state == QueryState::absent);
+    BOOST_TEST(g.state == QueryState::finished);  // it can never apply here: a receiver's record of it is released
+    BOOST_TEST(g.reason == AbortReason::session_expired);
+    BOOST_TEST(!g.fenced);
     BOOST_TEST(!g.result.has_value());
     BOOST_TEST(as<ApplyResult>(step(p.sender, debit(gone, 10))) == aborted(gone, AbortReason::session_expired));
 }
@@ -1478,4 +1485,30 @@ BOOST_AUTO_TEST_CASE(restoring_midway_then_applying_the_rest_ends_byte_identical
             check_reserves(restored);
         }
     }
+}
+
+// A receiver's undecided record that the coordinator's shard had finished
+// before (a late duplicate Prepare after both sides forgot the transaction)
+// is released without a decision: its pending credit goes, nothing is
+// posted, and the log never decides the txid a second time.
+BOOST_AUTO_TEST_CASE(a_release_drops_an_undecided_credit_without_deciding_it) {
+    Pair p;
+    const TxnId id = p.txid(1);
+    as<Prepared>(step(p.receiver, credit(id, 30)));
+    BOOST_TEST(p.receiver.pending_total() == 30);
+    BOOST_TEST(std::holds_alternative<std::monostate>(step(p.receiver, Release{id})));
+    BOOST_TEST(p.receiver.cross_txn(id) == nullptr);
+    BOOST_TEST(p.receiver.pending_total() == 0);
+    BOOST_TEST(p.receiver.total() == kItems * kInitial);
+    // A decided record is not released (Forget drops it once final).
+    const TxnId decided = p.txid(2);
+    as<Prepared>(step(p.receiver, credit(decided, 5)));
+    as<Decided>(step(p.receiver, commit_decision(decided)));
+    step(p.receiver, Release{decided});
+    BOOST_REQUIRE(p.receiver.cross_txn(decided) != nullptr);
+    BOOST_TEST((p.receiver.cross_txn(decided)->fate == Fate::committed));
+    // Nor is a sender's record.
+    as<Prepared>(step(p.sender, debit(p.txid(3), 7)));
+    step(p.sender, Release{p.txid(3)});
+    BOOST_TEST(p.sender.held_total() == 7);
 }

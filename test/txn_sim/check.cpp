@@ -145,8 +145,9 @@ void Sim::learn_entry(const Node& n, const LogEntry& e) {
                x.from == y.from && x.to == y.to && x.other == y.other;
     }
     if (!same) fail("the state machine's cross-shard records differ from the model's after " + where(n.shard, e.index));
-    const auto [it, fresh] = state_hashes_.at(n.shard.value - 1).try_emplace(e.index, hash_bytes(mirror.snapshot()));
-    if (!fresh && it->second != hash_bytes(mirror.snapshot())) {
+    const std::uint64_t h = hash_bytes(mirror.snapshot());
+    const auto [it, fresh] = state_hashes_.at(n.shard.value - 1).try_emplace(e.index, h);
+    if (!fresh && it->second != h) {
         fail("a replica's state bytes differ from the committed history's at " + where(n.shard, e.index));
     }
     for (const auto& d : oracle.take_decisions()) on_decision(n.shard, d);

@@ -56,6 +56,7 @@ void Oracle::append(const LogEntry& e) {
                        },
                        [&](const Query& q) { query(q, e.index); },
                        [&](const Forget& f) { forget(f); },
+                       [&](const Release& r) { release(r, next); },
                        [](const auto&) {},
                    },
                    e.command);
@@ -307,6 +308,15 @@ void Oracle::query(const Query& q, LogIndex index) {
     records_.emplace(q.txid, fence);
     ++fences_;
     decided(fence, index, true);
+}
+
+// A receiver's undecided record the coordinator's shard had finished
+// before: released without a decision.
+void Oracle::release(const Release& r, Books& b) {
+    auto it = records_.find(r.txid);
+    if (it == records_.end() || it->second.side != Side::credit || it->second.fate != Fate::undecided) return;
+    if (it->second.voted_yes) reserve(it->second, b, -1);
+    records_.erase(it);
 }
 
 void Oracle::forget(const Forget& f) {
