@@ -226,7 +226,7 @@ void Replica::apply_committed() {
 
 void Replica::answer_applied(const LogEntry& entry, const Applied& applied) {
     if (const auto* r = std::get_if<ApplyResult>(&applied)) {
-        for (const Waiter& w : pending_.take_transfer(r->txid)) reply(w, transfer_done(*r));
+        reply_transfer(*r);
         // A PrepareDebit the session table settled: nothing to coordinate.
         if (std::holds_alternative<PrepareDebit>(entry.command)) coordinating_.erase(r->txid);
     }

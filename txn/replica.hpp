@@ -206,7 +206,7 @@ private:
     void drive_credit(const CrossTxn& t, Participating& p);
     void send_ask(ShardId shard, Asking& a, ShardAsk ask);
     void tell(NodeId to, ShardTell t);
-    void reply_transfer(TxnId txid, Outcome outcome, AbortReason reason);
+    void reply_transfer(const ApplyResult& r);
     void reset_cross();
     void on_decided(const Decided& d);
     void propose_decide(Decide d);

@@ -254,7 +254,7 @@ void Replica::answer_cross(const Applied& applied) {
                    [&](const Prepared& p) {
                        first_seen_.try_emplace(p.txn.txid, now_);
                        if (!log_.ready()) return;
-                       if (p.result) reply_transfer(p.txn.txid, p.result->outcome, p.result->reason);
+                       if (p.result) reply_transfer(*p.result);
                        if (p.txn.side == Side::credit) {
                            auto it = participating_.find(p.txn.txid);
                            if (it != participating_.end()) {
@@ -271,7 +271,7 @@ void Replica::answer_cross(const Applied& applied) {
                    [&](const Answered& a) {
                        if (a.result && a.result->outcome == Outcome::aborted) {
                            // A fenced txid: a client waiting on it hears the abort now.
-                           if (log_.ready()) reply_transfer(a.txid, a.result->outcome, a.result->reason);
+                           if (log_.ready()) reply_transfer(*a.result);
                        }
                        auto it = answer_to_.find(a.txid);
                        if (it == answer_to_.end()) return;
@@ -287,7 +287,7 @@ void Replica::answer_cross(const Applied& applied) {
 
 void Replica::on_decided(const Decided& d) {
     if (!log_.ready()) return;
-    if (d.result) reply_transfer(d.txid, d.result->outcome, d.result->reason);
+    if (d.result) reply_transfer(*d.result);
     if (auto it = participating_.find(d.txid); it != participating_.end()) {
         it->second.decide_proposed = false;
         if (d.known && d.txn.final_elsewhere) {
@@ -337,9 +337,9 @@ void Replica::note_forgotten(const LogEntry& entry) {
     forget_proposed_ = false;
 }
 
-void Replica::reply_transfer(TxnId txid, Outcome outcome, AbortReason reason) {
-    const TransferDone done{outcome, outcome == Outcome::committed ? std::string() : to_string(reason), txid};
-    for (const Waiter& w : pending_.take_transfer(txid)) reply(w, done);
+void Replica::reply_transfer(const ApplyResult& r) {
+    const TransferDone done = transfer_done(r);
+    for (const Waiter& w : pending_.take_transfer(r.txid)) reply(w, done);
 }
 
 // ---- the leader's walk over the records ----
@@ -375,7 +375,7 @@ void Replica::drive_debit(const CrossTxn& t, Coordinating& c) {
             // Both votes are known: the client hears now (parallel commits),
             // the Decide entry follows with the next batch.
             const auto [fate, reason] = settle(t, *c.there);
-            reply_transfer(t.txid, fate == Fate::committed ? Outcome::committed : Outcome::aborted, reason);
+            reply_transfer(ApplyResult{fate == Fate::committed ? Outcome::committed : Outcome::aborted, reason, t.txid});
             if (!c.decide_proposed) {
                 c.decide_proposed = true;
                 propose_decide(Decide{t.txid, fate, static_cast<std::uint8_t>(reason), false});
