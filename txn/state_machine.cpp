@@ -485,8 +485,8 @@ Decided ShardState::decide(const Decide& d) {
 
 // Answers from the record. Without one the transaction is fenced: on the
 // sender's side the session table records it aborted (so its Prepare finds
-// it settled), on the receiver's side a no-vote record stands in for the
-// Prepare that did not come.
+// it settled), on the receiver's side an undecided no-vote record stands
+// in for the Prepare that did not come.
 Answered ShardState::query(const Query& q, LogIndex index) {
     Answered a{q.txid};
     if (auto it = cross_.find(q.txid); it != cross_.end()) {
@@ -519,10 +519,13 @@ Answered ShardState::query(const Query& q, LogIndex index) {
         return a;
     }
     if (session_shard(q.txid.session).value == 0) return a;  // no shard's transaction: nothing to fence
+    // The fence is a no vote, not a decision: the coordinator decides it
+    // (abort, since this side can never vote yes now). A Query that was
+    // late, for a transaction both shards finished and forgot, leaves a
+    // fence the coordinator's shard answers `finished` for, and it is
+    // released: one txid never gets two fates in one log.
     CrossTxn fence{Side::credit, q.txid, ItemId{}, ItemId{}, session_shard(q.txid.session), 0};
     fence.vote_reason = AbortReason::timeout;
-    fence.fate = Fate::aborted;
-    fence.fate_reason = AbortReason::timeout;
     fence.prepared_at = index;
     cross_.emplace(q.txid, fence);
     return a;

@@ -102,7 +102,7 @@ struct DecidedMany {
 enum class QueryState : std::uint8_t {
     absent = 0,     // no record: this Query fenced the transaction here
     voted_yes = 1,  // prepared with a yes vote, undecided
-    voted_no = 2,   // prepared with a no vote, undecided
+    voted_no = 2,   // prepared with a no vote (or fenced by a Query), undecided
     committed = 3,  // decided here
     aborted = 4,
     // No record, and settled before this Query: the sender's session table

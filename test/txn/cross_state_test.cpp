@@ -361,8 +361,9 @@ void receiver_step(ShardState& s, TxnId id, std::int64_t amount, Step st, Fate d
             if (e.record) {
                 BOOST_TEST(a.state == state_of(e));
             } else {
-                // The fence: a no-vote record that stands in for the Prepare.
-                e = Expect{true, false, Fate::aborted, AbortReason::timeout, true, std::nullopt};
+                // The fence: an undecided no-vote record that stands in for
+                // the Prepare; only the coordinator's Decide settles it.
+                e = Expect{true, false, Fate::undecided, AbortReason::none, true, std::nullopt};
                 BOOST_TEST(a.state == QueryState::absent);
                 BOOST_TEST(!a.txn.has_value());
                 const CrossTxn* fence = s.cross_txn(id);
@@ -377,7 +378,9 @@ void receiver_step(ShardState& s, TxnId id, std::int64_t amount, Step st, Fate d
             BOOST_TEST(d.known == e.record);
             BOOST_TEST(!d.result.has_value());
             if (!e.record) break;
-            if (e.fate == Fate::undecided) {
+            if (e.fate == Fate::undecided && decision == Fate::committed && !e.voted_yes) {
+                BOOST_TEST(d.conflicting);  // a commit of a no vote (a fence) is refused
+            } else if (e.fate == Fate::undecided) {
                 BOOST_TEST(!d.conflicting);
                 take_decision(e, decision);
             } else {
@@ -1027,10 +1030,12 @@ BOOST_AUTO_TEST_CASE(a_query_fences_the_sender_through_the_session_table) {
     BOOST_TEST(as<ApplyResult>(step(p.sender, debit(gone, 10))) == aborted(gone, AbortReason::session_expired));
 }
 
-// A Query without a record in the receiver's shard leaves a fence: a no-vote
-// record (aborted/timeout, amount 0), so the later PrepareCredit reports the
-// fence (created false) with a no vote and no pending credit, and a commit
-// decision for it is a conflict.
+// A Query without a record in the receiver's shard leaves a fence: an
+// undecided no-vote record (amount 0, no pending credit), so the later
+// PrepareCredit reports the fence (created false) with a no vote, a commit
+// decision for it is a conflict, the coordinator's abort decides it, and a
+// Release (the coordinator's shard had finished the transaction: the Query
+// was late) drops it without a decision.
 BOOST_AUTO_TEST_CASE(a_query_fences_the_receiver_with_a_no_vote_record) {
     Pair p;
     const TxnId id = p.txid(1);
@@ -1044,22 +1049,36 @@ BOOST_AUTO_TEST_CASE(a_query_fences_the_receiver_with_a_no_vote_record) {
     BOOST_TEST(fence->amount == 0);
     BOOST_TEST(!fence->voted_yes);
     BOOST_TEST(fence->vote_reason == AbortReason::timeout);
-    BOOST_TEST(fence->fate == Fate::aborted);
-    BOOST_TEST(fence->fate_reason == AbortReason::timeout);
+    BOOST_TEST(fence->fate == Fate::undecided);
     BOOST_TEST(fence->prepared_at == p.receiver.applied_index());
 
     const Prepared late = as<Prepared>(step(p.receiver, credit(id, 30)));
     BOOST_TEST(!late.created);
     BOOST_TEST(!late.txn.voted_yes);
-    BOOST_TEST(late.txn.fate == Fate::aborted);
+    BOOST_TEST(late.txn.fate == Fate::undecided);
     BOOST_TEST(late.txn.amount == 0);
     BOOST_TEST(p.receiver.pending_total() == 0);
     BOOST_TEST(as<Decided>(step(p.receiver, commit_decision(id))).conflicting);
     BOOST_TEST(p.receiver.balance(kTo) == kInitial);
-    // A second Query answers from the fence.
+    // A second Query answers from the fence: still a no vote.
     const Answered again = as<Answered>(step(p.receiver, Query{id}));
-    BOOST_TEST(again.state == QueryState::aborted);
+    BOOST_TEST(again.state == QueryState::voted_no);
     BOOST_TEST(again.reason == AbortReason::timeout);
+    // The coordinator's abort decides it; Forget then drops it.
+    const Decided d = as<Decided>(step(p.receiver, decision_for(id, Fate::aborted)));
+    BOOST_TEST(!d.conflicting);
+    BOOST_TEST(p.receiver.cross_txn(id)->fate == Fate::aborted);
+    step(p.receiver, Forget{{id}});
+    BOOST_TEST(p.receiver.cross_txn(id) == nullptr);
+
+    // A late Query's fence is released, never decided.
+    const TxnId stale = p.txid(2);
+    as<Answered>(step(p.receiver, Query{stale}));
+    BOOST_REQUIRE(p.receiver.cross_txn(stale) != nullptr);
+    step(p.receiver, Release{stale});
+    BOOST_TEST(p.receiver.cross_txn(stale) == nullptr);
+    BOOST_TEST(p.receiver.total() == kItems * kInitial);
+    check_reserves(p.receiver);
 }
 
 // Forget drops decided records only; the undecided ones keep their records
@@ -1074,7 +1093,7 @@ BOOST_AUTO_TEST_CASE(forget_drops_only_decided_records) {
     as<Decided>(step(p.sender, commit_decision(done)));
     as<Prepared>(step(p.sender, debit(no, 1000)));
     as<Prepared>(step(p.receiver, credit(open, 10)));
-    as<Answered>(step(p.receiver, Query{done}));  // a fence
+    as<Answered>(step(p.receiver, Query{done}));  // a fence, undecided: kept
 
     const Forget f{{open, done, no, p.txid(99)}};
     BOOST_TEST(std::holds_alternative<std::monostate>(step(p.sender, f)));
@@ -1082,8 +1101,9 @@ BOOST_AUTO_TEST_CASE(forget_drops_only_decided_records) {
     BOOST_TEST(p.sender.cross_txns().size() == 1U);
     BOOST_TEST(p.sender.cross_txn(open) != nullptr);
     BOOST_TEST(p.sender.held(kFrom) == 10);
-    BOOST_TEST(p.receiver.cross_txns().size() == 1U);
+    BOOST_TEST(p.receiver.cross_txns().size() == 2U);
     BOOST_TEST(p.receiver.cross_txn(open) != nullptr);
+    BOOST_TEST(p.receiver.cross_txn(done) != nullptr);
     BOOST_TEST(p.receiver.pending(kTo) == 10);
     BOOST_TEST(p.sender.lookup(done) == committed(done));
     BOOST_TEST(p.sender.lookup(no) == aborted(no, AbortReason::insufficient_funds));
@@ -1228,7 +1248,7 @@ BOOST_AUTO_TEST_CASE(a_hand_built_snapshot_matches_the_documented_layout) {
     BOOST_TEST(r.held(kFrom) == 70);
     BOOST_TEST((r.cross_txns() == p.sender.cross_txns()));
 
-    // A fence record (credit side, amount 0, voted no) restores too.
+    // A fence record (credit side, amount 0, voted no, undecided) restores too.
     SnapshotImage fenced;
     fenced.shard = kReceiver;
     fenced.applied_index = 2;
@@ -1240,8 +1260,6 @@ BOOST_AUTO_TEST_CASE(a_hand_built_snapshot_matches_the_documented_layout) {
     fence.txid = p.txid(2);
     fence.other = kSender.value;
     fence.vote_reason = static_cast<std::uint8_t>(AbortReason::timeout);
-    fence.fate = static_cast<std::uint8_t>(Fate::aborted);
-    fence.fate_reason = static_cast<std::uint8_t>(AbortReason::timeout);
     fence.prepared_at = 2;
     fenced.records.push_back(fence);
     ShardState receiver = created(kReceiver);
@@ -1432,7 +1450,7 @@ BOOST_AUTO_TEST_CASE(restoring_midway_then_applying_the_rest_ends_byte_identical
         debit(TxnId{s2, 2}, 30, ItemId{6}),                        // 15: yes
         commit_decision(TxnId{foreign, 1}, true),                           // 16
         Query{TxnId{s2, 2}},                                       // 17: voted_yes
-        Forget{{TxnId{s1, 2}, TxnId{s2, 1}, TxnId{foreign, 2}, TxnId{s2, 2}}},  // 18: s2:2 stays
+        Forget{{TxnId{s1, 2}, TxnId{s2, 1}, TxnId{foreign, 2}, TxnId{s2, 2}}},  // 18: s2:2 and the fence stay
         debit(TxnId{s1, 2}, 60, ItemId{3}),                        // 19: the table answers
         abort_decision(TxnId{s2, 2}, AbortReason::timeout),                 // 20
         Transfer{TxnId{s2, 3}, ItemId{6}, ItemId{7}, 100},         // 21: the hold is gone
@@ -1442,6 +1460,7 @@ BOOST_AUTO_TEST_CASE(restoring_midway_then_applying_the_rest_ends_byte_identical
         inbound(3, 8, 5),                                          // 25: live at the end
         debit(TxnId{s3, 1}, 99, ItemId{9}),                        // 26: live at the end
         debit(TxnId{s3, 1}, 99, ItemId{9}),                        // 27: duplicate
+        Release{TxnId{foreign, 2}},                                // 28: the fence goes
     };
     std::vector<LogEntry> log;
     for (std::size_t i = 0; i < commands.size(); ++i) {

@@ -283,7 +283,8 @@ void Oracle::decide(const Decide& d, LogIndex index, Books& b) {
 
 // A Query that finds no record fences the transaction: on the sender's side
 // its session records it aborted (its Prepare then finds it settled), on the
-// receiver's side an aborted record stands in for the Prepare.
+// receiver's side an undecided no-vote record stands in for the Prepare
+// (a decision or a Release ends it).
 void Oracle::query(const Query& q, LogIndex index) {
     if (records_.contains(q.txid)) return;
     if (session_shard(q.txid.session) == shard_) {
@@ -302,12 +303,9 @@ void Oracle::query(const Query& q, LogIndex index) {
     if (session_shard(q.txid.session).value == 0) return;  // no shard's transaction: nothing to fence
     Record fence{Side::credit, q.txid, ItemId{}, ItemId{}, session_shard(q.txid.session), 0};
     fence.vote_reason = AbortReason::timeout;
-    fence.fate = Fate::aborted;
-    fence.fate_reason = AbortReason::timeout;
     fence.prepared_at = index;
     records_.emplace(q.txid, fence);
     ++fences_;
-    decided(fence, index, true);
 }
 
 // A receiver's undecided record the coordinator's shard had finished
