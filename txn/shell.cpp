@@ -114,12 +114,13 @@ bool Shell::flush_round() {
     // majority waited for), and committing can answer or send more.
     const bool wrote = out.durable || out.truncate_after || out.install || !out.appended.empty() || out.compact ||
                        !accepted_.empty();
-    // Requests and answers between shards vouch for nothing on this disk
-    // (an answer reports applied, hence committed, state): they leave at
-    // once, so the other shard's Prepare overlaps this shard's sync. So do
-    // the answers to clients: each reports committed state (the entries of
-    // this turn are not committed yet), so none waits for this turn's sync.
-    const bool sent_early = send_between_shards(out) || !out.replies.empty();
+    // What vouches for nothing on this disk leaves before the sync
+    // (docs/design.md section 6.6): requests and answers between shards and
+    // forwarded requests and answers (an answer reports applied, hence
+    // committed, state); the answers to clients, for the same reason; and
+    // a leader's AppendEntries, so its followers write the entries while it
+    // does (the leader counts its own copy only once synced).
+    const bool sent_early = send_early(out) || !out.replies.empty();
     for (const auto& [handle, result] : out.replies) host_.reply(handle, result);
     const bool durable = persist(out);
     if (durable) {
@@ -133,12 +134,27 @@ bool Shell::flush_round() {
            (wrote || sent_early || !out.election_messages.empty() || !out.txn_messages.empty());
 }
 
-bool Shell::send_between_shards(ReplicaOutput& out) {
-    const auto between = [](const LogEnvelope& m) {
-        return std::holds_alternative<ShardRequest>(m.msg) || std::holds_alternative<ShardReply>(m.msg);
+bool Shell::send_early(ReplicaOutput& out) {
+    // While a new epoch waits to be synced (this turn's, or one a failing
+    // disk still holds back), nothing that carries an epoch leaves before
+    // the sync: every message's epoch is on the sender's disk (the epoch of
+    // an answer between shards is only a hint).
+    const auto is_durable = [](const WalOp& op) { return std::holds_alternative<election::Durable>(op); };
+    const bool epoch_saved = out.durable.has_value() || std::any_of(backlog_.begin(), backlog_.end(), is_durable) ||
+                             std::any_of(accepted_.begin(), accepted_.end(), is_durable);
+    const auto early = [&](const LogEnvelope& m) {
+        return std::visit(Overload{
+                              [](const ShardRequest&) { return true; },
+                              [](const ShardReply&) { return true; },
+                              [&](const ForwardRequest&) { return !epoch_saved; },
+                              [&](const ForwardReply&) { return !epoch_saved; },
+                              [&](const AppendEntries&) { return !epoch_saved; },
+                              [](const auto&) { return false; },
+                          },
+                          m.msg);
     };
     const auto first = std::stable_partition(out.txn_messages.begin(), out.txn_messages.end(),
-                                             [&](const LogEnvelope& m) { return !between(m); });
+                                             [&](const LogEnvelope& m) { return !early(m); });
     for (auto it = first; it != out.txn_messages.end(); ++it) host_.send(it->to, it->msg);
     const bool any = first != out.txn_messages.end();
     out.txn_messages.erase(first, out.txn_messages.end());

@@ -97,7 +97,7 @@ public:
 private:
     bool flush_round();
     bool persist(ReplicaOutput& out);
-    bool send_between_shards(ReplicaOutput& out);
+    bool send_early(ReplicaOutput& out);
     void enqueue(WalOp op);
     void apply_to_wal(const WalOp& op);
     static std::size_t approx_bytes(const WalOp& op);

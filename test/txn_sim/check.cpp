@@ -29,7 +29,7 @@ std::uint64_t hash_bytes(const std::vector<std::uint8_t>& bytes) {
 
 // The sender's epoch a message carries, as it vouches for it. Requests
 // between shards carry none; their answers leave before the turn's sync
-// (Shell::send_between_shards: they report applied, hence committed,
+// (Shell::send_early: they report applied, hence committed,
 // state), so their epoch is only a hint for the asker's leader cache, and
 // may be one this node adopts in the same turn.
 template <class M>
