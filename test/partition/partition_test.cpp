@@ -127,11 +127,12 @@ public:
 
     const std::string& algorithm() const { return algorithm_; }
 
-    RunResult rlcluster(std::vector<std::string> args, std::chrono::milliseconds timeout = 30s) const {
+    RunResult rlcluster(std::vector<std::string> args, std::chrono::milliseconds timeout = 30s,
+                        const std::string& stdin_text = "") const {
         std::vector<std::string> argv{(rl::test::source_dir() / "tools" / "rlcluster").string(), "--run",
                                       run_.string(), "--bin", rl::test::bin_dir().string()};
         argv.insert(argv.end(), args.begin(), args.end());
-        return rl::test::run_command(argv, timeout);
+        return rl::test::run_command(argv, timeout, stdin_text);
     }
 
     RunResult partition(std::vector<std::string> args) const {
@@ -149,10 +150,11 @@ public:
     }
 
     // rlcat inside the namespace, through `rlcluster exec`.
-    RunResult rlcat(std::vector<std::string> args, std::chrono::milliseconds timeout = 30s) const {
+    RunResult rlcat(std::vector<std::string> args, std::chrono::milliseconds timeout = 30s,
+                    const std::string& stdin_text = "") const {
         std::vector<std::string> argv{"exec", "--", rl::test::rlcat_path().string()};
         argv.insert(argv.end(), args.begin(), args.end());
-        return rlcluster(argv, timeout);
+        return rlcluster(argv, timeout, stdin_text);
     }
 
     std::string endpoint(std::uint64_t id) const {
@@ -274,7 +276,7 @@ public:
     // leaders with) must be refused with a clear error: exit 1 naming
     // unavailable or timeout. Its items must keep their balances.
     void transfer_refused(std::uint64_t id, std::uint64_t from, std::uint64_t to) {
-        const auto r = rlcat({endpoint(id), "--timeout", "2000", "-c",
+        const auto r = rlcat({endpoint(id), "--timeout", "1000", "-c",
                               "transfer " + std::to_string(from) + " " + std::to_string(to) + " 1"});
         BOOST_TEST(r.code == 1, "node " << id << " answered a transfer without a quorum (exit " << r.code << "): " << r.output);
         BOOST_TEST((r.output.find("unavailable") != std::string::npos || r.output.find("timeout") != std::string::npos),
@@ -284,16 +286,23 @@ public:
     }
 
     // Every replica of shard 1 holds the booked balance of every item a
-    // scenario touched (the cluster is settled, so reads are local).
+    // scenario touched (the cluster is settled, so reads are local): one
+    // rlcat per replica, a balance command per line.
     void check_balances() const {
-        for (const auto& [item, balance] : expected_) {
-            for (auto id : kShard1) {
-                const auto r = rlcat({endpoint(id), "--json", "-c", "balance " + std::to_string(item) + " --local"});
-                std::smatch m;
-                BOOST_REQUIRE_MESSAGE(std::regex_search(r.output, m, std::regex("\"balance\":(-?[0-9]+)")),
-                                      "no balance of item " << item << " from node " << id << ": " << r.output);
-                BOOST_TEST(std::stoll(m[1]) == balance,
-                           "node " << id << " holds " << m[1] << " on item " << item << ", booked " << balance);
+        std::string commands;
+        for (const auto& [item, balance] : expected_) commands += "balance " + std::to_string(item) + " --local\n";
+        for (auto id : kShard1) {
+            const auto r = rlcat({endpoint(id), "--json"}, 30s, commands);
+            std::map<std::uint64_t, std::int64_t> held;
+            const std::regex re("\"item\":([0-9]+),\"balance\":(-?[0-9]+)");
+            for (std::sregex_iterator it(r.output.begin(), r.output.end(), re), end; it != end; ++it) {
+                held[std::stoull((*it)[1])] = std::stoll((*it)[2]);
+            }
+            for (const auto& [item, balance] : expected_) {
+                const auto h = held.find(item);
+                BOOST_REQUIRE_MESSAGE(h != held.end(), "no balance of item " << item << " from node " << id << ": " << r.output);
+                BOOST_TEST(h->second == balance,
+                           "node " << id << " holds " << h->second << " on item " << item << ", booked " << balance);
             }
         }
     }
