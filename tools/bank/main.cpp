@@ -149,9 +149,17 @@ std::vector<FaultKind> parse_kinds(const std::string& text, bool have_netns) {
 namespace {
 
 // Stops the cluster (and deletes its namespace) on every way out of run().
+// rlcluster down ends every process inside the namespace, so this process
+// first goes back to the network namespace it started in.
 struct ClusterGuard {
     const ClusterControl& cluster;
+    int home_ns = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     ~ClusterGuard() {
+        std::cout.flush();
+        if (home_ns >= 0) {
+            if (::setns(home_ns, CLONE_NEWNET) != 0) std::cerr << "rlbank: cannot leave the cluster's namespace\n";
+            ::close(home_ns);
+        }
         const Ran r = cluster.down();
         if (r.code != 0) std::cerr << "rlbank: rlcluster down exited " << r.code << ": " << tail_lines(r.output, 5) << "\n";
     }

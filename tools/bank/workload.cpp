@@ -74,8 +74,10 @@ public:
         if (op_) end_op_unknown("workload stopped: " + why);
         done_ = true;
         timer_.cancel();
-        for (auto& [id, link] : links_) close_link(link);
+        // Closing may call on_close, which edits links_: close a copy.
+        auto links = std::move(links_);
         links_.clear();
+        for (auto& [id, link] : links) close_link(link);
     }
 
 private:
@@ -220,8 +222,9 @@ void Client::attempt() {
         // Silent node (cut off, or stuck): drop the connection, go on elsewhere.
         self->awaiting_ = false;
         if (auto it = self->links_.find(self->target_); it != self->links_.end()) {
-            close_link(it->second);
+            Link link = std::move(it->second);
             self->links_.erase(it);
+            close_link(link);
         }
         self->fail_attempt(kNoNode);
     });
