@@ -23,11 +23,17 @@ replace_section() {
   fi
 }
 
+# A random first port for a cluster, 20000-31999: below the kernel's
+# ephemeral range (32768 up), so no client connection of an earlier run,
+# still in TIME_WAIT, holds a node's port (rlcluster up then stops with
+# "died at start: bind: Address already in use").
+port_base() { echo $(( 20000 + RANDOM % 12000 )); }
+
 # shard_config FILE ITEMS CLUSTER_LINES: a one-shard, 3-node deployment on
 # loopback ports picked at random, with CLUSTER_LINES (one key = value per
 # line) in its [cluster] section.
 shard_config() {
-  local file=$1 items=$2 lines=$3 base=$(( 20000 + RANDOM % 20000 ))
+  local file=$1 items=$2 lines=$3 base=$(port_base)
   {
     printf '[cluster]\n%s\ndata_dir = data\n' "$lines"
     printf '[shard.1]\nitems = %s\nnodes = 1,2,3\n' "$items"
@@ -46,7 +52,7 @@ bench_workdir() {
 # (A-B), each of 3 nodes, on loopback ports picked at random, with
 # CLUSTER_LINES in its [cluster] section.
 shards_config() {
-  local file=$1 items=$2 lines=$3 base=$(( 20000 + RANDOM % 20000 )) shard=0 node=0 ids
+  local file=$1 items=$2 lines=$3 base=$(port_base) shard=0 node=0 ids
   {
     printf '[cluster]\n%s\ndata_dir = data\n' "$lines"
     for range in $items; do

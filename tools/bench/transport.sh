@@ -11,7 +11,7 @@ tools/install-deps.sh
 tools/build.sh release rlnode rlcat rlbench >/dev/null
 
 bench_workdir
-port=$(( 20000 + RANDOM % 20000 ))
+port=$(port_base)
 cat > "$work/bench.ini" <<INI
 [cluster]
 name = bench
