@@ -28,6 +28,7 @@ transport::NodeRole node_role(election::RoleKind r) {
 }  // namespace
 
 void Node::on_peer_message(NodeId from, Message&& m) {
+    if (failed_) return;  // fault injection: a failed node hears nothing
     std::visit(
         [&](auto&& msg) {
             using T = std::decay_t<decltype(msg)>;
@@ -44,6 +45,7 @@ void Node::on_peer_message(NodeId from, Message&& m) {
 }
 
 void Node::on_client_message(const std::shared_ptr<Connection>& session, Message&& m) {
+    if (failed_) return answer_while_failed(session, m);
     std::visit(Overload{
                    [&](transport::TransferRequest& r) {
                        ShardId shard;
@@ -57,25 +59,69 @@ void Node::on_client_message(const std::shared_ptr<Connection>& session, Message
                        submit_for_item(session, r.request_id, r.item, txn::SessionOp{r.item});
                    },
                    [&](transport::AuditRequest& r) {
-                       const ShardId shard = r.shard == ShardId{0} ? me_.shard : r.shard;
-                       if (config_.shard(shard) == nullptr) {
-                           return (void)session->send(transport::ErrorReply{
-                               r.request_id, "bad_request", "no shard " + std::to_string(shard.value), kNoNode});
+                       if (auto shard = named_shard(session, r.request_id, r.shard)) {
+                           submit(session, r.request_id, *shard, txn::AuditOp{});
                        }
-                       submit(session, r.request_id, shard, txn::AuditOp{});
                    },
                    [&](transport::LeaderRequest& r) {
-                       const ShardId shard = r.shard == ShardId{0} ? me_.shard : r.shard;
-                       if (config_.shard(shard) == nullptr) {
-                           return (void)session->send(transport::ErrorReply{
-                               r.request_id, "bad_request", "no shard " + std::to_string(shard.value), kNoNode});
+                       if (auto shard = named_shard(session, r.request_id, r.shard)) {
+                           submit(session, r.request_id, *shard, txn::LeaderOp{});
                        }
-                       submit(session, r.request_id, shard, txn::LeaderOp{});
+                   },
+                   [&](transport::FaultRequest& r) { on_fault(session, r); },
+                   [&](transport::ResetRequest& r) {
+                       if (!config_.cluster().fault_injection) {
+                           return (void)session->send(
+                               transport::ErrorReply{r.request_id, "forbidden", txn::kFaultInjectionDisabled, kNoNode});
+                       }
+                       // Served by the shard's leader, as a transfer is.
+                       if (auto shard = named_shard(session, r.request_id, r.shard)) {
+                           submit(session, r.request_id, *shard, txn::ResetOp{});
+                       }
                    },
                    [&](auto&) { answer_locally(session, std::move(m)); },
                },
                m);
     schedule_flush();
+}
+
+std::optional<ShardId> Node::named_shard(const std::shared_ptr<Connection>& session, std::uint64_t request_id,
+                                         ShardId named) const {
+    const ShardId shard = named == ShardId{0} ? me_.shard : named;
+    if (config_.shard(shard) != nullptr) return shard;
+    session->send(transport::ErrorReply{request_id, "bad_request", "no shard " + std::to_string(shard.value), kNoNode});
+    return std::nullopt;
+}
+
+// A failed node drops every request but the fault switches, as a crashed
+// one would. A reset it cannot serve is answered `unavailable`, so the
+// client moves to another node at once instead of waiting out its deadline.
+void Node::answer_while_failed(const std::shared_ptr<Connection>& session, const Message& m) {
+    if (const auto* f = std::get_if<transport::FaultRequest>(&m)) return on_fault(session, *f);
+    if (const auto* r = std::get_if<transport::ResetRequest>(&m)) {
+        session->send(transport::ErrorReply{
+            r->request_id, "unavailable",
+            "node " + std::to_string(self_.value) + " is failed (fault injection); ask another node", kNoNode});
+    }
+}
+
+// `fail` and `recover` concern this node only; asking for the state it is
+// already in changes nothing and says so.
+void Node::on_fault(const std::shared_ptr<Connection>& session, const transport::FaultRequest& r) {
+    const auto error = [&](const char* code, const std::string& message) {
+        session->send(transport::ErrorReply{r.request_id, code, message, kNoNode});
+    };
+    if (!config_.cluster().fault_injection) return error("forbidden", txn::kFaultInjectionDisabled);
+    const bool fail = r.action == transport::FaultAction::fail;
+    if (!fail && r.action != transport::FaultAction::recover) {
+        return error("bad_request", "unknown fault action " + std::to_string(static_cast<int>(r.action)));
+    }
+    const bool changed = fail != failed_;
+    if (changed && fail) fail_node();
+    if (changed && !fail) {
+        if (auto problem = recover_node()) return error("unavailable", *problem);
+    }
+    session->send(transport::FaultReply{r.request_id, self_, failed_, changed});
 }
 
 void Node::answer_locally(const std::shared_ptr<Connection>& session, Message&& m) {
@@ -162,6 +208,9 @@ void Node::reply(std::uint64_t handle, const txn::OpResult& result) {
                        session->send(transport::SessionReply{req.request_id, d.shard, d.session, hint});
                    },
                    [&](const txn::AuditDone& d) { session->send(transport::AuditReply{req.request_id, d, hint}); },
+                   [&](const txn::ResetDone& d) {
+                       session->send(transport::ResetReply{req.request_id, d.shard, d.applied_at, hint});
+                   },
                    [&](const txn::OpFailed& f) {
                        session->send(transport::ErrorReply{req.request_id, f.code, f.message,
                                                            f.leader_hint != kNoNode ? f.leader_hint : hint});

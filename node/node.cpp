@@ -80,7 +80,7 @@ transport::PeerLink& Node::link(NodeId peer) {
         .on_unreachable =
             [this](NodeId who) {
                 boost::asio::post(io_, [this, who] {
-                    if (stopped_) return;
+                    if (stopped_ || failed_) return;
                     shell_->peer_unreachable(who);
                     schedule_flush();
                 });
@@ -96,6 +96,7 @@ transport::PeerLink& Node::link(NodeId peer) {
 // A peer that dials us is up, so our link to it need not wait out its
 // backoff (docs/design.md section 1). Only a link already made redials.
 void Node::on_peer_accepted(NodeId peer) {
+    if (failed_) return;
     if (auto it = links_.find(peer); it != links_.end()) it->second->redial_now();
 }
 
@@ -112,6 +113,7 @@ void Node::schedule_tick() {
 }
 
 void Node::on_tick() {
+    if (failed_) return;  // a failed node's timers do nothing
     shell_->tick();
     schedule_flush();
 }
@@ -119,13 +121,14 @@ void Node::on_tick() {
 // Group commit: every input of this turn lands in the replica first; one
 // posted flush then persists all of it with a single WAL sync.
 void Node::schedule_flush() {
-    if (flush_scheduled_ || stopped_) return;
+    if (flush_scheduled_ || stopped_ || failed_) return;
     flush_scheduled_ = true;
     boost::asio::post(io_, [this] { flush(); });
 }
 
 void Node::flush() {
     flush_scheduled_ = false;
+    if (failed_) return;
     shell_->flush();
 }
 
@@ -139,6 +142,36 @@ void Node::wal_failed(const txn::WalIoError& e, const txn::ShellStats& stats) {
         .kv("errors_so_far", stats.wal_io_errors)
         .kv("sends_dropped_so_far", stats.dropped_sends)
         .kv("backlog_bytes", shell_->backlog_bytes());
+}
+
+// ---- fault switches (docs/design.md section 6.8) ----
+
+// As a crashed process: what it had in hand is never answered, and it
+// keeps its disk. The replica is neither stepped nor ticked from now on.
+void Node::fail_node() {
+    failed_ = true;
+    log_.warn("fault_failed").kv("dropped_requests", pending_.size());
+    pending_.clear();
+    inflight_.clear();
+}
+
+// As a restart: the replica is rebuilt from the WAL (what a crash would
+// keep), so the election's rejoin rules apply: it listens one suspect
+// timeout before it may stand and does not depose a live leader.
+std::optional<std::string> Node::recover_node() {
+    shell_.reset();
+    replica_.reset();
+    wal_.reset();
+    try {
+        open_wal();
+    } catch (const std::exception& e) {
+        log_.error("fault_recover_failed").kv("error", e.what());
+        return std::string("recover failed, the node stays failed: ") + e.what();
+    }
+    failed_ = false;
+    log_.info("fault_recovered").kv("epoch", replica_->epoch()).kv("applied_index", replica_->applied_index());
+    schedule_flush();
+    return std::nullopt;
 }
 
 void Node::send(NodeId to, const election::ElectionMessage& m) {

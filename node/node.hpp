@@ -65,6 +65,15 @@ private:
     void submit_for_item(const std::shared_ptr<Connection>& session, std::uint64_t request_id, ItemId item,
                          const txn::ClientOp& op);
     void answer_locally(const std::shared_ptr<Connection>& session, Message&& m);
+    // Fault switches (docs/design.md section 6.8).
+    void answer_while_failed(const std::shared_ptr<Connection>& session, const Message& m);
+    void on_fault(const std::shared_ptr<Connection>& session, const transport::FaultRequest& r);
+    void fail_node();
+    std::optional<std::string> recover_node();
+    // The shard a request names (0: this node's own), or nullopt after
+    // answering `bad_request` for a shard the config does not have.
+    std::optional<ShardId> named_shard(const std::shared_ptr<Connection>& session, std::uint64_t request_id,
+                                       ShardId named) const;
     transport::StatusReply status(std::uint64_t request_id) const;
     std::optional<transport::ErrorReply> route_check(const transport::TransferRequest& r, ShardId& shard) const;
 
@@ -87,6 +96,10 @@ private:
     bool flush_scheduled_ = false;
     std::chrono::steady_clock::time_point wal_error_logged_;  // rate limit for a failing disk
     bool stopped_ = false;
+    // `fail` switched on: peer traffic and client requests other than the
+    // fault switches are dropped, the replica is neither ticked nor
+    // stepped; `recover` rebuilds it from the WAL as a restart would.
+    bool failed_ = false;
 };
 
 }  // namespace rl::node

@@ -9,6 +9,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include <sstream>
+#include <utility>
+#include <variant>
 
 using namespace rl;
 using namespace rl::transport;
@@ -120,22 +122,61 @@ BOOST_AUTO_TEST_CASE(status_reply_round_trips) {
     BOOST_TEST(s.peers[1].last_heard_ms == 1250u);
 }
 
+// Each kind of the wire variant, default-constructed: a kind added to the
+// variant is covered without a new line here.
+template <std::size_t... I>
+std::vector<Message> one_of_each_kind(std::index_sequence<I...>) {
+    return {Message{std::in_place_index<I>}...};
+}
+
 BOOST_AUTO_TEST_CASE(every_message_kind_round_trips_by_type) {
-    const std::vector<Message> all = {Hello{Role::client, kNoNode, "x", 1},
-                                      Refuse{"no"},
-                                      election::Heartbeat{Epoch{3}, NodeId{2}, LogIndex{7}},
-                                      PingRequest{1},
-                                      StatusRequest{2},
-                                      PingReply{3, NodeId{1}},
-                                      sample_status(),
-                                      ErrorReply{4, "unavailable", "no leader", NodeId{3}}};
+    std::vector<Message> all = {Hello{Role::client, kNoNode, "x", 1},
+                                Refuse{"no"},
+                                election::Heartbeat{Epoch{3}, NodeId{2}, LogIndex{7}},
+                                PingRequest{1},
+                                StatusRequest{2},
+                                PingReply{3, NodeId{1}},
+                                sample_status(),
+                                ErrorReply{4, "unavailable", "no leader", NodeId{3}}};
+    for (auto& m : one_of_each_kind(std::make_index_sequence<std::variant_size_v<Message>>{})) all.push_back(m);
     for (const auto& m : all) {
         const auto r = decode_one(frame_of(m));
         const auto* got = std::get_if<Message>(&r);
         BOOST_REQUIRE(got != nullptr);
         BOOST_TEST(got->index() == m.index());
+        BOOST_TEST(wire_type(*got) == wire_type(m));
         BOOST_TEST(frame_of(*got) == frame_of(m));
     }
+}
+
+BOOST_AUTO_TEST_CASE(fault_switch_and_reset_messages_round_trip_with_their_fields) {
+    const auto back = [](const Message& m) {
+        const auto r = decode_one(frame_of(m));
+        BOOST_REQUIRE(std::holds_alternative<Message>(r));
+        return std::get<Message>(r);
+    };
+    const auto fail = std::get<FaultRequest>(back(FaultRequest{9, FaultAction::recover}));
+    BOOST_TEST(fail.request_id == 9u);
+    BOOST_TEST((fail.action == FaultAction::recover));
+    const auto failed = std::get<FaultReply>(back(FaultReply{10, NodeId{3}, true, false}));
+    BOOST_TEST(failed.node == NodeId{3});
+    BOOST_TEST(failed.failed);
+    BOOST_TEST(!failed.changed);
+    BOOST_TEST(std::get<ResetRequest>(back(ResetRequest{11, ShardId{2}})).shard == ShardId{2});
+    const auto reset = std::get<ResetReply>(back(ResetReply{12, ShardId{2}, LogIndex{40}, NodeId{5}}));
+    BOOST_TEST(reset.applied_at == LogIndex{40});
+    BOOST_TEST(reset.leader_hint == NodeId{5});
+    BOOST_TEST(FaultRequest::kWireType == 107);
+    BOOST_TEST(ResetRequest::kWireType == 108);
+    BOOST_TEST(FaultReply::kWireType == 137);
+    BOOST_TEST(ResetReply::kWireType == 138);
+    // A reset forwarded to the shard's leader and its answer travel inside
+    // ForwardRequest and ForwardReply.
+    const auto fwd = std::get<txn::ForwardRequest>(back(txn::ForwardRequest{Epoch{2}, 7, 1, txn::ResetOp{}}));
+    BOOST_TEST(std::holds_alternative<txn::ResetOp>(fwd.op));
+    const auto done = std::get<txn::ForwardReply>(
+        back(txn::ForwardReply{Epoch{2}, 7, txn::ResetDone{ShardId{1}, LogIndex{9}}, NodeId{1}}));
+    BOOST_TEST(std::get<txn::ResetDone>(done.result).applied_at == LogIndex{9});
 }
 
 BOOST_AUTO_TEST_CASE(frames_delivered_one_byte_at_a_time_decode) {

@@ -88,6 +88,19 @@ const std::vector<CommandSpec> kCommands = {
      "every shard's books (needs --config): balances, holds, pending credits, undecided transactions, negatives; "
      "exits 1 unless they add up",
      0, 0, [](const std::vector<std::string>&) -> ClientRequest { return AuditRequest{}; }},
+    // The fault switches (docs/design.md section 6.8): only where the INI
+    // says fault_injection = true.
+    {"fail", "fail",
+     "the node drops all peer traffic and client requests but fail/recover, as if crashed with its disk kept "
+     "(needs fault_injection = true)",
+     0, 0, [](const std::vector<std::string>&) -> ClientRequest { return FaultRequest{0, FaultAction::fail}; }},
+    {"recover", "recover", "a failed node starts again from its disk, as after a restart (needs fault_injection = true)",
+     0, 0, [](const std::vector<std::string>&) -> ClientRequest { return FaultRequest{0, FaultAction::recover}; }},
+    // With --config rlcat sends one ResetRequest per shard of the file.
+    {"reset", "reset",
+     "every shard's balances back to the initial balance (with --config; else the node's own shard); refused "
+     "while a shard records cross-shard transactions, and retried (needs fault_injection = true)",
+     0, 0, [](const std::vector<std::string>&) -> ClientRequest { return ResetRequest{}; }},
 };
 
 std::string txid_text(const txn::TxnId& t) { return std::to_string(t.session) + ":" + std::to_string(t.seq); }
@@ -154,6 +167,14 @@ json to_json(const AuditReply& r) {
     return {{"ok", true}, {"shard", a.shard.value}, {"applied_index", a.applied_index.value}, {"items", a.items},
             {"initial_balance", a.initial_balance}, {"total", a.total}, {"held", a.held}, {"pending", a.pending},
             {"negatives", negatives}, {"txns", txns}};
+}
+
+json to_json(const FaultReply& r) {
+    return {{"ok", true}, {"node", r.node.value}, {"failed", r.failed}, {"changed", r.changed}};
+}
+
+json to_json(const ResetReply& r) {
+    return {{"ok", true}, {"shard", r.shard.value}, {"applied_at", r.applied_at.value}};
 }
 
 json to_json(const ErrorReply& r) {
@@ -225,8 +246,9 @@ nlohmann::ordered_json reply_json(const transport::ClientReply& reply) {
 
 // Text form: "ok" alone for a bare success, else key=value pairs in the
 // JSON's field order; lists of objects as id:field:field,... runs.
-std::string reply_text(const transport::ClientReply& reply) {
-    const json j = reply_json(reply);
+std::string reply_text(const transport::ClientReply& reply) { return json_text(reply_json(reply)); }
+
+std::string json_text(const nlohmann::ordered_json& j) {
     std::string out = j.at("ok").get<bool>() ? "ok" : "error";
     for (const auto& [key, value] : j.items()) {
         if (key == "ok") continue;

@@ -47,6 +47,8 @@ NodeId leader_hint(const transport::ClientReply& reply);
 nlohmann::ordered_json reply_json(const transport::ClientReply& reply);
 // One line of key=value text.
 std::string reply_text(const transport::ClientReply& reply);
+// The same text for any reply-shaped object (`ok` first).
+std::string json_text(const nlohmann::ordered_json& j);
 // The error line for a request that got no reply (timeouts, unreachable).
 nlohmann::ordered_json local_error_json(const std::string& code, const std::string& message);
 

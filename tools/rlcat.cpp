@@ -4,12 +4,16 @@
 // `--config FILE -n ID` picks a node by id. Transfers run in client sessions
 // it opens itself, one per shard, unless `--session ID [--seq N]` names one;
 // a transfer between shards runs in a session of FROM's shard, whose leader
-// coordinates it. `audit` (with --config) adds up every shard's books.
+// coordinates it. `audit` (with --config) adds up every shard's books;
+// `reset` (with --config) resets every shard; `--testfile SETS.tsv` runs
+// test sets (tools/testfile_runner.hpp).
 // Exit: 0 success, 1 a failed request, 2 usage or connection errors.
 #include "config/config.hpp"
+#include "tools/admin.hpp"
 #include "tools/audit.hpp"
 #include "tools/client.hpp"
 #include "tools/commands.hpp"
+#include "tools/testfile_runner.hpp"
 
 #include <boost/program_options.hpp>
 
@@ -36,6 +40,9 @@ struct Args {
     std::uint32_t timeout_ms = 5000;
     std::string session;  // empty: open sessions as needed
     std::string seq;      // empty: 1
+    std::string testfile; // --testfile: run these test sets
+    bool keep_state = false;
+    bool no_pause = false;
 };
 
 class Usage : public std::runtime_error {
@@ -65,7 +72,14 @@ Args parse_args(int argc, char** argv, bool& help) {
         "items' shard (default: open a session per shard when first needed)")(
         "seq", po::value(&a.seq)->value_name("N"),
         "first seq of the transfers in --session (default 1): a (session, seq) sent again gets its "
-        "first answer and is not applied twice");
+        "first answer and is not applied twice")(
+        "testfile", po::value(&a.testfile)->value_name("SETS.tsv"),
+        "run the test sets of SETS.tsv (needs --config and fault_injection = true): before each set reset "
+        "every shard, recover every node and fail those not live; one line per command; per set the balances "
+        "touched, throughput and latency percentiles")(
+        "keep-state", po::bool_switch(&a.keep_state), "--testfile: carry balances from set to set (no reset)")(
+        "no-pause", po::bool_switch(&a.no_pause),
+        "--testfile: do not wait for Enter between sets (it never waits when stdin is not a terminal)");
     po::options_description hidden;
     std::vector<std::string> words;
     hidden.add_options()("words", po::value(&words));
@@ -127,11 +141,12 @@ void print_reply(const nlohmann::ordered_json& j, const std::string& text, bool 
     std::cout << (as_json ? j.dump() : text) << std::endl;
 }
 
-// Requests about data may move between nodes to find the leader; ping and
-// status are about the node asked.
+// Requests about data may move between nodes to find the leader; ping,
+// status, fail and recover are about the node asked.
 bool may_hop(const rl::transport::ClientRequest& r) {
     return !std::holds_alternative<rl::transport::PingRequest>(r) &&
-           !std::holds_alternative<rl::transport::StatusRequest>(r);
+           !std::holds_alternative<rl::transport::StatusRequest>(r) &&
+           !std::holds_alternative<rl::transport::FaultRequest>(r);
 }
 
 // What every command of one run shares.
@@ -250,6 +265,11 @@ int run_one(Run& s, const std::string& line) {
     const auto deadline = Clock::now() + std::chrono::milliseconds(a.timeout_ms);
     try {
         if (std::holds_alternative<rl::transport::AuditRequest>(request)) return run_audit(s, deadline);
+        if (std::holds_alternative<rl::transport::ResetRequest>(request) && s.config) {
+            const auto j = rl::tools::resets_json(rl::tools::reset_shards(s.client, *s.config, deadline));
+            print_reply(j, rl::tools::json_text(j), a.json);
+            return j.at("ok").get<bool>() ? kExitOk : kExitFailed;
+        }
         const auto reply = send(s, std::move(request), deadline);
         print_reply(rl::tools::reply_json(reply), rl::tools::reply_text(reply), a.json);
         return rl::tools::reply_ok(reply) ? kExitOk : kExitFailed;
@@ -294,7 +314,23 @@ rl::tools::Sessions::ShardOf shard_of(const Target& target) {
     return [config = *target.config](rl::ItemId item) { return config.shard_of_item(item); };
 }
 
+int run_sets(const Args& a) {
+    if (!a.command.empty() || !a.endpoint.empty() || a.node != 0 || !a.session.empty()) {
+        throw Usage("--testfile takes no command, HOST:PORT, -n or --session: the file says what to send");
+    }
+    if (a.config.empty()) throw Usage("--testfile needs --config FILE: the sets name nodes and items of it");
+    rl::tools::TestfileOptions o;
+    o.path = a.testfile;
+    o.json = a.json;
+    o.keep_state = a.keep_state;
+    o.pause = !a.no_pause;
+    o.timeout = std::chrono::milliseconds(a.timeout_ms);
+    return rl::tools::run_testfile(rl::config::Config::load(a.config), o, std::cout);
+}
+
 int run(const Args& a) {
+    if (!a.testfile.empty()) return run_sets(a);
+    if (a.keep_state || a.no_pause) throw Usage("--keep-state and --no-pause go with --testfile");
     Target target = resolve_target(a);
     Run s{a, target.config, rl::tools::RetryingClient(target.cluster, target.nodes, target.first),
               rl::tools::Sessions(shard_of(target))};

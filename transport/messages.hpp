@@ -218,6 +218,57 @@ struct AuditReply {
     void serialize(Archive& ar) { ar(request_id, audit, leader_hint); }
 };
 
+// ---- fault switches (docs/design.md section 6.8): only with
+// fault_injection = true in [cluster], refused with `forbidden` otherwise ----
+
+enum class FaultAction : std::uint8_t { fail = 1, recover = 2 };
+
+// `fail`: the answering node drops every peer message and every client
+// request but these, and stops acting, as if crashed with its disk kept;
+// `recover`: it starts again from its disk, as after a restart. Not
+// replicated: it concerns the node asked.
+struct FaultRequest {
+    static constexpr std::uint8_t kWireType = 107;
+    std::uint64_t request_id = 0;           // echoed in the reply
+    FaultAction action = FaultAction::fail;
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(request_id, action); }
+};
+
+struct FaultReply {
+    static constexpr std::uint8_t kWireType = 137;
+    std::uint64_t request_id = 0;  // from the request
+    NodeId node;                   // the answering node
+    bool failed = false;           // its state now
+    bool changed = false;          // false: it was already in that state
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(request_id, node, failed, changed); }
+};
+
+// Puts a shard's balances back to their initial value with a Reset log
+// entry, served by the shard's leader like a transfer.
+struct ResetRequest {
+    static constexpr std::uint8_t kWireType = 108;
+    std::uint64_t request_id = 0;  // echoed in the reply
+    ShardId shard;                 // 0: the answering node's own shard
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(request_id, shard); }
+};
+
+struct ResetReply {
+    static constexpr std::uint8_t kWireType = 138;
+    std::uint64_t request_id = 0;  // from the request
+    ShardId shard;                 // the shard reset
+    LogIndex applied_at;           // index of its Reset entry
+    NodeId leader_hint;            // the leader that answered
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(request_id, shard, applied_at, leader_hint); }
+};
+
 // Any request that failed: bad input, no leader, unknown item...
 struct ErrorReply {
     static constexpr std::uint8_t kWireType = 159;
@@ -245,9 +296,9 @@ struct Cat<std::variant<A...>, std::variant<B...>, Rest...> {
 
 using ControlMessage = std::variant<Hello, Refuse>;
 using ClientRequest = std::variant<PingRequest, StatusRequest, TransferRequest, BalanceRequest, LeaderRequest,
-                                   SessionRequest, AuditRequest>;
+                                   SessionRequest, AuditRequest, FaultRequest, ResetRequest>;
 using ClientReply = std::variant<PingReply, StatusReply, TransferReply, BalanceReply, LeaderReply, SessionReply,
-                                 AuditReply, ErrorReply>;
+                                 AuditReply, FaultReply, ResetReply, ErrorReply>;
 
 using Message = typename detail::Cat<ControlMessage, election::ElectionMessage, txn::TxnMessage, ClientRequest,
                                      ClientReply>::type;

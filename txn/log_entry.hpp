@@ -165,9 +165,20 @@ struct Forget {
     void serialize(Archive& ar) { ar(txids); }
 };
 
+// Puts every posted balance back to the shard's Genesis balance, for test
+// sets run with `fault_injection = true` (docs/design.md section 6.8).
+// Applied only while the shard records no cross-shard transaction, so no
+// hold, pending credit or undecided vote outlives it; otherwise it changes
+// nothing and the client is told to retry. Sessions stay: a retry of a
+// transfer from before the reset still gets its first result.
+struct Reset {
+    template <class Archive>
+    void serialize(Archive&) {}
+};
+
 using Command =
     std::variant<Noop, Transfer, Genesis, OpenSession, PrepareDebit, PrepareCredit, Decide, Query, Forget, Decisions,
-                 Release>;
+                 Release, Reset>;
 
 struct LogEntry {
     LogIndex index;   // position in the shard log, from 1

@@ -130,7 +130,15 @@ struct AuditOp {
     void serialize(Archive&) {}
 };
 
-using ClientOp = std::variant<TransferOp, BalanceOp, LeaderOp, SessionOp, AuditOp>;
+// Put the shard's balances back to their Genesis value: a Reset entry
+// proposed by its leader (docs/design.md section 6.8); only where the
+// node's INI has fault_injection = true.
+struct ResetOp {
+    template <class Archive>
+    void serialize(Archive&) {}
+};
+
+using ClientOp = std::variant<TransferOp, BalanceOp, LeaderOp, SessionOp, AuditOp, ResetOp>;
 
 struct TransferDone {
     Outcome outcome = Outcome::aborted;
@@ -212,7 +220,16 @@ struct SessionDone {
     void serialize(Archive& ar) { ar(shard, session); }
 };
 
-using OpResult = std::variant<TransferDone, BalanceDone, LeaderDone, OpFailed, SessionDone, AuditDone>;
+// A Reset entry applied with its balances back at the Genesis value.
+struct ResetDone {
+    ShardId shard;        // the shard that was reset
+    LogIndex applied_at;  // the Reset entry's index
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(shard, applied_at); }
+};
+
+using OpResult = std::variant<TransferDone, BalanceDone, LeaderDone, OpFailed, SessionDone, AuditDone, ResetDone>;
 
 // A node that cannot serve a client operation passes it to the leader it
 // knows; the reply retraces the hop to the origin.

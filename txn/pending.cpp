@@ -46,6 +46,7 @@ bool answers(const ClientOp& op, const OpResult& result) {
                           [&](const LeaderOp&) { return std::holds_alternative<LeaderDone>(result); },
                           [&](const SessionOp&) { return std::holds_alternative<SessionDone>(result); },
                           [&](const AuditOp&) { return std::holds_alternative<AuditDone>(result); },
+                          [&](const ResetOp&) { return std::holds_alternative<ResetDone>(result); },
                       },
                       op);
 }

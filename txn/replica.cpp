@@ -25,6 +25,11 @@ std::string ranges_text(const std::vector<config::ItemRange>& items) {
 
 }  // namespace
 
+std::string reset_refusal(ShardId shard, std::uint64_t cross_records) {
+    return "shard " + std::to_string(shard.value) + " still records " + std::to_string(cross_records) +
+           " cross-shard transaction(s); reset refused until they settle, retry";
+}
+
 TransferDone transfer_done(const ApplyResult& r) {
     return TransferDone{r.outcome, r.outcome == Outcome::committed ? std::string() : to_string(r.reason), r.txid};
 }
@@ -231,13 +236,16 @@ void Replica::answer_applied(const LogEntry& entry, const Applied& applied) {
         if (std::holds_alternative<PrepareDebit>(entry.command)) coordinating_.erase(r->txid);
     }
     answer_cross(applied);
-    for (const Waiter& w : pending_.take_entry(entry.index)) {
-        if (const auto* s = std::get_if<SessionOpened>(&applied)) {
-            reply(w, SessionDone{shard(), s->session});
-        } else {
-            fail(w, "unavailable", "the shard is not created yet; retry");
-        }
-    }
+    for (const Waiter& w : pending_.take_entry(entry.index)) answer_entry(w, entry, applied);
+}
+
+// Whoever waits on an OpenSession or a Reset entry this leader proposed.
+void Replica::answer_entry(const Waiter& w, const LogEntry& entry, const Applied& applied) {
+    if (const auto* s = std::get_if<SessionOpened>(&applied)) return reply(w, SessionDone{shard(), s->session});
+    const auto* r = std::get_if<ResetApplied>(&applied);
+    if (r == nullptr) return fail(w, "unavailable", "the shard is not created yet; retry");
+    if (r->done) return reply(w, ResetDone{shard(), entry.index});
+    fail(w, "unavailable", reset_refusal(shard(), r->cross_records));
 }
 
 // The first leader of an empty shard creates it (docs/design.md section 6).
@@ -295,6 +303,7 @@ std::optional<OpFailed> Replica::edge_check(const ClientOp& op) const {
                           [&](const BalanceOp& b) { return failed(state_.check_item(b.item)); },
                           [&](const SessionOp& s) { return failed(state_.check_item(s.item)); },
                           [&](const AuditOp&) -> std::optional<OpFailed> { return std::nullopt; },
+                          [&](const ResetOp&) -> std::optional<OpFailed> { return std::nullopt; },
                       },
                       op);
 }
@@ -308,6 +317,10 @@ bool Replica::admit(const Waiter& w) {
 }
 
 void Replica::submit_op(const Waiter& w, const ClientOp& op, std::uint8_t hops) {
+    // Checked at every hop: a node whose INI says no never passes one on.
+    if (std::holds_alternative<ResetOp>(op) && !params_.fault_injection) {
+        return fail(w, "forbidden", kFaultInjectionDisabled);
+    }
     if (auto err = edge_check(op)) return reply(w, *err);
     if (std::holds_alternative<LeaderOp>(op)) return reply(w, LeaderDone{shard(), leader(), epoch()});
     if (const auto* b = std::get_if<BalanceOp>(&op); b && b->local) {
@@ -322,6 +335,7 @@ void Replica::submit_op(const Waiter& w, const ClientOp& op, std::uint8_t hops) 
             return serve_transfer(w, *t);
         }
         if (std::holds_alternative<SessionOp>(op)) return serve_session(w);
+        if (std::holds_alternative<ResetOp>(op)) return serve_reset(w);
         return serve_read(w, op);
     }
     forward(w, op, hops);
@@ -339,6 +353,17 @@ void Replica::serve_transfer(const Waiter& w, const TransferOp& op) {
 void Replica::serve_session(const Waiter& w) {
     if (!admit(w)) return;
     pending_.wait_entry(propose(OpenSession{}), w);
+}
+
+// A reset is refused at once while this leader's applied state records a
+// cross-shard transaction; the entry itself checks again where it applies,
+// since a Prepare may land before it (docs/design.md section 6.8).
+void Replica::serve_reset(const Waiter& w) {
+    if (const auto records = state_.cross_txns().size(); records > 0) {
+        return fail(w, "unavailable", reset_refusal(shard(), records));
+    }
+    if (!admit(w)) return;
+    pending_.wait_entry(propose(Reset{}), w);
 }
 
 // Linearizable read (Raft's ReadIndex): the answer reflects everything

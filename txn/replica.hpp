@@ -49,6 +49,9 @@ struct ReplicaParams {
     std::uint64_t cross_retry_ticks_max = 100;
     std::uint64_t cross_query_after_ticks = 100;
     std::uint32_t tick_ms = 10;  // for the ages an audit reports
+    // This node's INI allows the fault switches; a ResetOp is refused at
+    // every node where it does not (docs/design.md section 6.8).
+    bool fault_injection = false;
 };
 
 // What the WAL recovered at start.
@@ -102,6 +105,14 @@ struct ReplicaOutput {
 // The answer a client gets for a transfer the state machine settled.
 TransferDone transfer_done(const ApplyResult& r);
 
+// The error every node gives for a fault switch (fail, recover, reset)
+// while its INI leaves fault_injection off.
+inline constexpr const char* kFaultInjectionDisabled =
+    "fault injection is disabled: set fault_injection = true in [cluster]";
+
+// Why a Reset was refused: the shard still records cross-shard transactions.
+std::string reset_refusal(ShardId shard, std::uint64_t cross_records);
+
 class Replica {
 public:
     // The shard is params.genesis.shard. Throws std::runtime_error when the
@@ -142,6 +153,8 @@ private:
     void submit_op(const Waiter& w, const ClientOp& op, std::uint8_t hops);
     void serve_transfer(const Waiter& w, const TransferOp& op);
     void serve_session(const Waiter& w);
+    void serve_reset(const Waiter& w);
+    void answer_entry(const Waiter& w, const LogEntry& entry, const Applied& applied);
     void serve_read(const Waiter& w, const ClientOp& op);
     void forward(const Waiter& w, const ClientOp& op, std::uint8_t hops);
     void send_forward(const Waiter& w, NodeId to, const ClientOp& op, std::uint8_t hops);

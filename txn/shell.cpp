@@ -58,6 +58,7 @@ ReplicaParams replica_params(const config::Config& config, NodeId self, std::uin
     p.cross_retry_ticks_max = std::max(p.cross_retry_ticks, ticks(c.suspect_after_ms));
     p.cross_query_after_ticks = ticks(c.suspect_after_ms + c.election_timeout_ms);
     p.tick_ms = c.tick_ms;
+    p.fault_injection = c.fault_injection;
     return p;
 }
 

@@ -290,6 +290,7 @@ Applied ShardState::apply(const LogEntry& entry) {
                               release(r);
                               return std::monostate{};
                           },
+                          [&](const Reset&) -> Applied { return reset(); },
                       },
                       entry.command);
 }
@@ -536,6 +537,17 @@ void ShardState::release(const Release& r) {
     if (it == cross_.end() || it->second.side != Side::credit || it->second.fate != Fate::undecided) return;
     if (it->second.voted_yes) hold(it->second, -1);
     cross_.erase(it);
+}
+
+// The rule of docs/design.md section 6.8: a shard that records a
+// cross-shard transaction holds money or a vote another shard depends on,
+// so the reset waits (the client retries). With none recorded no item has
+// a hold or a pending credit, and the session table stays as it is.
+ResetApplied ShardState::reset() {
+    if (!created() || !cross_.empty()) return ResetApplied{false, cross_.size()};
+    require(reserved_.empty(), "holds and pending credits come only from recorded transactions");
+    for (RangeBalances& r : ranges_) std::fill(r.balances.begin(), r.balances.end(), genesis_->initial_balance);
+    return ResetApplied{true, 0};
 }
 
 void ShardState::forget(const Forget& f) {

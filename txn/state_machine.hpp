@@ -126,11 +126,23 @@ struct Answered {
     bool operator==(const Answered&) const = default;
 };
 
+// A Reset entry applied: `done` when the balances went back to the Genesis
+// balance; otherwise nothing changed, because the shard still recorded
+// `cross_records` cross-shard transactions (or was not created yet).
+struct ResetApplied {
+    bool done = false;
+    std::uint64_t cross_records = 0;
+
+    bool operator==(const ResetApplied&) const = default;
+};
+
 // What applying one entry produced: nothing (Noop, Genesis, Forget), a
-// transfer's result, a new session, or a step of a cross-shard transaction.
+// transfer's result, a new session, a step of a cross-shard transaction, or
+// a reset.
 // A PrepareDebit that the session table settles at once (the txid is known,
 // expired, or its session is) yields an ApplyResult and creates no record.
-using Applied = std::variant<std::monostate, ApplyResult, SessionOpened, Prepared, Decided, Answered, DecidedMany>;
+using Applied =
+    std::variant<std::monostate, ApplyResult, SessionOpened, Prepared, Decided, Answered, DecidedMany, ResetApplied>;
 
 // The fate the two votes of a cross-shard transaction make: committed
 // exactly when both Prepares voted yes (docs/design.md section 6.7).
@@ -251,6 +263,7 @@ private:
     Answered query(const Query& q, LogIndex index);
     void forget(const Forget& f);
     void release(const Release& r);
+    ResetApplied reset();
     static bool settle_no_vote(CrossTxn& t);
     void hold(const CrossTxn& t, std::int64_t sign);
     SessionWindow* session_of(TxnId txid);

@@ -54,6 +54,8 @@ using rl::txn::PrepareCredit;
 using rl::txn::PrepareDebit;
 using rl::txn::Query;
 using rl::txn::Release;
+using rl::txn::Reset;
+using rl::txn::ResetApplied;
 using rl::txn::QueryState;
 using rl::txn::session_id;
 using rl::txn::SessionOpened;
@@ -1530,4 +1532,43 @@ BOOST_AUTO_TEST_CASE(a_release_drops_an_undecided_credit_without_deciding_it) {
     as<Prepared>(step(p.sender, debit(p.txid(3), 7)));
     step(p.sender, Release{p.txid(3)});
     BOOST_TEST(p.sender.held_total() == 7);
+}
+
+// A Reset applies only while the shard records no cross-shard transaction
+// (docs/design.md section 6.8): a hold, a pending credit or a decided
+// record the other shard still needs would otherwise be lost. Once both
+// sides forgot the transaction, the reset applies on either side.
+BOOST_AUTO_TEST_CASE(a_reset_changes_nothing_while_a_cross_shard_record_remains) {
+    Pair p;
+    const TxnId id = p.txid(1);
+    as<Prepared>(step(p.sender, debit(id, 30)));
+    as<Prepared>(step(p.receiver, credit(id, 30)));
+    BOOST_TEST((as<ResetApplied>(step(p.sender, Reset{})) == ResetApplied{false, 1}));
+    BOOST_TEST((as<ResetApplied>(step(p.receiver, Reset{})) == ResetApplied{false, 1}));
+    BOOST_TEST(p.sender.held_total() == 30);
+    BOOST_TEST(p.receiver.pending_total() == 30);
+    as<Decided>(step(p.sender, commit_decision(id)));
+    as<Decided>(step(p.receiver, commit_decision(id, true)));
+    // Decided but not forgotten: still refused.
+    BOOST_TEST((as<ResetApplied>(step(p.receiver, Reset{})) == ResetApplied{false, 1}));
+    BOOST_TEST(p.receiver.balance(kTo) == kInitial + 30);
+    step(p.sender, Forget{{id}});
+    step(p.receiver, Forget{{id}});
+    BOOST_TEST((as<ResetApplied>(step(p.sender, Reset{})) == ResetApplied{true, 0}));
+    BOOST_TEST((as<ResetApplied>(step(p.receiver, Reset{})) == ResetApplied{true, 0}));
+    BOOST_TEST(p.sender.balance(kFrom) == kInitial);
+    BOOST_TEST(p.receiver.balance(kTo) == kInitial);
+    check_reserves(p.sender);
+    check_reserves(p.receiver);
+    // The sender's session still answers the transfer's retry.
+    BOOST_TEST((p.sender.lookup(id) == committed(id)));
+}
+
+BOOST_AUTO_TEST_CASE(a_fence_left_by_a_query_also_holds_a_reset_back) {
+    Pair p;
+    const TxnId id = p.txid(1);
+    step(p.receiver, Query{id});
+    BOOST_TEST((as<ResetApplied>(step(p.receiver, Reset{})) == ResetApplied{false, 1}));
+    step(p.receiver, Release{id});
+    BOOST_TEST((as<ResetApplied>(step(p.receiver, Reset{})) == ResetApplied{true, 0}));
 }

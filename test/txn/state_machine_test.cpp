@@ -37,6 +37,8 @@ using rl::txn::Genesis;
 using rl::txn::LogEntry;
 using rl::txn::Noop;
 using rl::txn::OpenSession;
+using rl::txn::Reset;
+using rl::txn::ResetApplied;
 using rl::txn::Outcome;
 using rl::txn::session_id;
 using rl::txn::SessionOpened;
@@ -1153,4 +1155,63 @@ BOOST_AUTO_TEST_CASE(an_open_session_beyond_48_bits_of_index_opens_nothing) {
     const auto applied = s.apply(LogEntry{LogIndex{last + 1}, s.applied_epoch(), rl::txn::OpenSession{}});
     BOOST_TEST(std::holds_alternative<std::monostate>(applied));
     BOOST_TEST(s.sessions() == before);
+}
+
+// ---- Reset (docs/design.md section 6.8)
+
+ResetApplied reset(ShardState& s) {
+    const Applied a = step(s, Reset{});
+    BOOST_REQUIRE(std::holds_alternative<ResetApplied>(a));
+    return std::get<ResetApplied>(a);
+}
+
+BOOST_AUTO_TEST_CASE(a_reset_puts_every_balance_back_to_the_genesis_balance) {
+    ShardState s = created();
+    const std::uint64_t a = open_session(s);
+    BOOST_TEST((apply(s, xfer(a, 1, 1, 2, 7)) == committed(TxnId{a, 1})));
+    BOOST_TEST((apply(s, xfer(a, 2, 30, 21, 10)) == committed(TxnId{a, 2})));
+    BOOST_TEST((reset(s) == ResetApplied{true, 0}));
+    BOOST_TEST(all_balances(s) == std::vector<std::int64_t>(20, kInitial));
+    BOOST_TEST(s.total() == 20 * kInitial);
+    BOOST_TEST(s.applied_index() == LogIndex{5});
+}
+
+BOOST_AUTO_TEST_CASE(a_retry_after_a_reset_gets_its_first_result_and_moves_nothing) {
+    ShardState s = created();
+    const std::uint64_t a = open_session(s);
+    BOOST_TEST((apply(s, xfer(a, 1, 1, 2, 7)) == committed(TxnId{a, 1})));
+    reset(s);
+    // The session table outlives the reset: exactly-once still holds.
+    BOOST_TEST(s.has_session(a));
+    BOOST_TEST((apply(s, xfer(a, 1, 1, 2, 7)) == committed(TxnId{a, 1})));
+    BOOST_TEST(s.balance(ItemId{1}) == kInitial);
+    BOOST_TEST(s.balance(ItemId{2}) == kInitial);
+    // A new seq of the same session applies as usual.
+    BOOST_TEST((apply(s, xfer(a, 2, 1, 2, 4)) == committed(TxnId{a, 2})));
+    BOOST_TEST(s.balance(ItemId{2}) == kInitial + 4);
+}
+
+BOOST_AUTO_TEST_CASE(a_reset_before_genesis_changes_nothing) {
+    ShardState s(kShard);
+    BOOST_TEST((reset(s) == ResetApplied{false, 0}));
+    BOOST_TEST(!s.created());
+    BOOST_TEST(s.applied_index() == LogIndex{1});
+}
+
+BOOST_AUTO_TEST_CASE(a_state_after_a_reset_snapshots_and_restores_byte_identically) {
+    ShardState s = created();
+    const std::uint64_t a = open_session(s);
+    apply(s, xfer(a, 1, 1, 2, 9));
+    reset(s);
+    const std::vector<std::uint8_t> bytes = s.snapshot();
+    const ShardState restored = ShardState::restore(kShard, bytes);
+    BOOST_TEST((restored.snapshot() == bytes));
+    BOOST_TEST(all_balances(restored) == std::vector<std::int64_t>(20, kInitial));
+    BOOST_TEST((restored.lookup(TxnId{a, 1}) == committed(TxnId{a, 1})));
+    // Replicas that apply the same log hold the same bytes.
+    ShardState twin = created();
+    open_session(twin);
+    apply(twin, xfer(a, 1, 1, 2, 9));
+    reset(twin);
+    BOOST_TEST((twin.snapshot() == bytes));
 }

@@ -57,6 +57,7 @@ void Oracle::append(const LogEntry& e) {
                        [&](const Query& q) { query(q, e.index); },
                        [&](const Forget& f) { forget(f); },
                        [&](const Release& r) { release(r, next); },
+                       [&](const Reset&) { reset(next); },
                        [](const auto&) {},
                    },
                    e.command);
@@ -315,6 +316,15 @@ void Oracle::release(const Release& r, Books& b) {
     if (it == records_.end() || it->second.side != Side::credit || it->second.fate != Fate::undecided) return;
     if (it->second.voted_yes) reserve(it->second, b, -1);
     records_.erase(it);
+}
+
+// A Reset puts every posted balance back to the Genesis balance, only
+// while the shard keeps no cross-shard record (so nothing is held or
+// pending); otherwise it changes nothing. Nothing was sent away since.
+void Oracle::reset(Books& b) {
+    if (!records_.empty()) return;
+    b.posted.assign(b.posted.size(), genesis_->initial_balance);
+    sent_away_.push_back(0);
 }
 
 void Oracle::forget(const Forget& f) {

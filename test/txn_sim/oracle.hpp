@@ -143,6 +143,7 @@ private:
     void query(const Query& q, LogIndex index);
     void forget(const Forget& f);
     void release(const Release& r, Books& b);
+    void reset(Books& b);
     void reserve(const Record& r, Books& b, std::int64_t sign);
     void decided(const Record& r, LogIndex index, bool fence);
     [[noreturn]] void fail(const std::string& what, LogIndex index) const;

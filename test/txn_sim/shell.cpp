@@ -46,6 +46,7 @@ std::string command_text(const Command& c) {
                           },
                           [](const Query& q) { return "Query(" + txid_str(q.txid) + ")"; },
                           [](const Release& r) { return "Release(" + txid_str(r.txid) + ")"; },
+                          [](const Reset&) { return std::string("Reset"); },
                           [](const Forget& f) {
                               std::string s = "Forget(";
                               for (const auto& t : f.txids) s += (s.size() > 7 ? " " : "") + txid_str(t);
