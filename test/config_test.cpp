@@ -334,6 +334,13 @@ BOOST_AUTO_TEST_CASE(fault_injection_must_be_true_or_false) {
                  {10, "cluster", "fault_injection", {"unknown value \"yes\", expected true | false"}});
 }
 
+BOOST_AUTO_TEST_CASE(fault_injection_true_turns_the_switches_on_and_defaults_to_off) {
+    BOOST_TEST(Config::parse(edit(base(), "fault_injection = false", "fault_injection = true"), "t.ini")
+                   .cluster()
+                   .fault_injection);
+    BOOST_TEST(!Config::parse(edit(base(), "fault_injection = false", ""), "t.ini").cluster().fault_injection);
+}
+
 BOOST_AUTO_TEST_CASE(number_with_unit_suffix_is_rejected) {
     expect_error(edit(base(), "heartbeat_ms = 50", "heartbeat_ms = 50ms"),
                  {4, "cluster", "heartbeat_ms", {"\"50ms\" is not a whole decimal number, expected 1..4294967295"}});
