@@ -293,8 +293,12 @@ struct DecideAsk {
     TxnId txid;
     Fate fate = Fate::aborted;
     std::uint8_t reason = 0;  // AbortReason
+    // The receiver's record the decision rests on: its prepared_at, as the
+    // receiver's StateTell reported it; 0 when this leader does not know.
+    // A record made later (a late duplicate Prepare) is not decided by it.
+    LogIndex prepared_at;
     template <class Archive>
-    void serialize(Archive& ar) { ar(txid, fate, reason); }
+    void serialize(Archive& ar) { ar(txid, fate, reason, prepared_at); }
 };
 struct ForgetAsk {
     std::vector<TxnId> txids;
@@ -320,8 +324,9 @@ struct StateTell {
     TxnContent txn;          // as recorded here (zero items for a fence)
     std::uint8_t state = 0;  // QueryState
     std::uint8_t reason = 0; // AbortReason for voted_no and aborted
+    LogIndex prepared_at;    // the record's prepared_at; 0 without a record
     template <class Archive>
-    void serialize(Archive& ar) { ar(txn, state, reason); }
+    void serialize(Archive& ar) { ar(txn, state, reason, prepared_at); }
 };
 struct AckTell {
     TxnId txid;  // its Decide is applied here

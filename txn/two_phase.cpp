@@ -44,14 +44,14 @@ StateTell tell_of(const CrossTxn& t) {
     } else if (t.voted_yes) {
         state = QueryState::voted_yes;
     }
-    return StateTell{content_of(t), static_cast<std::uint8_t>(state), static_cast<std::uint8_t>(reason)};
+    return StateTell{content_of(t), static_cast<std::uint8_t>(state), static_cast<std::uint8_t>(reason), t.prepared_at};
 }
 
 StateTell tell_of(const Answered& a) {
     if (a.txn) return tell_of(*a.txn);
     const AbortReason reason = a.state == QueryState::finished ? a.reason : AbortReason::timeout;
     return StateTell{TxnContent{a.txid, ItemId{}, ItemId{}, 0}, static_cast<std::uint8_t>(a.state),
-                     static_cast<std::uint8_t>(reason)};
+                     static_cast<std::uint8_t>(reason), LogIndex{}};
 }
 
 // The other shard has committed its decision (or never will prepare).
@@ -168,6 +168,16 @@ void Replica::on_shard_request(NodeId from, const ShardRequest& m) {
                            p.ack_to.push_back(m.reply_to);
                        }
                        if (p.decide_proposed) return;
+                       if (t->fate == Fate::undecided && a.prepared_at != t->prepared_at) {
+                           // Not the record the coordinator's decision rests
+                           // on: a late duplicate Prepare made this one after
+                           // both shards forgot the transaction (and this ask
+                           // is as late), or the coordinator's leader does not
+                           // know. Its shard's log answers instead: a Query
+                           // decides this record or releases it.
+                           if (p.ask.attempts == 0 || p.ask.due <= now_) send_ask(t->other, p.ask, QueryAsk{a.txid});
+                           return;
+                       }
                        p.decide_proposed = true;
                        propose_decide(Decide{a.txid, a.fate, a.reason, true});
                    },
@@ -393,7 +403,8 @@ void Replica::drive_debit(const CrossTxn& t, Coordinating& c) {
         return;
     }
     if (c.ask.due > now_) return;
-    send_ask(t.other, c.ask, DecideAsk{t.txid, t.fate, static_cast<std::uint8_t>(t.fate_reason)});
+    const LogIndex theirs = c.there ? c.there->prepared_at : LogIndex{};
+    send_ask(t.other, c.ask, DecideAsk{t.txid, t.fate, static_cast<std::uint8_t>(t.fate_reason), theirs});
 }
 
 // The receiver's side waits for the coordinator; past a bound it asks on
