@@ -310,11 +310,27 @@ void Sim::after_input(Node& n) {
 
 void Sim::send(NodeId from, NodeId to, Mail mail) {
     ++stats_.messages_sent;
+    if (capture_) {
+        const auto* t = std::get_if<TxnMessage>(&mail);
+        if (t != nullptr && std::holds_alternative<ShardRequest>(*t)) captured_.push_back({from, to, mail});
+    }
     if (!is_up(to) && std::holds_alternative<TxnMessage>(mail)) note_unreachable(from, to);
     const bool sent = net_.send(rng_, std::move(mail), [&](std::uint64_t delay_ms, std::size_t slot) {
         timeline_.push(Item{now_ms() + delay_ms, 0, Item::Kind::deliver, to, from, slot});
     });
     if (!sent) ++stats_.messages_lost;
+}
+
+std::size_t Sim::replay_captured(bool prepares) {
+    capture_ = false;
+    std::size_t sent = 0;
+    for (const Captured& c : captured_) {
+        const auto& request = std::get<ShardRequest>(std::get<TxnMessage>(c.mail));
+        if (std::holds_alternative<PrepareAsk>(request.ask) != prepares || !is_up(c.to)) continue;
+        send(c.from, c.to, c.mail);
+        ++sent;
+    }
+    return sent;
 }
 
 // A send to a crashed node of another shard: as rlnode's peer link, the

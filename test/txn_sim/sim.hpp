@@ -117,6 +117,12 @@ public:
     void crash(NodeId id);
 
     void set_faults(const NetFaults& faults);
+    // While on, keeps a copy of every request between shards (ShardRequest)
+    // sent; replay_captured() sends the copies that ask for a Prepare
+    // (`prepares`) or the others again, from their sender to their first
+    // target, as late duplicates. Returns how many it sent.
+    void capture_between_shards(bool on) { capture_ = on; }
+    std::size_t replay_captured(bool prepares);
     // Cuts every link between different groups, both ways.
     void partition(const std::vector<std::vector<NodeId>>& groups);
     // Cuts the one direction from -> to.
@@ -353,6 +359,13 @@ private:
     std::map<std::pair<ShardId, Epoch>, NodeId> leaders_;  // every leadership seen: one leader per epoch and shard, ever
     std::vector<Epoch> max_epoch_;              // per node, over restarts: the durable epoch only rises
     SimStats stats_;
+    bool capture_ = false;
+    struct Captured {
+        NodeId from;
+        NodeId to;
+        Mail mail;
+    };
+    std::vector<Captured> captured_;
 };
 
 }  // namespace rl::txn::sim
