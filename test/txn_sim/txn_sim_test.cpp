@@ -76,6 +76,14 @@ SimConfig make_config(std::uint64_t seed, std::size_t nodes) {
     return c;
 }
 
+// Two shards of three nodes with `clients` clients.
+SimConfig two_shards(std::uint64_t seed, std::size_t clients) {
+    SimConfig c = make_config(seed, 3);
+    c.shards = 2;
+    c.clients = clients;
+    return c;
+}
+
 // Starts every node and waits until all agree on a leader ready to serve.
 std::pair<Epoch, NodeId> settle(Sim& sim) {
     sim.start_all();
@@ -266,10 +274,7 @@ BOOST_AUTO_TEST_CASE(disk_errors_and_torn_batches_lose_nothing_synced) {
 // commit is posted in both shards and money is conserved.
 BOOST_AUTO_TEST_CASE(cross_shard_coordinator_killed_mid_flight_settles) {
     each_seed([](std::uint64_t seed) {
-        SimConfig c = make_config(seed, 3);
-        c.shards = 2;
-        c.clients = 6;
-        Sim sim(c);
+        Sim sim(two_shards(seed, 6));
         settle_shards(sim);
         sim.run_for(800);
         BOOST_TEST(sim.stats().cross_committed_acked > 0u);
@@ -291,13 +296,10 @@ BOOST_AUTO_TEST_CASE(cross_shard_coordinator_killed_mid_flight_settles) {
 // decided and the books balance.
 BOOST_AUTO_TEST_CASE(shards_cut_apart_hold_money_until_healed) {
     each_seed([](std::uint64_t seed) {
-        SimConfig c = make_config(seed, 3);
-        c.shards = 2;
         // Enough clients that some are free for transfers within a shard
         // while others wait on transfers across the cut (a client retries
         // its txid until answered, so one stuck across stays stuck).
-        c.clients = 16;
-        Sim sim(c);
+        Sim sim(two_shards(seed, 16));
         settle_shards(sim);
         sim.run_for(400);
         sim.partition({sim.shard_nodes(ShardId{1}), sim.shard_nodes(ShardId{2})});
@@ -322,10 +324,7 @@ BOOST_AUTO_TEST_CASE(shards_cut_apart_hold_money_until_healed) {
 // every record the duplicates made is released.
 BOOST_AUTO_TEST_CASE(late_duplicates_of_every_request_between_shards_post_nothing_twice) {
     each_seed([](std::uint64_t seed) {
-        SimConfig c = make_config(seed, 3);
-        c.shards = 2;
-        c.clients = 6;
-        Sim sim(c);
+        Sim sim(two_shards(seed, 6));
         settle_shards(sim);
         sim.capture_between_shards(true);
         sim.run_for(1000);
