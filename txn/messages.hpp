@@ -307,15 +307,20 @@ struct ForgetAsk {
 };
 using ShardAsk = std::variant<PrepareAsk, QueryAsk, DecideAsk, ForgetAsk>;
 
+// Asks or tells in one frame, at most.
+inline constexpr std::size_t kBetweenShardsPerFrame = 1024;
+
+// What one turn of a leader asks of one node of another shard, in one frame
+// (or several, kBetweenShardsPerFrame asks each).
 struct ShardRequest {
     static constexpr std::uint8_t kWireType = 72;
     ShardId from_shard;      // the asking shard
     NodeId reply_to;         // the asking leader
     std::uint8_t hops = 0;   // passed on by followers so far; bounded by kForwardHopsMax
-    ShardAsk ask;
+    std::vector<ShardAsk> asks;
 
     template <class Archive>
-    void serialize(Archive& ar) { ar(from_shard, reply_to, hops, ask); }
+    void serialize(Archive& ar) { ar(from_shard, reply_to, hops, asks); }
 };
 
 // A shard's state of one transaction, as its applied log holds it: the
@@ -339,15 +344,16 @@ struct HintTell {
 };
 using ShardTell = std::variant<HintTell, StateTell, AckTell>;
 
+// What one turn of a node tells one node of another shard, in one frame.
 struct ShardReply {
     static constexpr std::uint8_t kWireType = 73;
     ShardId shard;   // the answering shard
     Epoch epoch;     // the answering node's epoch
     NodeId leader;   // the leader it knows (itself when it answers); kNoNode if none
-    ShardTell tell;
+    std::vector<ShardTell> tells;
 
     template <class Archive>
-    void serialize(Archive& ar) { ar(shard, epoch, leader, tell); }
+    void serialize(Archive& ar) { ar(shard, epoch, leader, tells); }
 };
 
 using TxnMessage = std::variant<AppendEntries, AppendReply, FetchLog, FetchReply, InstallSnapshot, ForwardRequest,

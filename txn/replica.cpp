@@ -111,6 +111,7 @@ ReplicaOutput Replica::take_output() {
     if (out_.install && out_.compact && out_.compact->last_index <= out_.install->last_index) out_.compact.reset();
     for (auto& m : lo.messages) out_.txn_messages.push_back(std::move(m));
     for (auto& e : lo.events) out_.log_events.push_back(e);
+    flush_between_shards();
     return std::exchange(out_, ReplicaOutput{});
 }
 

@@ -49,6 +49,9 @@ struct ReplicaParams {
     std::uint64_t cross_retry_ticks_max = 100;
     std::uint64_t cross_query_after_ticks = 100;
     std::uint32_t tick_ms = 10;  // for the ages an audit reports
+    // Asks or tells to one node in one frame, at most (the simulator runs
+    // some seeds with 2, so that a turn's requests take several frames).
+    std::size_t between_shards_per_frame = kBetweenShardsPerFrame;
     // This node's INI allows the fault switches; a ResetOp is refused at
     // every node where it does not (docs/design.md section 6.8).
     bool fault_injection = false;
@@ -211,6 +214,9 @@ private:
     void serve_cross(const Waiter& w, const TransferOp& op, ShardId to_shard);
     void on_shard_request(NodeId from, const ShardRequest& m);
     void on_shard_reply(NodeId from, const ShardReply& m);
+    void on_shard_ask(NodeId reply_to, const ShardAsk& ask);
+    void on_shard_tell(NodeId from, const ShardTell& tell);
+    void flush_between_shards();
     void on_state_tell(const StateTell& tell);
     void answer_cross(const Applied& applied);
     void drive_cross();
@@ -251,6 +257,8 @@ private:
     std::map<ShardId, std::vector<TxnId>> tell_forget_;  // forgotten here: the receivers may forget too
     std::map<TxnId, std::uint64_t> first_seen_;          // tick each record was first applied here (audit ages)
     std::vector<Decide> decide_batch_;                   // this turn's decisions, proposed as one entry
+    std::map<NodeId, std::vector<ShardAsk>> asks_out_;   // this turn's requests to other shards, a frame per node
+    std::map<NodeId, std::vector<ShardTell>> tells_out_; // this turn's answers to other shards, a frame per node
 
     ReplicaOutput out_;
 };

@@ -133,17 +133,21 @@ void Replica::on_shard_request(NodeId from, const ShardRequest& m) {
         tell(m.reply_to, HintTell{});
         return;
     }
+    for (const ShardAsk& ask : m.asks) on_shard_ask(m.reply_to, ask);
+}
+
+void Replica::on_shard_ask(NodeId reply_to, const ShardAsk& ask) {
     std::visit(Overload{
                    [&](const PrepareAsk& a) {
-                       if (const CrossTxn* t = state_.cross_txn(a.txn.txid)) return tell(m.reply_to, tell_of(*t));
+                       if (const CrossTxn* t = state_.cross_txn(a.txn.txid)) return tell(reply_to, tell_of(*t));
                        if (state_.check_item(a.txn.to)) {
                            // Not our item: a no vote without an entry (nothing here can hold it).
-                           return tell(m.reply_to, StateTell{a.txn, static_cast<std::uint8_t>(QueryState::voted_no),
+                           return tell(reply_to, StateTell{a.txn, static_cast<std::uint8_t>(QueryState::voted_no),
                                                              static_cast<std::uint8_t>(AbortReason::bad_request)});
                        }
                        Participating& p = participating_[a.txn.txid];
-                       if (std::find(p.vote_to.begin(), p.vote_to.end(), m.reply_to) == p.vote_to.end()) {
-                           p.vote_to.push_back(m.reply_to);
+                       if (std::find(p.vote_to.begin(), p.vote_to.end(), reply_to) == p.vote_to.end()) {
+                           p.vote_to.push_back(reply_to);
                        }
                        if (p.prepare_proposed) return;
                        p.prepare_proposed = true;
@@ -153,19 +157,19 @@ void Replica::on_shard_request(NodeId from, const ShardRequest& m) {
                    [&](const QueryAsk& a) {
                        auto& askers = answer_to_[a.txid];
                        const bool proposed = !askers.empty();
-                       if (std::find(askers.begin(), askers.end(), m.reply_to) == askers.end()) {
-                           askers.push_back(m.reply_to);
+                       if (std::find(askers.begin(), askers.end(), reply_to) == askers.end()) {
+                           askers.push_back(reply_to);
                        }
                        if (!proposed) propose(Query{a.txid});
                    },
                    [&](const DecideAsk& a) {
                        const CrossTxn* t = state_.cross_txn(a.txid);
                        if (t == nullptr || (t->final_elsewhere && t->fate == a.fate)) {
-                           return tell(m.reply_to, AckTell{a.txid});
+                           return tell(reply_to, AckTell{a.txid});
                        }
                        Participating& p = participating_[a.txid];
-                       if (std::find(p.ack_to.begin(), p.ack_to.end(), m.reply_to) == p.ack_to.end()) {
-                           p.ack_to.push_back(m.reply_to);
+                       if (std::find(p.ack_to.begin(), p.ack_to.end(), reply_to) == p.ack_to.end()) {
+                           p.ack_to.push_back(reply_to);
                        }
                        if (p.decide_proposed) return;
                        if (t->fate == Fate::undecided && a.prepared_at != t->prepared_at) {
@@ -189,21 +193,52 @@ void Replica::on_shard_request(NodeId from, const ShardRequest& m) {
                                f.txids.push_back(txid);
                            }
                        }
-                       if (!f.txids.empty()) log_.propose(std::move(f));
+                       if (!f.txids.empty()) propose(std::move(f));
                    },
                },
-               m.ask);
+               ask);
 }
 
+// Tells and asks of one turn go out as one frame per node (flush_between_shards).
 void Replica::tell(NodeId to, ShardTell t) {
     if (to == kNoNode || to == params_.election.self) return;
-    out_.txn_messages.push_back({to, ShardReply{shard(), epoch(), leader(), std::move(t)}});
+    tells_out_[to].push_back(std::move(t));
+}
+
+// At most between_shards_per_frame asks or tells go in one frame (a few
+// dozen bytes each, so far below frame_bytes_max): a leader that walks
+// thousands of inherited records sends several frames.
+void Replica::flush_between_shards() {
+    const std::size_t per = std::max<std::size_t>(1, params_.between_shards_per_frame);
+    const auto chunks = [per](auto& items, auto&& emit) {
+        for (std::size_t at = 0; at < items.size(); at += per) {
+            const auto first = items.begin() + static_cast<std::ptrdiff_t>(at);
+            const auto last = items.begin() + static_cast<std::ptrdiff_t>(std::min(items.size(), at + per));
+            emit(std::vector(std::make_move_iterator(first), std::make_move_iterator(last)));
+        }
+    };
+    for (auto& [to, asks] : asks_out_) {
+        chunks(asks, [&](std::vector<ShardAsk> part) {
+            out_.txn_messages.push_back({to, ShardRequest{shard(), params_.election.self, 0, std::move(part)}});
+        });
+    }
+    asks_out_.clear();
+    for (auto& [to, tells] : tells_out_) {
+        chunks(tells, [&](std::vector<ShardTell> part) {
+            out_.txn_messages.push_back({to, ShardReply{shard(), epoch(), leader(), std::move(part)}});
+        });
+    }
+    tells_out_.clear();
 }
 
 // ---- replies from other shards ----
 
 void Replica::on_shard_reply(NodeId from, const ShardReply& m) {
     router_.learn(m.shard, m.leader, m.epoch);
+    for (const ShardTell& t : m.tells) on_shard_tell(from, t);
+}
+
+void Replica::on_shard_tell(NodeId from, const ShardTell& tell) {
     std::visit(Overload{
                    [&](const HintTell&) {
                        // A follower passed our request on to its leader and
@@ -218,7 +253,7 @@ void Replica::on_shard_reply(NodeId from, const ShardReply& m) {
                        if (const CrossTxn* t = state_.cross_txn(a.txid)) drive(*t);
                    },
                },
-               m.tell);
+               tell);
 }
 
 void Replica::on_state_tell(const StateTell& tell) {
@@ -424,7 +459,7 @@ void Replica::send_ask(ShardId to_shard, Asking& a, ShardAsk ask) {
     ++a.attempts;
     a.sent_to = to;
     if (to == kNoNode) return;
-    out_.txn_messages.push_back({to, ShardRequest{shard(), params_.election.self, 0, std::move(ask)}});
+    asks_out_[to].push_back(std::move(ask));
 }
 
 // Requests waiting on `node` are sent again at once (to whom the router
@@ -441,6 +476,7 @@ void Replica::resend_now(NodeId node) {
 
 void Replica::reset_cross() {
     decide_batch_.clear();
+    asks_out_.clear();
     coordinating_.clear();
     participating_.clear();
     answer_to_.clear();

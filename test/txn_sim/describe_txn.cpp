@@ -37,26 +37,32 @@ void body(std::ostream& os, const ForwardReply& m) {
 std::string txid_text(TxnId t) { return std::to_string(t.session) + ":" + std::to_string(t.seq); }
 
 void body(std::ostream& os, const ShardRequest& m) {
-    os << "ShardRequest{from_shard=" << m.from_shard << " reply_to=" << m.reply_to << " hops=" << int{m.hops} << " ";
-    std::visit(Overload{
-                   [&](const PrepareAsk& a) { os << "prepare " << txid_text(a.txn.txid) << " amount=" << a.txn.amount; },
-                   [&](const QueryAsk& a) { os << "query " << txid_text(a.txid); },
-                   [&](const DecideAsk& a) { os << "decide " << txid_text(a.txid) << " fate=" << int(a.fate); },
-                   [&](const ForgetAsk& a) { os << "forget n=" << a.txids.size(); },
-               },
-               m.ask);
+    os << "ShardRequest{from_shard=" << m.from_shard << " reply_to=" << m.reply_to << " hops=" << int{m.hops};
+    for (const auto& ask : m.asks) {
+        os << " ";
+        std::visit(Overload{
+                       [&](const PrepareAsk& a) { os << "prepare " << txid_text(a.txn.txid) << " amount=" << a.txn.amount; },
+                       [&](const QueryAsk& a) { os << "query " << txid_text(a.txid); },
+                       [&](const DecideAsk& a) { os << "decide " << txid_text(a.txid) << " fate=" << int(a.fate); },
+                       [&](const ForgetAsk& a) { os << "forget n=" << a.txids.size(); },
+                   },
+                   ask);
+    }
     os << "}";
 }
 void body(std::ostream& os, const ShardReply& m) {
-    os << "ShardReply{shard=" << m.shard << " epoch=" << m.epoch << " leader=" << m.leader << " ";
-    std::visit(Overload{
-                   [&](const HintTell&) { os << "hint"; },
-                   [&](const StateTell& t) {
-                       os << "state " << txid_text(t.txn.txid) << " " << to_string(static_cast<QueryState>(t.state));
+    os << "ShardReply{shard=" << m.shard << " epoch=" << m.epoch << " leader=" << m.leader;
+    for (const auto& tell : m.tells) {
+        os << " ";
+        std::visit(Overload{
+                       [&](const HintTell&) { os << "hint"; },
+                       [&](const StateTell& t) {
+                           os << "state " << txid_text(t.txn.txid) << " " << to_string(static_cast<QueryState>(t.state));
+                       },
+                       [&](const AckTell& a) { os << "ack " << txid_text(a.txid); },
                    },
-                   [&](const AckTell& a) { os << "ack " << txid_text(a.txid); },
-               },
-               m.tell);
+                   tell);
+    }
     os << "}";
 }
 

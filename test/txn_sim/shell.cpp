@@ -192,7 +192,9 @@ void Sim::open_node(Node& n) {
     if (rec.torn_bytes_dropped > 0) ++stats_.torn_recoveries;
     check_recovered(n, rec);
     const std::uint64_t seed = rng_();
-    n.replica.emplace(replica_params(n.config, n.id, seed),
+    ReplicaParams params = replica_params(n.config, n.id, seed);
+    if (config_.seed % 3 == 0) params.between_shards_per_frame = 2;  // a turn's requests in several frames
+    n.replica.emplace(std::move(params),
                       RecoveredState{rec.durable, std::move(rec.snapshot), std::move(rec.entries)});
     n.shell = std::make_unique<Shell>(*n.replica, *n.wal, n.config.cluster().limits.wal_backlog_bytes_max, *n.host);
 }

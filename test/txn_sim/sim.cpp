@@ -325,9 +325,10 @@ std::size_t Sim::replay_captured(bool prepares) {
     capture_ = false;
     std::size_t sent = 0;
     for (const Captured& c : captured_) {
-        const auto& request = std::get<ShardRequest>(std::get<TxnMessage>(c.mail));
-        if (std::holds_alternative<PrepareAsk>(request.ask) != prepares || !is_up(c.to)) continue;
-        send(c.from, c.to, c.mail);
+        ShardRequest request = std::get<ShardRequest>(std::get<TxnMessage>(c.mail));
+        std::erase_if(request.asks, [&](const ShardAsk& a) { return std::holds_alternative<PrepareAsk>(a) != prepares; });
+        if (request.asks.empty() || !is_up(c.to)) continue;
+        send(c.from, c.to, TxnMessage{std::move(request)});
         ++sent;
     }
     return sent;

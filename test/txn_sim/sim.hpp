@@ -118,9 +118,9 @@ public:
 
     void set_faults(const NetFaults& faults);
     // While on, keeps a copy of every request between shards (ShardRequest)
-    // sent; replay_captured() sends the copies that ask for a Prepare
-    // (`prepares`) or the others again, from their sender to their first
-    // target, as late duplicates. Returns how many it sent.
+    // sent; replay_captured() sends the asks for a Prepare (`prepares`) or
+    // the other asks again, from their sender to their first target, as
+    // late duplicates. Returns how many requests it sent.
     void capture_between_shards(bool on) { capture_ = on; }
     std::size_t replay_captured(bool prepares);
     // Cuts every link between different groups, both ways.
