@@ -36,6 +36,7 @@ public:
             throw cereal::Exception("payload ends after " + std::to_string(remaining()) + " of " +
                                     std::to_string(n) + " bytes");
         }
+        if (n == 0) return;  // an empty vector's data() may be null: memcpy must not see it
         std::memcpy(out, data_.data() + offset_, n);
         offset_ += n;
         if (swap_) {
