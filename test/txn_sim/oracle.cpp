@@ -154,6 +154,20 @@ void Oracle::reserve(const Record& r, Books& b, std::int64_t sign) {
     }
 }
 
+// A Prepare's vote: a yes reserves the amount; a no decides the record
+// aborted at once.
+void Oracle::vote(Record& r, bool yes, AbortReason no_reason, LogIndex index, Books& b) {
+    if (yes) {
+        r.voted_yes = true;
+        reserve(r, b, +1);
+        return;
+    }
+    r.vote_reason = no_reason;
+    r.fate = Fate::aborted;
+    r.fate_reason = no_reason;
+    decided(r, index, false);
+}
+
 void Oracle::decided(const Record& r, LogIndex index, bool fence) {
     decisions_.push_back(Decision{index, r.txid, r.side, r.fate, r.fate_reason, r.from, r.to, r.amount, fence});
 }
@@ -183,19 +197,11 @@ void Oracle::prepare_debit(const PrepareDebit& p, LogIndex index, Books& b) {
         return;
     }
     ++prepared_;
-    if (b.posted[slot(p.from)] - b.held[slot(p.from)] < p.amount) {
-        r.vote_reason = AbortReason::insufficient_funds;
-    } else {
-        r.voted_yes = true;
-        reserve(r, b, +1);
-    }
+    vote(r, b.posted[slot(p.from)] - b.held[slot(p.from)] >= p.amount, AbortReason::insufficient_funds, index, b);
     if (!r.voted_yes) {
-        r.fate = Fate::aborted;
-        r.fate_reason = r.vote_reason;
         const Result result{index, Outcome::aborted, r.vote_reason};
         first_.try_emplace(p.txid, result);
         remember(*s, p.txid, result);
-        decided(r, index, false);
     }
     records_.emplace(p.txid, r);
 }
@@ -216,17 +222,7 @@ void Oracle::prepare_credit(const PrepareCredit& p, LogIndex index, Books& b) {
         return;
     }
     ++prepared_;
-    if (b.posted[slot(p.to)] > kMax - p.amount - b.pending[slot(p.to)]) {
-        r.vote_reason = AbortReason::overflow;
-    } else {
-        r.voted_yes = true;
-        reserve(r, b, +1);
-    }
-    if (!r.voted_yes) {
-        r.fate = Fate::aborted;
-        r.fate_reason = r.vote_reason;
-        decided(r, index, false);
-    }
+    vote(r, b.posted[slot(p.to)] <= kMax - p.amount - b.pending[slot(p.to)], AbortReason::overflow, index, b);
     records_.emplace(p.txid, r);
 }
 

@@ -145,6 +145,7 @@ private:
     void release(const Release& r, Books& b);
     void reset(Books& b);
     void reserve(const Record& r, Books& b, std::int64_t sign);
+    void vote(Record& r, bool yes, AbortReason no_reason, LogIndex index, Books& b);
     void decided(const Record& r, LogIndex index, bool fence);
     [[noreturn]] void fail(const std::string& what, LogIndex index) const;
 
