@@ -14,6 +14,7 @@ Node::Node(boost::asio::io_context& io, const config::Config& config, NodeId sel
       me_(*config.node(self)),
       log_(log),
       server_(io, config, self, log, *this),
+      background_sync_(io),
       tick_timer_(io) {}
 
 void Node::open_wal() {
@@ -36,6 +37,7 @@ void Node::open_wal() {
     const std::uint64_t seed = (std::uint64_t{std::random_device{}()} << 32) | std::random_device{}();
     replica_ = std::make_unique<txn::Replica>(txn::replica_params(config_, self_, seed), std::move(state));
     shell_ = std::make_unique<txn::Shell>(*replica_, *wal_, config_.cluster().limits.wal_backlog_bytes_max, *this);
+    ++shell_generation_;
 }
 
 void Node::start() {
@@ -43,6 +45,9 @@ void Node::start() {
     server_.start();
     for (NodeId peer : config_.shard_peers(self_)) link(peer);
     const auto& c = config_.cluster();
+    if (!background_sync_.unavailable().empty() && c.fsync == config::FsyncMode::always) {
+        log_.warn("wal_sync_in_thread").kv("reason", background_sync_.unavailable());
+    }
     log_.info("started").kv("shard", me_.shard).kv("peers", links_.size()).kv("election",
                                                                             config::to_string(c.election));
     next_tick_ = std::chrono::steady_clock::now();
@@ -142,6 +147,18 @@ void Node::wal_failed(const txn::WalIoError& e, const txn::ShellStats& stats) {
         .kv("errors_so_far", stats.wal_io_errors)
         .kv("sends_dropped_so_far", stats.dropped_sends)
         .kv("backlog_bytes", shell_->backlog_bytes());
+}
+
+// The WAL's fdatasync in the background; the shell's turn goes on meanwhile
+// and finishes the sync when io_uring reports it (docs/design.md section 6.6).
+std::optional<std::error_code> Node::start_sync(txn::StorageFile& file) {
+    const std::uint64_t generation = shell_generation_;
+    const bool started = background_sync_.start(file.native_handle(), [this, generation](std::error_code ec) {
+        if (stopped_ || failed_ || generation != shell_generation_) return;
+        shell_->sync_done(ec);
+    });
+    if (started) return std::nullopt;
+    return file.sync_data();
 }
 
 // ---- fault switches (docs/design.md section 6.8) ----

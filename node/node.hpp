@@ -6,6 +6,7 @@
 #pragma once
 
 #include "config/config.hpp"
+#include "node/background_sync.hpp"
 #include "node/server.hpp"
 #include "transport/log.hpp"
 #include "transport/peer_link.hpp"
@@ -43,6 +44,7 @@ public:
     void reply(std::uint64_t handle, const txn::OpResult& result) override;
     void report(const txn::ReplicaOutput& out) override;
     void wal_failed(const txn::WalIoError& error, const txn::ShellStats& stats) override;
+    std::optional<std::error_code> start_sync(txn::StorageFile& file) override;
 
 private:
     // A client request waiting for the replica's answer.
@@ -87,6 +89,8 @@ private:
     std::optional<txn::Wal> wal_;
     std::unique_ptr<txn::Replica> replica_;
     std::unique_ptr<txn::Shell> shell_;
+    std::uint64_t shell_generation_ = 0;  // a sync that finishes for an earlier shell is ignored
+    BackgroundSync background_sync_;
     std::map<std::uint64_t, PendingRequest> pending_;
     // Requests in flight per client session (client_inflight_max).
     std::map<std::weak_ptr<Connection>, std::size_t, std::owner_less<>> inflight_;

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build make pkg-config
   libboost-system1.74-dev libboost-program-options1.74-dev libboost-test1.74-dev
-  libcereal-dev nlohmann-json3-dev libisal-dev
+  libcereal-dev nlohmann-json3-dev libisal-dev liburing-dev
   iptables iproute2 procps gnuplot-nox
 )
 

@@ -1,5 +1,6 @@
 #include "txn/shell.hpp"
 
+#include "config/check.hpp"
 #include "config/overload.hpp"
 
 #include <algorithm>
@@ -113,8 +114,7 @@ bool Shell::flush_round() {
     host_.report(out);
     // Persisting can commit (on a one-node shard, or the last copy a
     // majority waited for), and committing can answer or send more.
-    const bool wrote = out.durable || out.truncate_after || out.install || !out.appended.empty() || out.compact ||
-                       !accepted_.empty();
+    const bool wrote = out.durable || out.truncate_after || out.install || !out.appended.empty() || out.compact;
     // What vouches for nothing on this disk leaves before the sync
     // (docs/design.md section 6.6): requests and answers between shards and
     // forwarded requests and answers (an answer reports applied, hence
@@ -123,16 +123,102 @@ bool Shell::flush_round() {
     // does (the leader counts its own copy only once synced).
     const bool sent_early = send_early(out) || !out.replies.empty();
     for (const auto& [handle, result] : out.replies) host_.reply(handle, result);
-    const bool durable = persist(out);
-    if (durable) {
-        replica_.persisted(wal_.last_index());
-        for (const auto& m : out.election_messages) host_.send(m.to, m.msg);
-        for (const auto& m : out.txn_messages) host_.send(m.to, m.msg);
-    } else {
-        stats_.dropped_sends += out.election_messages.size() + out.txn_messages.size();
+    enqueue_all(out);
+    const bool sends = !out.election_messages.empty() || !out.txn_messages.empty();
+    if (sends) held_.push_back({enqueued_, std::move(out.election_messages), std::move(out.txn_messages)});
+    const std::uint64_t errors = stats_.wal_io_errors;
+    const std::uint64_t durable = durable_;
+    if (!syncing_) sync_now();
+    return stats_.wal_io_errors == errors && (wrote || sent_early || sends || durable_ != durable);
+}
+
+// Persist before send (docs/design.md section 9, habit 1): a promise, an
+// acknowledgement or a commit never leaves before what it vouches for is on
+// disk.
+void Shell::enqueue_all(ReplicaOutput& out) {
+    if (out.durable) enqueue(*out.durable);
+    if (out.truncate_after) enqueue(TruncateOp{*out.truncate_after});
+    if (out.install) enqueue(InstallOp{std::move(*out.install)});
+    for (auto& e : out.appended) enqueue(std::move(e));
+    if (out.compact) enqueue(CompactOp{std::move(*out.compact)});
+}
+
+// Hands the backlog to the WAL and syncs it: at once, or in the background
+// (then sync_done() finishes).
+void Shell::sync_now() {
+    in_sync_ = enqueued_;
+    try {
+        while (!backlog_.empty()) {
+            apply_to_wal(backlog_.front());
+            accepted_bytes_ += approx_bytes(backlog_.front());
+            accepted_.push_back(std::move(backlog_.front()));
+            backlog_.pop_front();
+        }
+        if (StorageFile* file = wal_.dirty() ? wal_.begin_sync() : nullptr) {
+            const std::optional<std::error_code> result = host_.start_sync(*file);
+            if (!result) {
+                syncing_ = true;
+                return;
+            }
+            wal_.finish_sync(*result);
+        }
+    } catch (const WalIoError& e) {
+        sync_failed(e);
+        return;
     }
-    return durable &&
-           (wrote || sent_early || !out.election_messages.empty() || !out.txn_messages.empty());
+    became_durable();
+}
+
+void Shell::sync_done(std::error_code result) {
+    require(syncing_, "Shell::sync_done: no sync in flight");
+    syncing_ = false;
+    try {
+        wal_.finish_sync(result);
+    } catch (const WalIoError& e) {
+        sync_failed(e);
+        return;
+    }
+    became_durable();
+    flush();
+}
+
+// The sends that waited for this sync are dropped: what they vouch for may
+// not be on disk (the leader retransmits). The WAL keeps what it accepted
+// and the next turn writes it again.
+void Shell::sync_failed(const WalIoError& e) {
+    ++stats_.wal_io_errors;
+    host_.wal_failed(e, stats_);
+    while (!held_.empty() && held_.front().after_ops <= in_sync_) {
+        stats_.dropped_sends += held_.front().election.size() + held_.front().txn.size();
+        held_.pop_front();
+    }
+}
+
+void Shell::became_durable() {
+    durable_ = in_sync_;
+    backlog_bytes_ -= accepted_bytes_;
+    accepted_bytes_ = 0;
+    host_.synced(std::exchange(accepted_, {}));
+    if (const auto index = durable_index()) replica_.persisted(*index);
+    while (!held_.empty() && held_.front().after_ops <= durable_) {
+        HeldSends h = std::move(held_.front());
+        held_.pop_front();
+        for (const auto& m : h.election) host_.send(m.to, m.msg);
+        for (const auto& m : h.txn) host_.send(m.to, m.msg);
+    }
+}
+
+// The last entry of the replica's log that is on disk now. What waits in
+// the backlog came after the sync: a truncation there means the entries
+// past it on disk are not the replica's any more, and a snapshot install
+// replaces them all.
+std::optional<LogIndex> Shell::durable_index() const {
+    LogIndex index = wal_.last_index();
+    for (const WalOp& op : backlog_) {
+        if (std::holds_alternative<InstallOp>(op)) return std::nullopt;
+        if (const auto* t = std::get_if<TruncateOp>(&op)) index = std::min(index, t->after);
+    }
+    return index;
 }
 
 bool Shell::send_early(ReplicaOutput& out) {
@@ -162,36 +248,10 @@ bool Shell::send_early(ReplicaOutput& out) {
     return any;
 }
 
-// Persist before send (docs/design.md section 9, habit 1): a promise, an
-// acknowledgement or a commit never leaves before what it vouches for is on
-// disk.
-bool Shell::persist(ReplicaOutput& out) {
-    if (out.durable) enqueue(*out.durable);
-    if (out.truncate_after) enqueue(TruncateOp{*out.truncate_after});
-    if (out.install) enqueue(InstallOp{std::move(*out.install)});
-    for (auto& e : out.appended) enqueue(std::move(e));
-    if (out.compact) enqueue(CompactOp{std::move(*out.compact)});
-    try {
-        while (!backlog_.empty()) {
-            apply_to_wal(backlog_.front());
-            accepted_.push_back(std::move(backlog_.front()));
-            backlog_.pop_front();
-        }
-        if (wal_.dirty()) wal_.sync();
-    } catch (const WalIoError& e) {
-        ++stats_.wal_io_errors;
-        host_.wal_failed(e, stats_);
-        return false;
-    }
-    // Everything waiting is durable now: what the WAL had buffered too.
-    backlog_bytes_ = 0;
-    host_.synced(std::exchange(accepted_, {}));
-    return true;
-}
-
 // Only the newest durable epoch matters: while the disk fails, a later save
 // replaces one still waiting, so elections cannot grow the backlog.
 void Shell::enqueue(WalOp op) {
+    ++enqueued_;
     if (!backlog_.empty() && std::holds_alternative<election::Durable>(op) &&
         std::holds_alternative<election::Durable>(backlog_.back())) {
         backlog_.back() = std::move(op);

@@ -6,10 +6,15 @@
 // and carries its sends and replies out.
 //
 // A turn handles the replica's output in a fixed order: answer clients and
-// send what goes between shards (both report committed state only), persist
-// every WAL operation and sync once for all of them (group commit), then
-// send what the sync vouches for. The WAL operations wait in order in a backlog until the WAL accepts
-// each, so a disk error halfway is retried from exactly where it stopped.
+// send what vouches for nothing on this disk (docs/design.md section 6.6),
+// hand every WAL operation to the WAL and sync once for all of them (group
+// commit), and send the rest once that sync has made what they vouch for
+// durable. The fdatasync runs in the background when the host can (rlnode
+// with io_uring): the node goes on with new turns meanwhile, whose WAL
+// operations wait in the backlog and whose sends wait with them, and the
+// next sync takes all of them at once. At most one sync is in flight. The
+// WAL operations wait in order in the backlog until the WAL accepts each,
+// so a disk error halfway is retried from exactly where it stopped.
 // While the backlog holds more than wal_backlog_bytes_max, the node takes no
 // new work: client operations are refused and peer log traffic (which would
 // append) is dropped; the leader retransmits once the disk recovers.
@@ -22,6 +27,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <optional>
+#include <system_error>
 #include <variant>
 #include <vector>
 
@@ -67,6 +74,12 @@ public:
     // Everything up to this point is durable: called after each successful
     // sync with the WAL operations it covered, in order.
     virtual void synced(const std::vector<WalOp>& ops) { (void)ops; }
+    // Runs `file`'s fdatasync (StorageFile::sync_data(), or the same call
+    // on its native_handle()). Returns the result when it ran at once, as
+    // by default; nullopt when it runs in the background: the host then
+    // calls Shell::sync_done() with the result later, never from inside
+    // this call, and touches neither the shell's WAL nor the file meanwhile.
+    virtual std::optional<std::error_code> start_sync(StorageFile& file) { return file.sync_data(); }
 };
 
 class Shell {
@@ -83,6 +96,10 @@ public:
     // One turn: drains the replica's output (a few rounds, since persisting
     // can commit and committing can answer or send more).
     void flush();
+    // The background fdatasync started through ShellHost::start_sync()
+    // finished with `result`; completes that sync, then runs one turn.
+    void sync_done(std::error_code result);
+    bool syncing() const { return syncing_; }
 
     // What waits for the disk (the backlog and what the WAL buffered but
     // could not sync yet) is over its bound.
@@ -95,8 +112,20 @@ public:
     const ShellStats& stats() const { return stats_; }
 
 private:
+    // The sends of one turn that wait until every WAL operation enqueued up
+    // to that turn is durable.
+    struct HeldSends {
+        std::uint64_t after_ops = 0;  // Shell::enqueued_ at that turn
+        std::vector<ElectionEnvelope> election;
+        std::vector<LogEnvelope> txn;
+    };
+
     bool flush_round();
-    bool persist(ReplicaOutput& out);
+    void enqueue_all(ReplicaOutput& out);
+    void sync_now();
+    void sync_failed(const WalIoError& e);
+    void became_durable();
+    std::optional<LogIndex> durable_index() const;
     bool send_early(ReplicaOutput& out);
     void enqueue(WalOp op);
     void apply_to_wal(const WalOp& op);
@@ -109,6 +138,12 @@ private:
     std::deque<WalOp> backlog_;  // WAL operations not yet accepted by the WAL, in order
     std::size_t backlog_bytes_ = 0;  // of backlog_ and accepted_: not yet durable
     std::vector<WalOp> accepted_;  // operations the WAL accepted since its last successful sync
+    std::size_t accepted_bytes_ = 0;
+    std::deque<HeldSends> held_;
+    std::uint64_t enqueued_ = 0;   // WAL operations enqueued so far (a replaced one counts)
+    std::uint64_t durable_ = 0;    // how many of them are durable
+    std::uint64_t in_sync_ = 0;    // how many of them the current (or last) sync covers
+    bool syncing_ = false;         // a background fdatasync is in flight
     ShellStats stats_;
 };
 

@@ -48,6 +48,8 @@ public:
         return {};
     }
 
+    int native_handle() const override { return fd_; }
+
 private:
     int fd_;
 };

@@ -34,6 +34,9 @@ public:
     virtual std::error_code sync_data() = 0;
     // Sets the file's size (ftruncate); durable with the next sync_data().
     virtual std::error_code truncate(std::uint64_t size_bytes) = 0;
+    // The file descriptor, for a host that runs the fdatasync itself
+    // without blocking its thread (io_uring); -1 for a file that has none.
+    virtual int native_handle() const { return -1; }
 };
 
 class Storage {

@@ -585,6 +585,7 @@ void Wal::resume_chain(std::uint64_t first_seq, std::uint64_t last_seq, std::uin
 // ---- Buffering
 
 void Wal::buffer(const WalRecord& record) {
+    require(!sync_in_flight(), "Wal: nothing may be buffered while a batch is in flight");
     const auto framed = encode_record(record);
     require(framed.size() - kFrameHeaderBytes <= limits_.record_bytes_max,
                       "Wal: record over record_bytes_max (the log layer bounds commands)");
@@ -664,16 +665,40 @@ void Wal::cut_back_tail() {
 }
 
 void Wal::sync() {
-    // Even with nothing buffered: when sync() returns, a crash must recover
+    if (StorageFile* file = begin_sync()) finish_sync(file->sync_data());
+}
+
+StorageFile* Wal::begin_sync() {
+    require(!sync_in_flight(), "Wal::begin_sync: a batch is already in flight");
+    // Even with nothing buffered: when the sync ends, a crash must recover
     // what the Wal holds, not a chain start it took back.
     settle_folder();
-    if (pending_.empty()) return;
+    if (pending_.empty()) return nullptr;
     if (tail_unclean_) cut_back_tail();
     if (segment_bytes_ + kWalBatchHeaderBytes + pending_.size() > limits_.segment_bytes_max) {
         roll_and_write_batch();
-    } else {
-        write_batch();
+        batch_done();
+        return nullptr;
     }
+    write_batch();
+    if (fsync_ == config::FsyncMode::never) {
+        finish_sync({});
+        return nullptr;
+    }
+    ++stats_.fsyncs;
+    return segment_.get();
+}
+
+void Wal::finish_sync(std::error_code fdatasync_result) {
+    require(sync_in_flight(), "Wal::finish_sync: no batch in flight");
+    const std::uint64_t bytes = std::exchange(batch_in_flight_bytes_, 0);
+    if (fdatasync_result) write_failed("fdatasync " + segment_path(dir_, segment_seq_).string(), fdatasync_result);
+    segment_bytes_ += bytes;
+    stats_.bytes_written += bytes;
+    batch_done();
+}
+
+void Wal::batch_done() {
     ++stats_.syncs;
     stats_.records_written += pending_records_;
     pending_.clear();
@@ -687,19 +712,20 @@ void Wal::sync() {
 // without them (docs/design.md section 6.2).
 void Wal::write_batch() {
     const auto batch = encode_batch(pending_);
-    std::error_code ec = segment_->write_at(segment_bytes_, batch);
-    if (!ec) ec = flush(*segment_);
-    if (ec) {
-        // Cut back to the last whole batch now; the retry makes the cut durable.
-        tail_unclean_ = true;
-        std::string what = "write " + segment_path(dir_, segment_seq_).string();
-        if (const auto cut = segment_->truncate(segment_bytes_)) {
-            what += " (and cutting it back failed: " + cut.message() + ")";
-        }
-        throw_io(what, ec);
+    if (const auto ec = segment_->write_at(segment_bytes_, batch)) {
+        write_failed("write " + segment_path(dir_, segment_seq_).string(), ec);
     }
-    segment_bytes_ += batch.size();
-    stats_.bytes_written += batch.size();
+    batch_in_flight_bytes_ = batch.size();
+}
+
+// Cut back to the last whole batch now; the retry makes the cut durable.
+void Wal::write_failed(const std::string& what, std::error_code ec) {
+    tail_unclean_ = true;
+    std::string message = what;
+    if (const auto cut = segment_->truncate(segment_bytes_)) {
+        message += " (and cutting it back failed: " + cut.message() + ")";
+    }
+    throw_io(message, ec);
 }
 
 // The batch opens a new segment; the old one is complete and synced.

@@ -33,8 +33,10 @@
 //
 // Group commit: append(), truncate_after() and save_durable() only buffer;
 // sync() writes the buffer as one batch and fsyncs once (plus one folder
-// fsync when the batch opens a new segment). The node calls sync() once per
-// io_context turn, before sending anything that depends on it. A failed
+// fsync when the batch opens a new segment). The node syncs once per
+// io_context turn, before sending anything that depends on it, in two
+// halves (begin_sync() and finish_sync()) so that its thread goes on while
+// the disk works; at most one batch is in flight. A failed
 // sync() keeps the buffer, and its retry writes the whole batch again before
 // it fsyncs: after a failed fdatasync Linux may drop the dirty pages and
 // report the next fdatasync a success without them. FsyncMode::never skips
@@ -196,6 +198,19 @@ public:
     void sync();
     bool dirty() const { return !pending_.empty(); }
 
+    // sync() in two halves, so that the host can wait for the fdatasync
+    // without blocking its thread (docs/design.md section 6.6).
+    // begin_sync() writes the buffer as one batch and returns the file
+    // whose fdatasync makes it durable; the host runs that fdatasync and
+    // passes its result to finish_sync(). Between the two nothing may
+    // touch the Wal. It returns nullptr when nothing is left to wait for:
+    // nothing was buffered, FsyncMode::never, or the batch opened a new
+    // segment and was synced in place (a rare, synchronous path). Both
+    // throw WalIoError as sync() does, keeping the buffer for a retry.
+    StorageFile* begin_sync();
+    void finish_sync(std::error_code fdatasync_result);
+    bool sync_in_flight() const { return batch_in_flight_bytes_ != 0; }
+
     // Saves `snapshot` and restarts the log from it, keeping the entries after
     // snapshot.last_index, then deletes older segments and snapshots. Syncs
     // first. snapshot_index() <= snapshot.last_index <= last_index(), and the
@@ -224,6 +239,8 @@ private:
     void settle_folder();
     void cut_back_tail();
     void write_batch();
+    [[noreturn]] void write_failed(const std::string& what, std::error_code ec);
+    void batch_done();
     void roll_and_write_batch();
     std::error_code flush(StorageFile& file);
     std::error_code flush_dir();
@@ -254,6 +271,7 @@ private:
 
     std::vector<std::uint8_t> pending_;  // framed records waiting for sync()
     std::uint64_t pending_records_ = 0;
+    std::uint64_t batch_in_flight_bytes_ = 0;  // written by begin_sync(), waiting for its fdatasync
 
     LogIndex snapshot_index_;
     Epoch snapshot_epoch_;

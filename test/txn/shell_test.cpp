@@ -12,6 +12,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <system_error>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -42,6 +44,16 @@ struct Recorder : ShellHost {
     void report(const ReplicaOutput&) override {}
     void wal_failed(const WalIoError&, const ShellStats&) override { ++wal_failures; }
     void synced(const std::vector<WalOp>&) override { ++syncs; }
+    // With `background`, fdatasyncs wait in `in_flight` until the test
+    // finishes them, as io_uring's do in rlnode.
+    std::optional<std::error_code> start_sync(StorageFile& file) override {
+        if (!background) return file.sync_data();
+        BOOST_REQUIRE(in_flight == nullptr);  // one at a time
+        in_flight = &file;
+        return std::nullopt;
+    }
+    bool background = false;
+    StorageFile* in_flight = nullptr;
 };
 
 struct OneNode {
@@ -105,6 +117,62 @@ BOOST_AUTO_TEST_CASE(a_failing_disk_holds_the_turn_and_a_retry_goes_on_from_wher
     BOOST_TEST_REQUIRE(n.reply<TransferDone>(h) != nullptr);
     BOOST_TEST((n.reply<TransferDone>(h)->outcome == Outcome::committed));
     BOOST_TEST(n.shell->backlog_bytes() == 0u);
+}
+
+// With the fdatasync in the background the node keeps taking work: what
+// comes in meanwhile waits for the next sync, which starts as the first
+// one ends and covers all of it; nothing is answered before its sync.
+BOOST_AUTO_TEST_CASE(work_that_arrives_during_a_background_sync_waits_for_the_next_one) {
+    OneNode n;
+    const std::uint64_t session = n.open_session();
+    n.host.background = true;
+    const std::uint64_t first = n.submit(TransferOp{TxnId{session, 1}, ItemId{1}, ItemId{2}, 5});
+    BOOST_TEST_REQUIRE(n.shell->syncing());
+    BOOST_TEST(n.reply<TransferDone>(first) == nullptr);
+    std::vector<std::uint64_t> later;
+    for (std::uint64_t seq = 2; seq <= 4; ++seq) {
+        later.push_back(n.submit(TransferOp{TxnId{session, seq}, ItemId{1}, ItemId{2}, 1}));
+    }
+    BOOST_TEST(n.shell->unsynced().size() == 4u);  // one in flight, three in the backlog
+    BOOST_TEST(n.replica->state().balance(ItemId{1}) == 100);
+
+    StorageFile* file = std::exchange(n.host.in_flight, nullptr);
+    n.shell->sync_done(file->sync_data());
+    BOOST_TEST_REQUIRE(n.reply<TransferDone>(first) != nullptr);
+    BOOST_TEST((n.reply<TransferDone>(first)->outcome == Outcome::committed));
+    for (std::uint64_t h : later) BOOST_TEST(n.reply<TransferDone>(h) == nullptr);
+    BOOST_TEST_REQUIRE(n.shell->syncing());  // the next sync took the three at once
+    BOOST_TEST(n.shell->unsynced().size() == 3u);
+
+    file = std::exchange(n.host.in_flight, nullptr);
+    n.shell->sync_done(file->sync_data());
+    for (std::uint64_t h : later) {
+        BOOST_TEST_REQUIRE(n.reply<TransferDone>(h) != nullptr);
+        BOOST_TEST((n.reply<TransferDone>(h)->outcome == Outcome::committed));
+    }
+    BOOST_TEST(!n.shell->syncing());
+    BOOST_TEST(n.shell->backlog_bytes() == 0u);
+    BOOST_TEST(n.replica->state().balance(ItemId{1}) == 92);
+}
+
+// A background fdatasync that fails is a failed sync like any other: the
+// batch is written again whole and synced by a later turn.
+BOOST_AUTO_TEST_CASE(a_failed_background_sync_is_retried_and_nothing_is_answered_before) {
+    OneNode n;
+    const std::uint64_t session = n.open_session();
+    n.host.background = true;
+    const std::uint64_t h = n.submit(TransferOp{TxnId{session, 1}, ItemId{1}, ItemId{2}, 5});
+    BOOST_TEST_REQUIRE(n.shell->syncing());
+    n.host.in_flight = nullptr;
+    n.shell->sync_done(std::make_error_code(std::errc::io_error));
+    BOOST_TEST(n.host.wal_failures == 1u);
+    BOOST_TEST(!n.shell->syncing());
+    BOOST_TEST(n.reply<TransferDone>(h) == nullptr);
+    n.host.background = false;
+    for (int turn = 0; turn < 4 && n.reply<TransferDone>(h) == nullptr; ++turn) n.shell->flush();
+    BOOST_TEST_REQUIRE(n.reply<TransferDone>(h) != nullptr);
+    BOOST_TEST((n.reply<TransferDone>(h)->outcome == Outcome::committed));
+    BOOST_TEST(n.replica->state().balance(ItemId{1}) == 95);
 }
 
 // While the disk fails, the WAL operations wait in the backlog; past

@@ -3,6 +3,7 @@
 
 #include "describe_txn.hpp"
 
+#include <array>
 #include <iostream>
 #include <tuple>
 
@@ -69,6 +70,8 @@ void SimStats::add(const SimStats& o) {
 Sim::Sim(const SimConfig& config)
     : config_(config),
       rng_(config.seed),
+      sync_rng_(config.seed ^ 0x5eed5eedULL),
+      background_sync_(std::array{0.0, 0.5, 1.0}[(config.seed / 3) % 3]),
       nodes_(config.shards * config.nodes),
       net_(config.shards * config.nodes),
       state_hashes_(config.shards),
@@ -195,6 +198,7 @@ void Sim::crash(NodeId id) {
     n.disk.crash(rng_);
     n.model.crash();
     n.flush_scheduled = false;
+    n.sync_file = nullptr;
     ++stats_.crashes;
 }
 
@@ -276,6 +280,10 @@ void Sim::process(const Item& item) {
         case Item::Kind::unreachable:
             if (!n.replica || n.incarnation != item.tag) return;
             on_unreachable(n, item.from);
+            break;
+        case Item::Kind::sync_done:
+            if (!n.replica || n.incarnation != item.tag) return;
+            finish_sync(n);
             break;
         case Item::Kind::client:
             break;

@@ -193,6 +193,7 @@ private:
         void report(const ReplicaOutput& out) override;
         void wal_failed(const WalIoError& error, const ShellStats& stats) override;
         void synced(const std::vector<WalOp>& ops) override;
+        std::optional<std::error_code> start_sync(StorageFile& file) override;
         void unreachable(NodeId peer);
 
     private:
@@ -226,6 +227,7 @@ private:
         std::uint64_t incarnation = 0;
         std::uint64_t tick_offset_ms = 0;
         bool flush_scheduled = false;
+        StorageFile* sync_file = nullptr;  // its fdatasync runs in the background, as rlnode's
     };
 
     struct Client {
@@ -248,13 +250,13 @@ private:
 
     // One entry of the event heap; kept small (the payload waits in net_).
     struct Item {
-        enum class Kind { tick, deliver, flush, client, unreachable };
+        enum class Kind { tick, deliver, flush, client, unreachable, sync_done };
         std::uint64_t time_ms;
         std::uint64_t seq;  // set by the timeline: ties break in scheduling order
         Kind kind;
         NodeId to;
         NodeId from;
-        std::uint64_t tag;  // tick/flush/unreachable: incarnation; deliver: mail slot; client: index << 32 | timer
+        std::uint64_t tag;  // tick/flush/unreachable/sync_done: incarnation; deliver: mail slot; client: index << 32 | timer
     };
 
     // sim.cpp: events, nodes and the network
@@ -274,6 +276,7 @@ private:
     // shell.cpp: each node's txn::Shell and its host
     void open_node(Node& n);
     void flush(Node& n);
+    void finish_sync(Node& n);
     template <class F>
     void guarded(Node& n, F&& input);
     void on_synced(Node& n, const std::vector<WalOp>& ops);
@@ -316,6 +319,10 @@ private:
     SimConfig config_;
     std::vector<NodeId> ids_;
     std::mt19937_64 rng_;
+    // Which fdatasyncs run in the background and for how long: a stream of
+    // its own, so the other draws of a seed stay as they were.
+    std::mt19937_64 sync_rng_;
+    double background_sync_ = 0;  // share of syncs that complete later, as with io_uring
     std::vector<Node> nodes_;
     std::vector<Client> clients_;
     bool clients_active_ = true;
