@@ -219,11 +219,12 @@ private:
     void flush_between_shards();
     void on_state_tell(const StateTell& tell);
     void answer_cross(const Applied& applied);
-    void drive_cross();
+    void drive_cross(bool every_record = false);
     void drive(const CrossTxn& t);
+    void arm(const TxnId& txid, std::uint64_t tick) { timers_.emplace(tick, txid); }
     void drive_debit(const CrossTxn& t, Coordinating& c);
     void drive_credit(const CrossTxn& t, Participating& p);
-    void send_ask(ShardId shard, Asking& a, ShardAsk ask);
+    void send_ask(ShardId shard, Asking& a, ShardAsk ask, std::optional<TxnId> timer = std::nullopt);
     void tell(NodeId to, ShardTell t);
     void reply_transfer(const ApplyResult& r);
     void reset_cross();
@@ -256,6 +257,13 @@ private:
     bool forget_proposed_ = false;
     std::map<ShardId, std::vector<TxnId>> tell_forget_;  // forgotten here: the receivers may forget too
     std::map<TxnId, std::uint64_t> first_seen_;          // tick each record was first applied here (audit ages)
+    // When each record's next request or Query is due: a tick drives only
+    // those; the walk over every record runs after a change of leadership
+    // and at least every cross_retry_ticks_max. An entry whose record moved
+    // on since is dropped when it comes up.
+    std::multimap<std::uint64_t, TxnId> timers_;
+    bool walk_all_ = true;
+    std::uint64_t walked_at_ = 0;
     std::vector<Decide> decide_batch_;                   // this turn's decisions, proposed as one entry
     std::map<NodeId, std::vector<ShardAsk>> asks_out_;   // this turn's requests to other shards, a frame per node
     std::map<NodeId, std::vector<ShardTell>> tells_out_; // this turn's answers to other shards, a frame per node

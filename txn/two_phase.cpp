@@ -114,7 +114,7 @@ void Replica::serve_cross(const Waiter& w, const TransferOp& op, ShardId to_shar
     // session_expired, and the receiver would keep a record of nothing. A
     // lagging state asks once its Prepare has made a record (drive_debit).
     if (caught_up(log_, state_) && state_.has_session(op.txid.session)) {
-        send_ask(to_shard, c.ask, PrepareAsk{TxnContent{op.txid, op.from, op.to, op.amount}});
+        send_ask(to_shard, c.ask, PrepareAsk{TxnContent{op.txid, op.from, op.to, op.amount}}, op.txid);
     }
 }
 
@@ -179,7 +179,7 @@ void Replica::on_shard_ask(NodeId reply_to, const ShardAsk& ask) {
                            // is as late), or the coordinator's leader does not
                            // know. Its shard's log answers instead: a Query
                            // decides this record or releases it.
-                           if (p.ask.attempts == 0 || p.ask.due <= now_) send_ask(t->other, p.ask, QueryAsk{a.txid});
+                           if (p.ask.attempts == 0 || p.ask.due <= now_) send_ask(t->other, p.ask, QueryAsk{a.txid}, a.txid);
                            return;
                        }
                        p.decide_proposed = true;
@@ -389,11 +389,28 @@ void Replica::reply_transfer(const ApplyResult& r) {
 
 // ---- the leader's walk over the records ----
 
-// Once per tick while leading: every record gets what is due, the
-// acknowledged ones are forgotten in one entry, and the receivers are told.
-void Replica::drive_cross() {
+// Once per tick while leading: the records whose timers are due get what
+// is due (the rest of the protocol is driven by the events themselves;
+// walking every record on every tick would cost a busy leader a tenth of
+// its time), the acknowledged ones are forgotten in one entry, and the
+// receivers are told. Every record is walked after a change of leadership
+// (what this leader inherited) and, as a safety net, now and then.
+void Replica::drive_cross(bool every_record) {
     if (!caught_up(log_, state_)) return;
-    for (const auto& [txid, t] : state_.cross_txns()) drive(t);
+    if (every_record || walk_all_ || now_ >= walked_at_ + params_.cross_retry_ticks_max) {
+        walk_all_ = false;
+        walked_at_ = now_;
+        for (const auto& [txid, t] : state_.cross_txns()) drive(t);
+    } else {
+        std::vector<TxnId> due;
+        while (!timers_.empty() && timers_.begin()->first <= now_) {
+            due.push_back(timers_.begin()->second);
+            timers_.erase(timers_.begin());
+        }
+        for (const TxnId& txid : due) {
+            if (const CrossTxn* t = state_.cross_txn(txid)) drive(*t);
+        }
+    }
     if (!to_forget_.empty() && !forget_proposed_) {
         forget_proposed_ = true;
         log_.propose(Forget{{to_forget_.begin(), to_forget_.end()}});
@@ -410,7 +427,10 @@ void Replica::drive(const CrossTxn& t) {
     first_seen_.try_emplace(t.txid, now_);  // a record this node inherited (snapshot, restart)
     if (t.side == Side::debit) return drive_debit(t, coordinating_[t.txid]);
     auto [it, fresh] = participating_.try_emplace(t.txid);
-    if (fresh) it->second.first_seen = now_;
+    if (fresh) {
+        it->second.first_seen = now_;
+        arm(t.txid, now_ + params_.cross_query_after_ticks);
+    }
     drive_credit(t, it->second);
 }
 
@@ -430,8 +450,8 @@ void Replica::drive_debit(const CrossTxn& t, Coordinating& c) {
         if (c.ask.due > now_) return;
         // A Prepare this leadership sent is resent; an inherited one is
         // asked about (the Query fences it if it never arrived).
-        if (c.prepared_here) return send_ask(t.other, c.ask, PrepareAsk{content_of(t)});
-        return send_ask(t.other, c.ask, QueryAsk{t.txid});
+        if (c.prepared_here) return send_ask(t.other, c.ask, PrepareAsk{content_of(t)}, t.txid);
+        return send_ask(t.other, c.ask, QueryAsk{t.txid}, t.txid);
     }
     if (c.acked) {
         to_forget_.insert(t.txid);
@@ -439,7 +459,7 @@ void Replica::drive_debit(const CrossTxn& t, Coordinating& c) {
     }
     if (c.ask.due > now_) return;
     const LogIndex theirs = c.there ? c.there->prepared_at : LogIndex{};
-    send_ask(t.other, c.ask, DecideAsk{t.txid, t.fate, static_cast<std::uint8_t>(t.fate_reason), theirs});
+    send_ask(t.other, c.ask, DecideAsk{t.txid, t.fate, static_cast<std::uint8_t>(t.fate_reason), theirs}, t.txid);
 }
 
 // The receiver's side waits for the coordinator; past a bound it asks on
@@ -447,15 +467,18 @@ void Replica::drive_debit(const CrossTxn& t, Coordinating& c) {
 // transaction), decided without word from the coordinator's log, or
 // decided and never told to forget.
 void Replica::drive_credit(const CrossTxn& t, Participating& p) {
-    if (now_ < p.first_seen + params_.cross_query_after_ticks || p.ask.due > now_ || p.decide_proposed) return;
-    send_ask(t.other, p.ask, QueryAsk{t.txid});
+    if (p.decide_proposed) return;  // its application drives it again
+    if (now_ < p.first_seen + params_.cross_query_after_ticks || p.ask.due > now_) return;
+    send_ask(t.other, p.ask, QueryAsk{t.txid}, t.txid);
 }
 
-void Replica::send_ask(ShardId to_shard, Asking& a, ShardAsk ask) {
+// `timer`: the record to drive again when the resend is due.
+void Replica::send_ask(ShardId to_shard, Asking& a, ShardAsk ask, std::optional<TxnId> timer) {
     // A resend avoids the node that did not answer the last one.
     const NodeId to = router_.target(to_shard, a.attempts > 0 ? a.sent_to : kNoNode);
     const std::uint32_t shift = std::min<std::uint32_t>(a.attempts, 6);
     a.due = now_ + std::min(params_.cross_retry_ticks << shift, params_.cross_retry_ticks_max);
+    if (timer) arm(*timer, a.due);
     ++a.attempts;
     a.sent_to = to;
     if (to == kNoNode) return;
@@ -471,10 +494,12 @@ void Replica::resend_now(NodeId node) {
     for (auto& [txid, p] : participating_) {
         if (p.ask.sent_to == node) p.ask.due = now_;
     }
-    drive_cross();
+    drive_cross(true);
 }
 
 void Replica::reset_cross() {
+    walk_all_ = true;
+    timers_.clear();
     decide_batch_.clear();
     asks_out_.clear();
     coordinating_.clear();
