@@ -985,7 +985,11 @@ void print_figures(const nlohmann::ordered_json& r, bool json) {
 
 // For a person at a terminal: the figures that matter, in words.
 void print_summary(const nlohmann::ordered_json& r) {
-    const auto ms = [&](const char* key) { return std::to_string(r[key].get<std::uint32_t>() / 1000.0).substr(0, 6); };
+    const auto ms = [&](const char* key) {
+        char text[32];
+        std::snprintf(text, sizeof text, "%.2f", r[key].get<std::uint32_t>() / 1000.0);
+        return std::string(text);
+    };
     std::cerr << r["requests"] << " requests in " << r["seconds"].get<double>() << " s: " << r["per_second"] << "/s";
     if (r.contains("committed")) {
         std::cerr << " (committed " << r["committed"] << ", aborted " << r["aborted"] << ", reads " << r["reads"] << ")";
@@ -1025,6 +1029,8 @@ int run_load(const Args& a) {
     }
     kill_timer.cancel();
     if (progress) progress->clear();
+    io.restart();
+    io.poll();  // the cancelled timers' handlers, so none outlives its client
     const auto end = shared.stop_at ? *shared.stop_at : std::max(shared.stats.last_reply, shared.measure_from);
     const double secs = std::chrono::duration<double>(end - shared.measure_from).count();
     const nlohmann::ordered_json r = figures(a, p, shared, secs);
