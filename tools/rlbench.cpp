@@ -29,7 +29,8 @@
 // the request counts as an error, by the last reason.
 //
 // --kill-leader-of S --kill-after-ms T --run-dir DIR SIGKILLs shard S's
-// leader (pid from DIR/node-N.pid, as tools/rlcluster writes them) T ms into
+// leader (the node most of S's clients talk to then, as they follow leader
+// hints; pid from DIR/node-N.pid, as tools/rlcluster writes them) T ms into
 // the measured run, on the clock that times the requests, and reports the
 // unavailability window of requests that touch shard S: from the last
 // success before the kill to the first success of a request (re)sent after
@@ -128,6 +129,7 @@ struct Stats {
     std::vector<Bucket> timeline;
     // --kill-leader-of: requests that touch that shard.
     std::optional<Clock::time_point> killed_at;
+    NodeId killed = kNoNode;
     std::optional<Clock::time_point> last_ok_before, first_ok_after;
 };
 
@@ -262,6 +264,9 @@ public:
     LoadClient(boost::asio::io_context& io, Shared& shared, Target target)
         : io_(io), shared_(shared), target_(std::move(target)), current_(target_.first), attempt_timer_(io),
           backoff_timer_(io) {}
+
+    ShardId home() const { return target_.home; }
+    NodeId node() const { return node_; }  // kNoNode while not connected
 
     void start() {
         if (target_.session_item) {
@@ -890,17 +895,39 @@ private:
     std::uint64_t last_answered_ = 0;
 };
 
-// SIGKILLs the leader a run started with, at its time (--kill-leader-of).
-void arm_kill(boost::asio::steady_timer& timer, const Args& a, NodeId leader, Shared& shared) {
-    const std::string pidfile = a.run_dir + "/node-" + std::to_string(leader.value) + ".pid";
+// The node most of shard `shard`'s clients talk to when the kill is due:
+// they follow leader hints, so it is the leader they see now, even if
+// leadership moved since the run began. Without such clients, `fallback`.
+NodeId leader_seen(const std::vector<std::shared_ptr<LoadClient>>& clients, ShardId shard, NodeId fallback) {
+    std::map<NodeId, std::size_t> votes;
+    for (const auto& c : clients) {
+        if (c->home() == shard && c->node() != kNoNode) ++votes[c->node()];
+    }
+    NodeId best = fallback;
+    std::size_t most = 0;
+    for (const auto& [node, count] : votes) {
+        if (count > most) {
+            best = node;
+            most = count;
+        }
+    }
+    return best;
+}
+
+// SIGKILLs shard `shard`'s leader at its time (--kill-leader-of).
+void arm_kill(boost::asio::steady_timer& timer, const Args& a, const std::vector<std::shared_ptr<LoadClient>>& clients,
+              NodeId leader_at_start, Shared& shared) {
     timer.expires_at(shared.measure_from + std::chrono::milliseconds(a.kill_after_ms));
-    timer.async_wait([pidfile, &shared](const boost::system::error_code& ec) {
+    timer.async_wait([&a, &clients, leader_at_start, &shared](const boost::system::error_code& ec) {
         if (ec) return;
+        const NodeId leader = leader_seen(clients, *shared.watch, leader_at_start);
+        const std::string pidfile = a.run_dir + "/node-" + std::to_string(leader.value) + ".pid";
         std::ifstream in(pidfile);
         pid_t pid = 0;
         if (!(in >> pid) || pid <= 0) throw std::runtime_error("--kill-leader-of: no pid in " + pidfile);
         if (::kill(pid, SIGKILL) != 0) throw std::runtime_error("--kill-leader-of: cannot kill pid " + std::to_string(pid));
         shared.stats.killed_at = Clock::now();
+        shared.stats.killed = leader;
     });
 }
 
@@ -961,7 +988,7 @@ nlohmann::ordered_json figures(const Args& a, const Plan& p, Shared& shared, dou
     for (const char* reason : kAbortReasons) r[std::string("aborts_") + reason] = s.aborts[reason];
     for (const auto& [reason, count] : s.aborts) r["aborts_" + reason] = count;
     if (a.kill_shard) {
-        r["killed"] = p.leaders.at(ShardId{*a.kill_shard}).value;
+        r["killed"] = s.killed == kNoNode ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.killed.value);
         r["kill_ms"] = at_ms(shared, s.killed_at);
         r["last_ok_before_ms"] = at_ms(shared, s.last_ok_before);
         r["first_ok_after_ms"] = at_ms(shared, s.first_ok_after);
@@ -1022,7 +1049,7 @@ int run_load(const Args& a) {
         clients.back()->start();
     }
     boost::asio::steady_timer kill_timer(io);
-    if (a.kill_shard) arm_kill(kill_timer, a, p.leaders.at(ShardId{*a.kill_shard}), shared);
+    if (a.kill_shard) arm_kill(kill_timer, a, clients, p.leaders.at(ShardId{*a.kill_shard}), shared);
     std::optional<Progress> progress;
     if (a.progress && ::isatty(STDERR_FILENO)) progress.emplace(io, shared, start, a.clients).start();
     while (shared.clients_done < a.clients && io.run_one() > 0) {

@@ -31,30 +31,39 @@ write_config() {
   } > "$work/bench.ini"
 }
 
-declare -A rate p50 p99
+declare -A runs
 : > "$work/failures"
-# measure SHARDS NODES: the medians of TRIALS runs, kept under "SHARDS NODES".
-measure() {
-  local key="$1 $2" rates=() p50s=() p99s=() line
-  [ -z "${rate[$key]:-}" ] || return 0
+# run SHARDS NODES TRIAL: one rlbench run on a fresh cluster; its figures
+# are appended under "SHARDS NODES".
+run() {
+  local key="$1 $2" line
   write_config "$1" "$2"
   rm -rf "$work/data"
   tools/cluster.sh start "$work/bench.ini" --bin "$bin" --run "$work" >/dev/null
-  for t in $(seq "$trials"); do
-    if ! line=$("$bin/tools/rlbench" --config "$work/bench.ini" --clients "$clients" --duration-ms "$duration" --seed "$t" 2>&1); then
-      echo "shards=$1 nodes=$2 trial $t FAILED: $line" | tee -a "$work/failures" >&2
-      continue
-    fi
+  if line=$("$bin/tools/rlbench" --config "$work/bench.ini" --clients "$clients" --duration-ms "$duration" --seed "$3" 2>&1); then
     echo "shards=$1 nodes=$2 $line"
-    rates+=("$(echo "$line" | field per_second)"); p50s+=("$(echo "$line" | field p50_us)"); p99s+=("$(echo "$line" | field p99_us)")
-  done
+    runs[$key]="${runs[$key]:-} $(echo "$line" | field per_second):$(echo "$line" | field p50_us):$(echo "$line" | field p99_us)"
+  else
+    echo "shards=$1 nodes=$2 trial $3 FAILED: $line" | tee -a "$work/failures" >&2
+  fi
   tools/cluster.sh stop "$work/bench.ini" --run "$work" >/dev/null
-  rate[$key]=$( [ ${#rates[@]} -gt 0 ] && printf '%s\n' "${rates[@]}" | median || echo 0)
-  p50[$key]=$( [ ${#p50s[@]} -gt 0 ] && printf '%s\n' "${p50s[@]}" | median || echo 0)
-  p99[$key]=$( [ ${#p99s[@]} -gt 0 ] && printf '%s\n' "${p99s[@]}" | median || echo 0)
 }
-for s in $shard_counts; do measure "$s" 3; done
-for n in $node_counts; do measure 1 "$n"; done
+# The deployments, each once; trials go round all of them in turn, so a
+# burst of load from other jobs on the machine falls on every deployment alike.
+deployments=()
+for s in $shard_counts; do deployments+=("$s 3"); done
+for n in $node_counts; do [[ " ${deployments[*]} " == *" 1 $n "* ]] || deployments+=("1 $n"); done
+load_before=$(cut -d' ' -f1 /proc/loadavg)
+for t in $(seq "$trials"); do
+  for d in "${deployments[@]}"; do run $d "$t"; done
+done
+load_after=$(cut -d' ' -f1 /proc/loadavg)
+declare -A rate p50 p99 lo hi
+for d in "${deployments[@]}"; do
+  col() { echo "${runs[$d]:-}" | tr ' ' '\n' | sed '/^$/d' | cut -d: -f"$1"; }
+  rate[$d]=$(col 1 | median); p50[$d]=$(col 2 | median); p99[$d]=$(col 3 | median)
+  lo[$d]=$(col 1 | sort -n | head -1); hi[$d]=$(col 1 | sort -n | tail -1)
+done
 
 # A / B with two decimals ("n/a" without B)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f\n", a / b }'; }
@@ -81,23 +90,23 @@ out=$work/section.md
 {
   echo "## Scaling: shards and nodes per shard"
   echo
-  echo "rlbench with $clients clients (closed loops, intra-shard transfers of 1, clients dealt round-robin to the shards, each to its shard's leader), fsync=always, every rlnode on this machine's loopback. Median of $trials trials of ${duration} ms per deployment."
+  echo "rlbench with $clients clients (closed loops, intra-shard transfers of 1, clients dealt round-robin to the shards, each to its shard's leader), fsync=always, every rlnode on this machine's loopback. Median of $trials trials of ${duration} ms per deployment, each on a fresh cluster; the trials go round the deployments in turn. Load average of the machine (other jobs share it) $load_before before, $load_after after."
   echo
-  echo "Command: \`TRIALS=$trials DURATION_MS=$duration CLIENTS=$clients tools/bench/scaling.sh\` ($(date -u +%Y-%m-%d), $(nproc) cores, shared; load average $(cut -d' ' -f1 /proc/loadavg) at the end)"
+  echo "Command: \`TRIALS=$trials DURATION_MS=$duration CLIENTS=$clients tools/bench/scaling.sh\` ($(date -u +%Y-%m-%d), $(nproc) cores, shared)"
   echo
-  echo "| shards | nodes per shard | rlnode processes | transfers/s | p50 (µs) | p99 (µs) | vs 1 x 3 |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| shards | nodes per shard | rlnode processes | transfers/s (median) | min-max over trials | p50 (µs) | p99 (µs) | vs 1 x 3 |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
   for s in $shard_counts; do
-    echo "| $s | 3 | $((s * 3)) | ${rate[$s 3]} | ${p50[$s 3]} | ${p99[$s 3]} | $(ratio "${rate[$s 3]}" "${rate[1 3]:-}") |"
+    echo "| $s | 3 | $((s * 3)) | ${rate[$s 3]} | ${lo[$s 3]}-${hi[$s 3]} | ${p50[$s 3]} | ${p99[$s 3]} | $(ratio "${rate[$s 3]}" "${rate[1 3]:-}") |"
   done
   for n in $node_counts; do
     [ "$n" = 3 ] && [[ " $shard_counts " == *" 1 "* ]] && continue  # the 1 x 3 row is above
-    echo "| 1 | $n | $n | ${rate[1 $n]} | ${p50[1 $n]} | ${p99[1 $n]} | $(ratio "${rate[1 $n]}" "${rate[1 3]:-}") |"
+    echo "| 1 | $n | $n | ${rate[1 $n]} | ${lo[1 $n]}-${hi[1 $n]} | ${p50[1 $n]} | ${p99[1 $n]} | $(ratio "${rate[1 $n]}" "${rate[1 3]:-}") |"
   done
   echo
   echo "![scaling](scaling.png)"
   echo
-  echo "**How cost grows.** Shards are independent logs, each with its own leader, so on machines of their own the throughput of intra-shard transfers would add up shard by shard; here every node of every shard shares the same $(nproc) cores and disk, so $last_s shards give $shard_gain x the throughput of $first_s ($first_s x 3 nodes to $last_s x 3): the extra leaders mostly compete for the same CPU, while the fixed $clients clients are spread thinner over more logs, so each leader batches fewer transfers per append and per fsync. Nodes per shard cost the other way: a leader sends every entry to each of its n - 1 followers and hears each acknowledgement, and each of the n nodes appends and fsyncs it, so the work per committed transfer grows about linearly with n while the majority that must answer grows too (2 of 3, 3 of 5, 4 of 7); $last_n nodes give $node_cost x the throughput of $first_n. Adding nodes buys tolerance of more failures (1, 2, 3), not throughput; adding shards buys throughput only with hardware to run them on."
+  echo "**How cost grows.** Measured here: $first_s to $last_s shards of 3 nodes gave $shard_gain x the throughput (with a machine per shard the ideal is $(awk -v a="$last_s" -v b="$first_s" 'BEGIN { printf "%.2f", a / b }') x); one shard of $first_n to $last_n nodes gave $node_cost x. Shards are independent logs with a leader each, and an intra-shard transfer touches one of them, so with a machine (cores and disk) per shard throughput adds up shard by shard and the cost of a transfer stays flat. Here all rlnode processes share $(nproc) cores and one disk, so more shards are more leaders competing for the same CPU and fsyncs: throughput stays at what the machine can do, and the fixed $clients clients are spread thinner over more logs, so each leader batches fewer transfers into an append and an fsync. Nodes per shard cost the other way: a leader sends every entry to each of its n - 1 followers and handles each acknowledgement, and each of the n nodes appends and fsyncs it, so the CPU and disk work of a committed transfer grows about linearly with n ($(awk -v a="$last_n" -v b="$first_n" 'BEGIN { printf "%.1f", a / b }') x from $first_n to $last_n nodes), while the commit waits only for the fastest majority (2 of 3, 3 of 5, 4 of 7), which on a noisy disk can shorten the wait about as much as the extra work lengthens it. More nodes buy tolerance of more failures (1, 2 and 3 nodes lost), not throughput; more shards buy throughput only with hardware to run them on. On this shared machine single trials of one deployment differ by up to the min-max range above, so differences within those ranges are noise."
 } > "$out"
 if [ -s "$work/failures" ]; then
   printf '\nTrials that failed (left out above):\n\n' >> "$out"
