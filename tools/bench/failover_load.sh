@@ -39,22 +39,25 @@ plot() {
   local algorithm=$1 png=$2 files=() f
   for f in "$work/$algorithm"-*.csv; do [ -f "$f" ] && files+=("$f"); done
   [ ${#files[@]} -gt 0 ] || return 0
+  # The median over the trials of each bucket's rate, drawn bold.
+  awk -F, -v scale="$interval" 'FNR > 1 { v[FNR, ++n[FNR]] = $2 * 1000.0 / scale; t[FNR] = $1; if (FNR > rows) rows = FNR }
+    END { for (r = 2; r <= rows; r++) { k = n[r]
+            for (i = 1; i <= k; i++) { x = v[r, i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+            print t[r] "," ((k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2) } }' "${files[@]}" > "$work/$algorithm-median.dat"
   {
     echo "set terminal pngcairo size 1200,500"
     echo "set output '$png'"
-    echo "set title 'Committed transfers per second, $algorithm: SIGKILL of shard 1 leader at $(awk -v k="$kill_at" 'BEGIN { print k / 1000 }') s (${#files[@]} trials, ${interval} ms buckets)'"
+    echo "set title 'Committed transfers per second, $algorithm: SIGKILL of shard 1 leader at $(awk -v k="$kill_at" 'BEGIN { print k / 1000 }') s (${#files[@]} trials in grey, their median in black; ${interval} ms buckets)'"
     echo "set xlabel 'seconds into the measured run'; set ylabel 'transfers/s'; set grid; set key off"
     echo "set datafile separator ','"
     echo "set yrange [0:*]; set xrange [0:$(awk -v d="$duration" 'BEGIN { print d / 1000 }')]"
     echo "set arrow from $(awk -v k="$kill_at" 'BEGIN { print k / 1000 }'), graph 0 to $(awk -v k="$kill_at" 'BEGIN { print k / 1000 }'), graph 1 nohead lc rgb 'red' lw 2 dt 2"
     echo "set label 'SIGKILL' at $(awk -v k="$kill_at" 'BEGIN { print k / 1000 }'), graph 0.95 offset 0.5,0 tc rgb 'red'"
     printf "plot "
-    local sep=""
     for f in "${files[@]}"; do
-      printf "%s'%s' every ::1 using 1:(\$2 * 1000.0 / %s) with steps lw 1" "$sep" "$f" "$interval"
-      sep=", "
+      printf "'%s' every ::1 using 1:(\$2 * 1000.0 / %s) with steps lw 1 lc rgb '#b0b0b0', " "$f" "$interval"
     done
-    echo
+    echo "'$work/$algorithm-median.dat' using 1:2 with steps lw 3 lc rgb 'black'"
   } > "$work/$algorithm.gp"
   gnuplot "$work/$algorithm.gp"
 }
@@ -102,7 +105,7 @@ for algorithm in bully ring; do
 done
 {
   echo
-  echo "Committed transfers per second in every trial (${interval} ms buckets; the dashed line is the SIGKILL). The dip is the whole cluster's, not shard 1's alone: a client of shard 2 whose transfer crosses to shard 1 waits, closed loop, until shard 1 answers again."
+  echo "Committed transfers per second in every trial (grey) and their median (black), ${interval} ms buckets; the dashed line is the SIGKILL. The dip is the whole cluster's, not shard 1's alone: a client of shard 2 whose transfer crosses to shard 1 waits, closed loop, until shard 1 answers again."
   echo
   for algorithm in bully ring; do echo "![failover under load, $algorithm](failover_load_$algorithm.png)"; echo; done
 } >> "$out"
