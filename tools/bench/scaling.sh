@@ -67,17 +67,17 @@ done
 
 # A / B with two decimals ("n/a" without B)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f\n", a / b }'; }
-for s in $shard_counts; do echo "$s ${rate[$s 3]}"; done > "$work/shards.dat"
-for n in $node_counts; do echo "$n ${rate[1 $n]}"; done > "$work/nodes.dat"
+for s in $shard_counts; do echo "$s ${rate[$s 3]} ${lo[$s 3]} ${hi[$s 3]}"; done > "$work/shards.dat"
+for n in $node_counts; do echo "$n ${rate[1 $n]} ${lo[1 $n]} ${hi[1 $n]}"; done > "$work/nodes.dat"
 cat > "$work/scaling.gp" <<GP
 set terminal pngcairo size 1200,450
 set output '$png_dir/scaling.png'
-set multiplot layout 1,2 title 'Committed transfers/s, $clients clients, fsync=always, all nodes on one $(nproc)-core machine'
+set multiplot layout 1,2 title 'Committed transfers/s (median, bars: min-max of $trials trials), $clients clients, fsync=always, all nodes on one $(nproc)-core machine'
 set grid; set key off; set yrange [0:*]; set ylabel 'transfers/s'
 set xlabel 'shards (3 nodes each)'; set xtics 1; set offsets 0.5, 0.5, 0, 0
-plot '$work/shards.dat' using 1:2 with linespoints lw 2 pt 7
+plot '$work/shards.dat' using 1:2:3:4 with yerrorlines lw 2 pt 7
 set xlabel 'nodes in one shard'; set xtics 2
-plot '$work/nodes.dat' using 1:2 with linespoints lw 2 pt 7
+plot '$work/nodes.dat' using 1:2:3:4 with yerrorlines lw 2 pt 7
 unset multiplot
 GP
 gnuplot "$work/scaling.gp"
@@ -106,7 +106,7 @@ out=$work/section.md
   echo
   echo "![scaling](scaling.png)"
   echo
-  echo "**How cost grows.** Measured here: $first_s to $last_s shards of 3 nodes gave $shard_gain x the throughput (with a machine per shard the ideal is $(awk -v a="$last_s" -v b="$first_s" 'BEGIN { printf "%.2f", a / b }') x); one shard of $first_n to $last_n nodes gave $node_cost x. Shards are independent logs with a leader each, and an intra-shard transfer touches one of them, so with a machine (cores and disk) per shard throughput adds up shard by shard and the cost of a transfer stays flat. Here all rlnode processes share $(nproc) cores and one disk, so more shards are more leaders competing for the same CPU and fsyncs: throughput stays at what the machine can do, and the fixed $clients clients are spread thinner over more logs, so each leader batches fewer transfers into an append and an fsync. Nodes per shard cost the other way: a leader sends every entry to each of its n - 1 followers and handles each acknowledgement, and each of the n nodes appends and fsyncs it, so the CPU and disk work of a committed transfer grows about linearly with n ($(awk -v a="$last_n" -v b="$first_n" 'BEGIN { printf "%.1f", a / b }') x from $first_n to $last_n nodes), while the commit waits only for the fastest majority (2 of 3, 3 of 5, 4 of 7), which on a noisy disk can shorten the wait about as much as the extra work lengthens it. More nodes buy tolerance of more failures (1, 2 and 3 nodes lost), not throughput; more shards buy throughput only with hardware to run them on. On this shared machine single trials of one deployment differ by up to the min-max range above, so differences within those ranges are noise."
+  echo "**How cost grows.** Measured here: $first_s to $last_s shards of 3 nodes gave $shard_gain x the throughput (with a machine per shard the ideal is $(awk -v a="$last_s" -v b="$first_s" 'BEGIN { printf "%.2f", a / b }') x); one shard of $first_n to $last_n nodes gave $node_cost x. Shards are independent logs with a leader each, and an intra-shard transfer touches one of them, so with a machine (cores and disk) per shard throughput adds up shard by shard and the cost of a transfer stays flat. Here all rlnode processes share $(nproc) cores and one disk: more shards put more fsyncs in flight at once (each log waits only on its own), which helps while the disk has room, but their leaders compete for the same CPU, so throughput levels off at what the machine can do; and the fixed $clients clients are spread thinner over more logs, so each leader batches fewer transfers into an append and an fsync. Nodes per shard cost the other way: a leader sends every entry to each of its n - 1 followers and handles each acknowledgement, and each of the n nodes appends and fsyncs it, so the CPU and disk work of a committed transfer grows about linearly with n ($(awk -v a="$last_n" -v b="$first_n" 'BEGIN { printf "%.1f", a / b }') x from $first_n to $last_n nodes), while the commit waits only for the fastest majority (2 of 3, 3 of 5, 4 of 7), which on a noisy disk can shorten the wait about as much as the extra work lengthens it. More nodes buy tolerance of more failures (1, 2 and 3 nodes lost), not throughput; more shards buy throughput only with hardware to run them on. On this shared machine single trials of one deployment differ by up to the min-max range above, so differences within those ranges are noise."
 } > "$out"
 if [ -s "$work/failures" ]; then
   printf '\nTrials that failed (left out above):\n\n' >> "$out"
