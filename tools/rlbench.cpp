@@ -973,6 +973,7 @@ nlohmann::ordered_json figures(const Args& a, const Plan& p, Shared& shared, dou
                                 {"p99_us", percentile(s.latencies_us, 0.99)}, {"max_us", max_of(s.latencies_us)}};
     for (const char* reason : kErrorReasons) r[std::string("errors_") + reason] = s.failed[reason];
     for (const auto& [reason, count] : s.failed) r["errors_" + reason] = count;
+    if (!s.first_error.empty()) r["first_error"] = s.first_error;
     if (a.workload != "transfer") return r;
     for (const auto& [k, v] : p.describe.items()) r[k] = v;
     r["committed"] = s.committed;
