@@ -2,7 +2,7 @@
 # Cross-shard transfers (two-phase commit between shard leaders) against
 # intra-shard ones, on two shards of three nodes each on loopback with
 # fsync=always, in one run:
-#   a. one connection, sequential: p50 intra vs p50 cross (--cross-shard 1)
+#   a. one connection, sequential: p50 intra vs p50 cross (--cross-shard 100)
 #   b. 64 connections: throughput intra vs cross, and the cross run's p99
 #   c. 64 connections, 80 % intra / 20 % cross, Zipf-skewed items over two
 #      small shards with a small initial balance: throughput, latency and
@@ -14,21 +14,12 @@
 # (rlbench errors or no leader) is listed and left out of the medians.
 #   tools/bench/cross.sh
 #   BUILD_DIR=build-bench tools/bench/cross.sh   (build into and run from another folder than build/)
+#   BENCH_BIN=build tools/bench/cross.sh         (run the binaries there as they are)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tools/bench/lib.sh
 trials=${TRIALS:-3}; duration=${DURATION_MS:-3000}
-tools/install-deps.sh
-if [ -z "${BUILD_DIR:-}" ]; then
-  bin=build
-  tools/build.sh release rlnode rlcat rlbench >/dev/null
-else
-  bin=$BUILD_DIR
-  # Configured like tools/build.sh release unless the folder already is.
-  [ -f "$bin/CMakeCache.txt" ] ||
-    cmake -S . -B "$bin" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRL_WERROR=ON -DRL_BUILD_TESTS=OFF >/dev/null
-  cmake --build "$bin" -j "$(nproc)" --target rlnode rlcat rlbench >/dev/null
-fi
+bench_build rlnode rlcat rlbench
 
 bench_workdir
 start_cluster() {  # ITEMS INITIAL_BALANCE
@@ -97,9 +88,9 @@ trial() {
 start_cluster "1-3000 3001-6000" 1000000000
 for t in $(seq "$trials"); do
   trial intra1 --connections 1 --seed "$t"
-  trial cross1 --connections 1 --cross-shard 1 --seed "$t"
+  trial cross1 --connections 1 --cross-shard 100 --seed "$t"
   trial intra64 --connections 64 --seed "$t"
-  trial cross64 --connections 64 --cross-shard 1 --seed "$t"
+  trial cross64 --connections 64 --cross-shard 100 --seed "$t"
 done
 changes_ab=$(leader_changes)
 stop_cluster
@@ -109,7 +100,7 @@ stop_cluster
 # dry, so some transfers abort with insufficient_funds.
 start_cluster "1-1000 1001-2000" 20
 for t in $(seq "$trials"); do
-  trial mixed --connections 64 --cross-shard 0.2 --skew zipf:1.1 --seed "$t"
+  trial mixed --connections 64 --cross-shard 20 --skew zipf:1.1 --seed "$t"
 done
 changes_c=$(leader_changes)
 stop_cluster

@@ -8,8 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tools/bench/lib.sh
 trials=${TRIALS:-10}
-tools/install-deps.sh
-tools/build.sh release rlnode rlcat rlbench >/dev/null
+bench_build rlnode rlcat rlbench
 
 bench_workdir
 write_config() {  # algorithm
@@ -35,13 +34,13 @@ out=$work/section.md
 for algorithm in bully ring; do
   write_config "$algorithm"
   rm -rf "$work/data"
-  tools/cluster.sh start "$work/bench.ini" --run "$work" >/dev/null
+  tools/cluster.sh start "$work/bench.ini" --bin "$bin" --run "$work" >/dev/null
   times=()
   for trial in $(seq "$trials"); do
-    line=$(build/tools/rlbench failover --config "$work/bench.ini" --run-dir "$work")
+    line=$("$bin/tools/rlbench" failover --config "$work/bench.ini" --run-dir "$work")
     echo "$algorithm trial $trial: $line"
     times+=("$(echo "$line" | field failover_ms)")
-    tools/cluster.sh start "$work/bench.ini" --run "$work" >/dev/null  # restarts the killed node
+    tools/cluster.sh start "$work/bench.ini" --bin "$bin" --run "$work" >/dev/null  # restarts the killed node
   done
   tools/cluster.sh stop "$work/bench.ini" --run "$work" >/dev/null
   sorted=$(printf '%s\n' "${times[@]}" | sort -n)

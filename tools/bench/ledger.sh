@@ -8,8 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tools/bench/lib.sh
 trials=${TRIALS:-3}; duration=${DURATION_MS:-3000}
-tools/install-deps.sh
-tools/build.sh release rlnode rlcat rlbench >/dev/null
+bench_build rlnode rlcat rlbench
 
 bench_workdir
 write_config() {  # fsync
@@ -33,12 +32,12 @@ failed=0
 for fsync in never always; do
   write_config "$fsync"
   rm -rf "$work/data"
-  tools/cluster.sh start "$work/bench.ini" --run "$work" >/dev/null
+  tools/cluster.sh start "$work/bench.ini" --bin "$bin" --run "$work" >/dev/null
   for conns in 1 16 64; do
     rates=(); p50s=(); p99s=()
     for _ in $(seq "$trials"); do
       # A failed trial (errors or no leader) is reported and left out of the median.
-      if ! line=$(build/tools/rlbench transfer --config "$work/bench.ini" --connections "$conns" --duration-ms "$duration" 2>&1); then
+      if ! line=$("$bin/tools/rlbench" transfer --config "$work/bench.ini" --connections "$conns" --duration-ms "$duration" 2>&1); then
         echo "fsync=$fsync connections=$conns trial FAILED: $line" | tee -a "$work/failures" >&2
         failed=$((failed + 1)); continue
       fi

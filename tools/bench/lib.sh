@@ -7,11 +7,11 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print 0} else if (NR%2) {p
 field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
 # replace_section NAME FILE: replaces the lines between
-# <!-- NAME:begin --> and <!-- NAME:end --> in docs/benchmarks.md with FILE
-# (appending the section if it is not there yet).
+# <!-- NAME:begin --> and <!-- NAME:end --> in $BENCH_DOC (default
+# docs/benchmarks.md) with FILE (appending the section if it is not there yet).
 replace_section() {
-  local name=$1 body=$2 doc=docs/benchmarks.md
-  mkdir -p docs
+  local name=$1 body=$2 doc=${BENCH_DOC:-docs/benchmarks.md}
+  mkdir -p "$(dirname "$doc")"
   [ -f "$doc" ] || printf '# Benchmarks\n\nFigures measured on the project machine (2 cores, shared and noisy): medians of repeated trials, with the command that reproduces each table.\n' > "$doc"
   if grep -q "<!-- $name:begin -->" "$doc"; then
     awk -v name="$name" -v body="$body" '
@@ -61,4 +61,28 @@ shards_config() {
     done
     for i in $(seq "$node"); do printf '[node.%s]\naddress = 127.0.0.1:%s\n' "$i" $((base + i - 1)); done
   } > "$file"
+}
+
+# bench_build TARGETS...: sets $bin, the build folder the script runs from.
+# With BENCH_BIN set, its binaries as they are (nothing is installed or
+# built: the smoke test runs the scripts so); with BUILD_DIR set, built
+# there; else tools/build.sh release into build/.
+bench_build() {
+  if [ -n "${BENCH_BIN:-}" ]; then
+    bin=$BENCH_BIN
+    return
+  fi
+  tools/install-deps.sh
+  if [ -z "${BUILD_DIR:-}" ]; then
+    bin=build
+    tools/build.sh release "$@" >/dev/null
+  else
+    bin=$BUILD_DIR
+    # Configured like tools/build.sh release unless the folder already is.
+    [ -f "$bin/CMakeCache.txt" ] ||
+      cmake -S . -B "$bin" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRL_WERROR=ON -DRL_BUILD_TESTS=OFF >/dev/null
+    local t targets=()
+    for t in "$@"; do targets+=(--target "$t"); done
+    cmake --build "$bin" -j "$(nproc)" "${targets[@]}" >/dev/null
+  fi
 }

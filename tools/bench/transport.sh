@@ -7,8 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tools/bench/lib.sh
 trials=${TRIALS:-5}; duration=${DURATION_MS:-2000}
-tools/install-deps.sh
-tools/build.sh release rlnode rlcat rlbench >/dev/null
+bench_build rlnode rlcat rlbench
 
 bench_workdir
 port=$(port_base)
@@ -23,7 +22,7 @@ nodes = 1
 [node.1]
 address = 127.0.0.1:$port
 INI
-tools/cluster.sh start "$work/bench.ini" --run "$work" >/dev/null
+tools/cluster.sh start "$work/bench.ini" --bin "$bin" --run "$work" >/dev/null
 
 out=$work/section.md
 {
@@ -39,7 +38,7 @@ out=$work/section.md
 for conns in 1 16 64; do
   rates=(); p50s=(); p99s=()
   for _ in $(seq "$trials"); do
-    line=$(build/tools/rlbench ping "127.0.0.1:$port" --connections "$conns" --duration-ms "$duration" --warmup-ms 300)
+    line=$("$bin/tools/rlbench" ping "127.0.0.1:$port" --connections "$conns" --duration-ms "$duration" --warmup-ms 300)
     echo "connections=$conns $line"
     rates+=("$(echo "$line" | field per_second)"); p50s+=("$(echo "$line" | field p50_us)"); p99s+=("$(echo "$line" | field p99_us)")
   done
