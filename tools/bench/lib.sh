@@ -7,11 +7,11 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print 0} else if (NR%2) {p
 field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
 # replace_section NAME FILE: replaces the lines between
-# <!-- NAME:begin --> and <!-- NAME:end --> in docs/benchmarks.md with FILE
-# (appending the section if it is not there yet).
+# <!-- NAME:begin --> and <!-- NAME:end --> in $BENCH_DOC (default
+# docs/benchmarks.md) with FILE (appending the section if it is not there yet).
 replace_section() {
-  local name=$1 body=$2 doc=docs/benchmarks.md
-  mkdir -p docs
+  local name=$1 body=$2 doc=${BENCH_DOC:-docs/benchmarks.md}
+  mkdir -p "$(dirname "$doc")"
   [ -f "$doc" ] || printf '# Benchmarks\n\nFigures measured on the project machine (2 cores, shared and noisy): medians of repeated trials, with the command that reproduces each table.\n' > "$doc"
   if grep -q "<!-- $name:begin -->" "$doc"; then
     awk -v name="$name" -v body="$body" '
