@@ -206,8 +206,10 @@ public:
     void close() override {
         ++generation_;
         pending_ = nullptr;
-        if (conn_) conn_->close("closed");
-        conn_.reset();
+        if (!conn_) return;
+        conn_->close("closed");
+        // Released later: close() may run inside one of the connection's own handlers.
+        asio::post(io_, [c = std::move(conn_)] {});
     }
 
 private:

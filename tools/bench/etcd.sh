@@ -107,6 +107,7 @@ restart_etcd() {
     fi
   done
 }
+load_start=$(cut -d" " -f1 /proc/loadavg)
 for i in 1 2 3; do start_etcd "$i"; done
 for algorithm in bully ring; do
   tools/cluster.sh start "$work/$algorithm/bench.ini" --bin "$bin" --run "$work/$algorithm" >/dev/null
@@ -169,7 +170,7 @@ out=$work/section.md
   echo
   echo "How each side is driven: one program, \`rlcompare\` (tools/bench/compare.cpp), on one io_context, closed loops (one write in flight per connection). A Ringleader write is a transfer of 1 between two items of the shard in the loop's own client session, over Ringleader's client protocol; an etcd write is a put of a short value to the loop's own key through etcd's v3 JSON gateway (POST /v3/kv/put, HTTP/1.1 keep-alive), which adds a JSON-to-gRPC step inside etcd that its native gRPC clients skip. A write counts when Ringleader answers committed or etcd answers 200. Load runs write to the leader (the one every member names); failover runs write through a survivor (a member that is not the leader, which forwards), SIGKILL the leader right after a write succeeded (none in flight) and time the kill to the first successful write sent after it. Retry rules are the same for both: an attempt without an answer in ${heartbeat} ms (2000 ms in load runs) closes the connection, opens it again and resends (Ringleader with the same txid); an error answer is retried after 10 ms."
   echo
-  echo "Command: \`TRIALS=$trials LOAD_TRIALS=$load_trials DURATION_MS=$duration tools/bench/etcd.sh\` ($(date -u +%Y-%m-%d), $(nproc) cores). Load: median of $load_trials trials of ${duration} ms after ${warmup} ms of warm-up (Ringleader: the bully shard). Failover: $trials trials per system."
+  echo "Command: \`TRIALS=$trials LOAD_TRIALS=$load_trials DURATION_MS=$duration tools/bench/etcd.sh\` ($(date -u +%Y-%m-%d), $(nproc) cores, load average $load_start at the start, from other work on the machine). Load: median of $load_trials trials of ${duration} ms after ${warmup} ms of warm-up (Ringleader: the bully shard). Failover: $trials trials per system."
   echo
   echo "| load | etcd writes/s | Ringleader writes/s | ratio | etcd p50 (µs) | Ringleader p50 (µs) | ratio | etcd p99 (µs) | Ringleader p99 (µs) | ratio |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
