@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs tools/bench/etcd.sh once at a tiny size (one trial of each kind, 300 ms
+# Runs tools/bench/etcd.sh once at a tiny size (one trial of each kind, 200 ms
 # load runs, 16 connections only) into a scratch BENCH_DOC, and checks that
 # it exited 0 and wrote the table with every system's rows filled. Where
 # etcd-server is missing and cannot be installed, etcd.sh exits 77, which
@@ -11,7 +11,7 @@ trap 'rm -rf "$scratch"' EXIT
 doc=$scratch/benchmarks.md
 cd "$RL_SOURCE_DIR"
 rc=0
-TRIALS=1 LOAD_TRIALS=1 DURATION_MS=300 WARMUP_MS=200 CONNECTIONS=16 BENCH_BIN="$RL_BIN_DIR" BENCH_DOC="$doc" \
+TRIALS=1 LOAD_TRIALS=1 DURATION_MS=200 WARMUP_MS=100 CONNECTIONS=16 BENCH_BIN="$RL_BIN_DIR" BENCH_DOC="$doc" \
   tools/bench/etcd.sh > "$scratch/out" 2>&1 || rc=$?
 if [ "$rc" -eq 77 ]; then
   echo "SKIPPED: $(tail -1 "$scratch/out")" >&2
