@@ -134,7 +134,8 @@ public:
         c->request.keep_alive(true);
         c->request.body() = R"({"key":")" + key_ + R"(","value":")" + base64(std::to_string(++value_)) + R"("})";
         c->request.prepare_payload();
-        http::async_write(c->socket, c->request, [self = shared_from_this(), c, done](beast::error_code ec, std::size_t) {
+        auto self = shared_from_this();
+        http::async_write(c->socket, c->request, [self, c, done](beast::error_code ec, std::size_t) {
             if (self->conn_ != c) return;
             if (ec) return done({false, true, "send: " + ec.message()});
             c->response = {};
@@ -574,7 +575,9 @@ int run_failover(const Args& a, const System& system) {
     const auto stop_at = kill_after + milliseconds(a.failover_limit_ms);
     std::make_shared<Loop>(io, system.channel(io, survivor, 0), a, stats, stop_at, stop_at, on_success)->start();
     io.run();
-    if (!killed) throw std::runtime_error("no write succeeded through the survivor before the kill: " + stats.first_error);
+    if (!killed) {
+        throw std::runtime_error("no write succeeded through the survivor before the kill: " + stats.first_error);
+    }
     if (!first_write) throw std::runtime_error("no write succeeded within --failover-limit-ms after the kill");
     nlohmann::ordered_json r = {
         {"system", a.system},
