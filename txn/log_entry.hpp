@@ -79,6 +79,28 @@ struct Transfer {
     void serialize(Archive& ar) { ar(txid, from, to, amount); }
 };
 
+// One transfer of a TransferBatch: its txid is (the batch's session, seq).
+struct BatchTransfer {
+    std::uint64_t seq = 0;
+    ItemId from;    // debited
+    ItemId to;      // credited
+    std::int64_t amount = 0;  // > 0
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(seq, from, to, amount); }
+};
+
+// Intra-shard transfers of one client batch, one session, as one entry
+// (docs/design.md section 6.9): applied in order, each exactly as a Transfer
+// entry of its own would be, with its own exactly-once result.
+struct TransferBatch {
+    std::uint64_t session = 0;         // session_id() of an OpenSession entry of this shard
+    std::vector<BatchTransfer> each;   // in the client's order
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(session, each); }
+};
+
 // ---- two-phase commit across shards (docs/design.md section 6.7) ----
 //
 // A cross-shard transfer is four to six entries: a Prepare in each of the
@@ -178,7 +200,7 @@ struct Reset {
 
 using Command =
     std::variant<Noop, Transfer, Genesis, OpenSession, PrepareDebit, PrepareCredit, Decide, Query, Forget, Decisions,
-                 Release, Reset>;
+                 Release, Reset, TransferBatch>;
 
 struct LogEntry {
     LogIndex index;   // position in the shard log, from 1
