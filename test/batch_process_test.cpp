@@ -97,7 +97,16 @@ BOOST_AUTO_TEST_CASE(a_mixed_batch_at_a_follower_gets_each_outcome_in_order_and_
 
     const std::vector<std::pair<std::uint64_t, std::int64_t>> after = {{1, 23}, {2, 0}, {3, 0}, {150, 17},
                                                                        {160, 7}, {161, 13}};
+    // The credit of the cross-shard transfer posts with its Decide, which
+    // may follow the answer (parallel commits, docs/design.md section 6.7).
     const auto check_balances = [&] {
+        const auto all_there = [&] {
+            for (const auto& [item, want_balance] : after) {
+                if (balance(item) != want_balance) return false;
+            }
+            return true;
+        };
+        rl::test::wait_until(all_there, 10s);
         for (const auto& [item, want_balance] : after) BOOST_TEST(balance(item) == want_balance, "item " << item);
     };
     check_balances();

@@ -192,7 +192,7 @@ BOOST_AUTO_TEST_CASE(batch_messages_round_trip_with_every_transfer_and_outcome) 
     const auto req2 = std::get<TransfersRequest>(back(req));
     BOOST_TEST(req2.request_id == 21u);
     BOOST_REQUIRE(req2.transfers.size() == 2u);
-    BOOST_TEST(req2.transfers[1].txid == (txn::TxnId{s1, 2}));
+    BOOST_TEST((req2.transfers[1].txid == txn::TxnId{s1, 2}));
     BOOST_TEST(req2.transfers[1].to == ItemId{150});
     BOOST_TEST(req2.transfers[1].amount == 7);
     const TransfersReply rep{21,

@@ -45,6 +45,9 @@ using rl::txn::SessionOpened;
 using rl::txn::ShardState;
 using rl::txn::Transfer;
 using rl::txn::TxnId;
+using rl::txn::BatchApplied;
+using rl::txn::BatchTransfer;
+using rl::txn::TransferBatch;
 
 // ---- allocation meter
 //
@@ -1253,7 +1256,8 @@ BOOST_AUTO_TEST_CASE(the_order_within_a_batch_decides_what_each_transfer_sees) {
         const std::uint64_t a = open_session(s);
         std::vector<BatchTransfer> each = {{1, ItemId{2}, ItemId{1}, 10}, {2, ItemId{1}, ItemId{2}, 15}};
         if (reversed) std::swap(each[0], each[1]);
-        return std::make_pair(apply_batch(s, batch_of(a, each)), s.balance(ItemId{1}));
+        const auto results = apply_batch(s, batch_of(a, each));
+        return std::make_pair(results, s.balance(ItemId{1}));
     };
     const auto [forward, one_forward] = run(false);
     BOOST_TEST((forward[1].outcome == Outcome::committed));  // item 1 held 20 once the first credited it
@@ -1293,11 +1297,13 @@ BOOST_AUTO_TEST_CASE(a_batch_as_large_as_the_dedup_window_is_remembered_whole) {
     for (std::uint64_t seq = 1; seq <= window; ++seq) each.push_back({seq, ItemId{1}, ItemId{2}, 1});
     const auto first = apply_batch(s, batch_of(a, each));
     for (const ApplyResult& r : first) BOOST_TEST((s.lookup(r.txid) == r));
-    // One more than the window: the lowest seq is forgotten (expired).
+    // The batch again with one transfer more than the window: every first
+    // outcome, then the new one, which pushes the lowest seq out (expired).
     each.push_back({window + 1, ItemId{1}, ItemId{2}, 1});
     const auto again = apply_batch(s, batch_of(a, each));
-    BOOST_TEST((again.front() == aborted(TxnId{a, 1}, AbortReason::expired)));
+    BOOST_TEST((std::vector<ApplyResult>(again.begin(), again.end() - 1) == first));
     BOOST_TEST((again.back() == committed(TxnId{a, window + 1})));
+    BOOST_TEST((s.lookup(TxnId{a, 1}) == aborted(TxnId{a, 1}, AbortReason::expired)));
     BOOST_TEST(s.balance(ItemId{1}) == kInitial - window - 1);
 }
 
