@@ -10,6 +10,7 @@
 #include <cereal/types/vector.hpp>
 
 #include <compare>
+#include <cstddef>
 #include <cstdint>
 #include <variant>
 #include <vector>
@@ -210,6 +211,15 @@ struct LogEntry {
     template <class Archive>
     void serialize(Archive& ar) { ar(index, epoch, command); }
 };
+
+// How many ordinary entries an entry weighs on the wire, where a message
+// carries at most LogLimits::append_entries_max of them (sized so that many
+// ordinary entries fit a frame): a TransferBatch weighs one more per four
+// transfers, 32 bytes each (docs/design.md section 6.9).
+inline std::size_t entry_weight(const LogEntry& e) {
+    if (const auto* b = std::get_if<TransferBatch>(&e.command)) return 1 + b->each.size() / 4;
+    return 1;
+}
 
 // What a transfer came to. The names are the `reason` strings of
 // docs/design.md section 4.
