@@ -298,12 +298,14 @@ void Replica::maybe_compact() {
 
 // Checked wherever the operation arrives, once this node knows the shard's
 // items; before that, the leader checks it.
+std::optional<OpFailed> Replica::edge_failure(const std::optional<EdgeError>& e) const {
+    if (!e) return std::nullopt;
+    return OpFailed{to_string(e->code), e->message, leader()};
+}
+
 std::optional<OpFailed> Replica::edge_check(const ClientOp& op) const {
     if (!state_.created()) return std::nullopt;
-    const auto failed = [&](const std::optional<EdgeError>& e) -> std::optional<OpFailed> {
-        if (!e) return std::nullopt;
-        return OpFailed{to_string(e->code), e->message, leader()};
-    };
+    const auto failed = [&](const std::optional<EdgeError>& e) { return edge_failure(e); };
     return std::visit(Overload{
                           [&](const TransferOp& t) { return transfer_check(t); },
                           [&](const BatchOp& b) -> std::optional<OpFailed> {
@@ -333,13 +335,11 @@ std::optional<OpFailed> Replica::edge_check(const ClientOp& op) const {
 }
 
 std::optional<OpFailed> Replica::transfer_check(const TransferOp& t) const {
-    const auto failed = [&](const std::optional<EdgeError>& e) -> std::optional<OpFailed> {
-        if (!e) return std::nullopt;
-        return OpFailed{to_string(e->code), e->message, leader()};
-    };
     const ShardId to = shard_of_item(t.to);
-    if (to != shard() && to.value != 0) return failed(state_.validate(PrepareDebit{t.txid, t.from, t.to, to, t.amount}));
-    return failed(state_.validate(Transfer{t.txid, t.from, t.to, t.amount}));
+    if (to != shard() && to.value != 0) {
+        return edge_failure(state_.validate(PrepareDebit{t.txid, t.from, t.to, to, t.amount}));
+    }
+    return edge_failure(state_.validate(Transfer{t.txid, t.from, t.to, t.amount}));
 }
 
 // Admission (docs/design.md section 9, habit 7): every waiter counts, a
@@ -385,16 +385,17 @@ void Replica::serve_transfer(const Waiter& w, const TransferOp& op) {
     pending_.wait_transfer(op.txid, w);
 }
 
+namespace {
+// The part number serve_batch() releases its own hold with.
+constexpr std::uint32_t kNoPart = ~std::uint32_t{0};
+}  // namespace
+
 // A client batch's transfers of this shard (docs/design.md section 6.9), in
 // order: a run of intra-shard transfers becomes one TransferBatch entry, a
 // cross-shard one starts its two-phase commit where it stands, so the log
 // holds them in the client's order and each sees what the earlier ones
 // moved or held. Transfers the session table already settled are answered
 // from it; the rest apply exactly-once like single transfers.
-namespace {
-// The part number serve_batch() releases its own hold with.
-constexpr std::uint32_t kNoPart = ~std::uint32_t{0};
-}  // namespace
 
 void Replica::serve_batch(const Waiter& w, const BatchOp& op) {
     if (!admit(w)) return;

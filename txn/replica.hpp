@@ -160,6 +160,7 @@ private:
     void serve_batch(const Waiter& w, const BatchOp& op);
     void on_batch_part(const BatchWaiter& b, const OpResult& result);
     std::optional<OpFailed> transfer_check(const TransferOp& t) const;
+    std::optional<OpFailed> edge_failure(const std::optional<EdgeError>& e) const;
     void serve_session(const Waiter& w);
     void serve_reset(const Waiter& w);
     void answer_entry(const Waiter& w, const LogEntry& entry, const Applied& applied);
