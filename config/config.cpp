@@ -424,6 +424,7 @@ private:
     void reject_unknown_keys(const Section& s, std::initializer_list<const char*> known) const;
     ClusterConfig cluster(const Section& s) const;
     void check_timing(const Section& s, const ClusterConfig& c) const;
+    void check_batch(const Section& s, ClusterConfig& c) const;
     void check_relation(const Section& s, const char* key, std::uint64_t value, Relation rel, const char* other,
                         std::uint64_t other_value) const;
     void shard(const Section& s, Deployment& d) const;
@@ -547,6 +548,7 @@ const std::vector<std::pair<const char*, ClusterSetter>>& cluster_keys() {
         {"snapshot_after_entries", [](C& c, S v) { c.limits.snapshot_after_entries = parse_u32(v); }},
         {"dedup_window", [](C& c, S v) { c.limits.dedup_window = parse_u32(v); }},
         {"dedup_clients_max", [](C& c, S v) { c.limits.dedup_clients_max = parse_u32(v); }},
+        {"batch_transfers_max", [](C& c, S v) { c.limits.batch_transfers_max = parse_u32(v); }},
     };
     return table;
 }
@@ -567,7 +569,29 @@ ClusterConfig Checker::cluster(const Section& s) const {
     // Relative paths follow the INI file, not the cwd of whichever process reads it.
     if (c.data_dir.is_relative()) c.data_dir = path_.parent_path() / c.data_dir;
     check_timing(s, c);
+    check_batch(s, c);
     return c;
+}
+
+// A batch's transfers must all be remembered by their session, or a retry
+// of the whole batch would find its first ones expired; and the batch, as
+// request and as reply, must fit in one frame (docs/design.md section 6.9).
+void Checker::check_batch(const Section& s, ClusterConfig& c) const {
+    constexpr std::uint32_t kFrameMargin = 4096;
+    const std::uint32_t frame = c.limits.frame_bytes_max;
+    const std::uint32_t fits = (frame > 2 * kFrameMargin ? frame - kFrameMargin : frame / 2) / kBatchTransferBytes;
+    if (!s.keys.contains("batch_transfers_max")) {
+        c.limits.batch_transfers_max = std::max<std::uint32_t>(1, std::min(c.limits.dedup_window, fits));
+        return;
+    }
+    check_relation(s, "batch_transfers_max", c.limits.batch_transfers_max, Relation::at_most, "dedup_window",
+                   c.limits.dedup_window);
+    if (c.limits.batch_transfers_max > fits) {
+        fail(s, "batch_transfers_max",
+             std::to_string(c.limits.batch_transfers_max) + " transfers of up to " +
+                 std::to_string(kBatchTransferBytes) + " bytes each do not fit in frame_bytes_max = " +
+                 std::to_string(c.limits.frame_bytes_max) + "; at most " + std::to_string(fits));
+    }
 }
 
 // Blames `key` when the user wrote it, else `other`, so that the message

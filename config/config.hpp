@@ -89,7 +89,15 @@ struct Limits {
     // node whose INI later disagrees follows the log (docs/design.md section 6).
     std::uint32_t dedup_window = 64;                      // transfer results remembered per client session
     std::uint32_t dedup_clients_max = 4000;               // client sessions remembered; the least recent goes first
+    // Transfers in one `transfers` request (docs/design.md section 6.9). At
+    // most dedup_window, so a retried batch gets every first outcome, and at
+    // most what fits a frame; when the INI leaves it out, dedup_window.
+    std::uint32_t batch_transfers_max = 64;
 };
+
+// Wire bytes one transfer of a batch may take, request or reply, with room to
+// spare: how batch_transfers_max is bounded by frame_bytes_max.
+inline constexpr std::uint32_t kBatchTransferBytes = 64;
 
 struct ClusterConfig {
     std::string name;

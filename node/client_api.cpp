@@ -5,6 +5,7 @@
 
 #include "config/overload.hpp"
 
+#include <set>
 #include <type_traits>
 
 namespace rl::node {
@@ -52,6 +53,7 @@ void Node::on_client_message(const std::shared_ptr<Connection>& session, Message
                        if (auto err = route_check(r, shard)) return (void)session->send(*err);
                        submit(session, r.request_id, shard, txn::TransferOp{r.txid, r.from, r.to, r.amount});
                    },
+                   [&](transport::TransfersRequest& r) { submit_batch(session, r); },
                    [&](transport::BalanceRequest& r) {
                        submit_for_item(session, r.request_id, r.item, txn::BalanceOp{r.item, r.local});
                    },
@@ -176,19 +178,122 @@ void Node::submit(const std::shared_ptr<Connection>& session, std::uint64_t requ
                                             replica_->leader()});
         return;
     }
-    ++mine;
+    launch(PendingRequest{session, request_id, shard, 0, {}}, op);
+}
+
+void Node::launch(PendingRequest req, const txn::ClientOp& op) {
+    ++inflight_[req.session];
     const std::uint64_t handle = next_handle_++;
-    pending_[handle] = PendingRequest{session, request_id, shard};
+    const ShardId shard = req.shard;
+    pending_[handle] = std::move(req);
     if (shard == me_.shard) return shell_->submit(handle, op);
     shell_->forward_elsewhere(handle, shard, op);
+}
+
+// Everything about a batch the config can tell, so that a malformed batch
+// is refused whole before any of it is applied (docs/design.md section
+// 6.9): its size, each transfer's items, amount and session, one session
+// per FROM shard, no txid twice.
+std::optional<transport::ErrorReply> Node::batch_check(const transport::TransfersRequest& r,
+                                                       std::vector<ShardId>& from_shards) const {
+    auto error = [&](const char* code, const std::string& msg) {
+        return transport::ErrorReply{r.request_id, code, msg, kNoNode};
+    };
+    const std::size_t limit = config_.cluster().limits.batch_transfers_max;
+    if (r.transfers.empty()) return error("bad_request", "a transfers request needs at least one transfer");
+    if (r.transfers.size() > limit) {
+        return error("bad_request", std::to_string(r.transfers.size()) + " transfers in one request, more than " +
+                                        "batch_transfers_max = " + std::to_string(limit));
+    }
+    std::map<ShardId, std::uint64_t> session_of;
+    std::set<txn::TxnId> seen;
+    from_shards.clear();
+    for (std::size_t i = 0; i < r.transfers.size(); ++i) {
+        const txn::TransferOp& t = r.transfers[i];
+        const std::string at = "transfer " + std::to_string(i + 1) + ": ";
+        const auto from = config_.shard_of_item(t.from);
+        const auto to = config_.shard_of_item(t.to);
+        if (!from) return error("unknown_item", at + "item " + std::to_string(t.from.value) + " is in no shard");
+        if (!to) return error("unknown_item", at + "item " + std::to_string(t.to.value) + " is in no shard");
+        if (t.amount <= 0) {
+            return error("bad_request", at + "transfer amount must be positive, got " + std::to_string(t.amount));
+        }
+        if (t.from == t.to) {
+            return error("bad_request", at + "cannot transfer from item " + std::to_string(t.from.value) + " to itself");
+        }
+        if (txn::session_shard(t.txid.session) != *from) {
+            return error("bad_request", at + "session " + std::to_string(t.txid.session) + " belongs to shard " +
+                                            std::to_string(txn::session_shard(t.txid.session).value) + ", item " +
+                                            std::to_string(t.from.value) + " to shard " +
+                                            std::to_string(from->value) + "; use that shard's session");
+        }
+        if (const auto [it, fresh] = session_of.emplace(*from, t.txid.session); !fresh && it->second != t.txid.session) {
+            return error("bad_request", at + "the transfers from shard " + std::to_string(from->value) +
+                                            " must use one session, " + std::to_string(it->second) + ", not also " +
+                                            std::to_string(t.txid.session));
+        }
+        if (!seen.insert(t.txid).second) {
+            return error("bad_request", at + "txid " + std::to_string(t.txid.session) + ":" +
+                                            std::to_string(t.txid.seq) + " appears twice in the batch");
+        }
+        from_shards.push_back(*from);
+    }
+    return std::nullopt;
+}
+
+// A batch is split by FROM shard, keeping the request's order within each
+// part; each part goes to its shard like a single transfer would, and one
+// reply is assembled in the request's order (docs/design.md section 6.9).
+void Node::submit_batch(const std::shared_ptr<Connection>& session, transport::TransfersRequest& r) {
+    std::vector<ShardId> from_shards;
+    if (auto err = batch_check(r, from_shards)) return (void)session->send(*err);
+    std::map<ShardId, std::pair<std::vector<std::uint32_t>, txn::BatchOp>> parts;
+    for (std::uint32_t i = 0; i < r.transfers.size(); ++i) {
+        auto& [positions, op] = parts[from_shards[i]];
+        positions.push_back(i);
+        op.transfers.push_back(r.transfers[i]);
+    }
+    const auto held = inflight_.find(session);
+    const std::size_t mine = held == inflight_.end() ? 0 : held->second;
+    if (mine + parts.size() > config_.cluster().limits.client_inflight_max) {
+        session->send(transport::ErrorReply{r.request_id, "unavailable", "too many requests in flight on this connection",
+                                            replica_->leader()});
+        return;
+    }
+    const std::uint64_t id = next_batch_++;
+    PendingBatch& b = batches_[id];
+    b.session = session;
+    b.request_id = r.request_id;
+    b.missing = parts.size();
+    b.each.reserve(r.transfers.size());
+    for (const txn::TransferOp& t : r.transfers) b.each.push_back({t.txid, txn::BatchStatus::failed, "timeout"});
+    for (auto& [shard, part] : parts) {
+        launch(PendingRequest{session, r.request_id, shard, id, std::move(part.first)}, part.second);
+    }
+}
+
+void Node::batch_part_done(const PendingRequest& req, const txn::OpResult& result) {
+    auto it = batches_.find(req.batch);
+    if (it == batches_.end()) return;
+    PendingBatch& b = it->second;
+    if (!txn::place_outcomes(b.each, req.positions, result)) {
+        txn::place_outcomes(b.each, req.positions, txn::OpFailed{"unavailable", "", kNoNode});
+    }
+    if (--b.missing > 0) return;
+    PendingBatch done = std::move(b);
+    batches_.erase(it);
+    if (auto session = done.session.lock()) {
+        session->send(transport::TransfersReply{done.request_id, std::move(done.each), replica_->leader()});
+    }
 }
 
 void Node::reply(std::uint64_t handle, const txn::OpResult& result) {
     auto it = pending_.find(handle);
     if (it == pending_.end()) return;
-    const PendingRequest req = it->second;
+    const PendingRequest req = std::move(it->second);
     pending_.erase(it);
     if (auto n = inflight_.find(req.session); n != inflight_.end() && --n->second == 0) inflight_.erase(n);
+    if (req.batch != 0) return batch_part_done(req, result);
     auto session = req.session.lock();
     if (!session) return;  // the client left; the answer has nowhere to go
     const NodeId hint = req.shard == me_.shard ? replica_->leader() : replica_->router().leader(req.shard);
@@ -210,6 +315,9 @@ void Node::reply(std::uint64_t handle, const txn::OpResult& result) {
                    [&](const txn::AuditDone& d) { session->send(transport::AuditReply{req.request_id, d, hint}); },
                    [&](const txn::ResetDone& d) {
                        session->send(transport::ResetReply{req.request_id, d.shard, d.applied_at, hint});
+                   },
+                   [&](const txn::BatchDone& d) {
+                       session->send(transport::TransfersReply{req.request_id, d.each, hint});
                    },
                    [&](const txn::OpFailed& f) {
                        session->send(transport::ErrorReply{req.request_id, f.code, f.message,

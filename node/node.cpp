@@ -169,6 +169,7 @@ void Node::fail_node() {
     failed_ = true;
     log_.warn("fault_failed").kv("dropped_requests", pending_.size());
     pending_.clear();
+    batches_.clear();
     inflight_.clear();
 }
 

@@ -52,6 +52,17 @@ private:
         std::weak_ptr<Connection> session;
         std::uint64_t request_id = 0;
         ShardId shard;  // whose leader the hint in the reply names
+        // A part of a `transfers` request: its batch, and the positions in
+        // it of the transfers this part carries (docs/design.md section 6.9).
+        std::uint64_t batch = 0;
+        std::vector<std::uint32_t> positions;
+    };
+    // A `transfers` request split by FROM shard, until every part answered.
+    struct PendingBatch {
+        std::weak_ptr<Connection> session;
+        std::uint64_t request_id = 0;
+        std::vector<txn::TransferOutcome> each;  // in the request's order
+        std::size_t missing = 0;                 // parts not answered yet
     };
 
     void open_wal();
@@ -64,6 +75,8 @@ private:
 
     void submit(const std::shared_ptr<Connection>& session, std::uint64_t request_id, ShardId shard,
                 const txn::ClientOp& op);
+    // Admitted: waits in pending_ under a new handle while the replica serves it.
+    void launch(PendingRequest req, const txn::ClientOp& op);
     void submit_for_item(const std::shared_ptr<Connection>& session, std::uint64_t request_id, ItemId item,
                          const txn::ClientOp& op);
     void answer_locally(const std::shared_ptr<Connection>& session, Message&& m);
@@ -78,6 +91,11 @@ private:
                                        ShardId named) const;
     transport::StatusReply status(std::uint64_t request_id) const;
     std::optional<transport::ErrorReply> route_check(const transport::TransferRequest& r, ShardId& shard) const;
+    void submit_batch(const std::shared_ptr<Connection>& session, transport::TransfersRequest& r);
+    // The shard of every transfer's FROM item, or the error that refuses the whole batch.
+    std::optional<transport::ErrorReply> batch_check(const transport::TransfersRequest& r,
+                                                     std::vector<ShardId>& from_shards) const;
+    void batch_part_done(const PendingRequest& req, const txn::OpResult& result);
 
     boost::asio::io_context& io_;
     const config::Config& config_;
@@ -92,6 +110,8 @@ private:
     std::uint64_t shell_generation_ = 0;  // a sync that finishes for an earlier shell is ignored
     BackgroundSync background_sync_;
     std::map<std::uint64_t, PendingRequest> pending_;
+    std::map<std::uint64_t, PendingBatch> batches_;
+    std::uint64_t next_batch_ = 1;
     // Requests in flight per client session (client_inflight_max).
     std::map<std::weak_ptr<Connection>, std::size_t, std::owner_less<>> inflight_;
     std::uint64_t next_handle_ = 1;

@@ -597,6 +597,35 @@ BOOST_AUTO_TEST_CASE(a_dedup_table_whose_snapshot_cannot_fit_in_a_frame_is_refus
     }
 }
 
+// batch_transfers_max (docs/design.md section 6.9): dedup_window when left
+// out; at most dedup_window and what fits in a frame when given.
+BOOST_AUTO_TEST_CASE(batch_transfers_max_defaults_to_the_dedup_window_and_is_bounded) {
+    const auto parse = [](const std::string& lines) {
+        return rl::config::Config::parse("[cluster]\nname = t\n" + lines +
+                                             "[shard.1]\nitems = 1-10\nnodes = 1\n[node.1]\naddress = 127.0.0.1:7000\n",
+                                         "t.ini");
+    };
+    BOOST_TEST(parse("").cluster().limits.batch_transfers_max == 64u);
+    BOOST_TEST(parse("dedup_window = 8\n").cluster().limits.batch_transfers_max == 8u);
+    BOOST_TEST(parse("dedup_window = 200\ndedup_clients_max = 100\nbatch_transfers_max = 100\n").cluster().limits.batch_transfers_max == 100u);
+    // Left out under a small frame: what fits, (8192 / 2) / 64.
+    const std::string small = "frame_bytes_max = 8192\ndedup_window = 200\ndedup_clients_max = 1\n";
+    BOOST_TEST(parse(small).cluster().limits.batch_transfers_max == 64u);
+    const auto refused = [&](const std::string& lines, const std::string& words) {
+        try {
+            parse(lines);
+            BOOST_FAIL("no error for " + lines);
+        } catch (const rl::config::ConfigError& e) {
+            BOOST_TEST(e.key() == "batch_transfers_max");
+            BOOST_TEST(std::string(e.what()).find(words) != std::string::npos, e.what());
+        }
+    };
+    refused("batch_transfers_max = 65\n", "batch_transfers_max (65) must be at most dedup_window (64)");
+    refused(small + "batch_transfers_max = 65\n",
+            "65 transfers of up to 64 bytes each do not fit in frame_bytes_max = 8192; at most 64");
+    refused("batch_transfers_max = 0\n", "");
+}
+
 BOOST_AUTO_TEST_CASE(a_shard_whose_total_balance_overflows_is_refused) {
     try {
         rl::config::Config::parse("[cluster]\nname = t\ninitial_balance = 9000000000000000000\n"

@@ -179,6 +179,74 @@ BOOST_AUTO_TEST_CASE(fault_switch_and_reset_messages_round_trip_with_their_field
     BOOST_TEST(std::get<txn::ResetDone>(done.result).applied_at == LogIndex{9});
 }
 
+BOOST_AUTO_TEST_CASE(batch_messages_round_trip_with_every_transfer_and_outcome) {
+    const auto back = [](const Message& m) {
+        const auto r = decode_one(frame_of(m));
+        BOOST_REQUIRE(std::holds_alternative<Message>(r));
+        return std::get<Message>(r);
+    };
+    BOOST_TEST(TransfersRequest::kWireType == 109);
+    BOOST_TEST(TransfersReply::kWireType == 139);
+    const std::uint64_t s1 = txn::session_id(ShardId{1}, LogIndex{4});
+    TransfersRequest req{21, {{{s1, 1}, ItemId{1}, ItemId{2}, 5}, {{s1, 2}, ItemId{2}, ItemId{150}, 7}}};
+    const auto req2 = std::get<TransfersRequest>(back(req));
+    BOOST_TEST(req2.request_id == 21u);
+    BOOST_REQUIRE(req2.transfers.size() == 2u);
+    BOOST_TEST((req2.transfers[1].txid == txn::TxnId{s1, 2}));
+    BOOST_TEST(req2.transfers[1].to == ItemId{150});
+    BOOST_TEST(req2.transfers[1].amount == 7);
+    const TransfersReply rep{21,
+                             {{{s1, 1}, txn::BatchStatus::committed, ""},
+                              {{s1, 2}, txn::BatchStatus::aborted, "insufficient_funds"},
+                              {{s1, 3}, txn::BatchStatus::failed, "timeout"}},
+                             NodeId{3}};
+    const auto rep2 = std::get<TransfersReply>(back(rep));
+    BOOST_TEST((rep2.each == rep.each));
+    BOOST_TEST(rep2.leader_hint == NodeId{3});
+    // Between nodes: the part of a batch forwarded to a leader, its outcomes,
+    // and the log entry that carries its intra-shard transfers.
+    const auto fwd = std::get<txn::ForwardRequest>(back(txn::ForwardRequest{Epoch{2}, 7, 1, txn::BatchOp{req.transfers}}));
+    BOOST_TEST(std::get<txn::BatchOp>(fwd.op).transfers.size() == 2u);
+    const auto done = std::get<txn::ForwardReply>(back(txn::ForwardReply{Epoch{2}, 7, txn::BatchDone{rep.each}, NodeId{1}}));
+    BOOST_TEST((std::get<txn::BatchDone>(done.result).each == rep.each));
+    txn::AppendEntries ae;
+    ae.entries.push_back({LogIndex{5}, Epoch{2}, txn::TransferBatch{s1, {{1, ItemId{1}, ItemId{2}, 5}, {3, ItemId{2}, ItemId{1}, 9}}}});
+    const auto ae2 = std::get<txn::AppendEntries>(back(ae));
+    const auto& batch = std::get<txn::TransferBatch>(ae2.entries.at(0).command);
+    BOOST_TEST(batch.session == s1);
+    BOOST_REQUIRE(batch.each.size() == 2u);
+    BOOST_TEST(batch.each[1].seq == 3u);
+    BOOST_TEST(batch.each[1].amount == 9);
+}
+
+// batch_transfers_max is bounded by frame_bytes_max at kBatchTransferBytes a
+// transfer: the largest transfer and the longest outcome stay within it.
+BOOST_AUTO_TEST_CASE(a_batch_transfer_takes_at_most_its_budgeted_bytes_each_way) {
+    constexpr std::size_t n = 100;
+    const std::uint64_t big = ~std::uint64_t{0};
+    TransfersRequest req;
+    TransfersReply rep;
+    rep.leader_hint = NodeId{big};
+    for (std::size_t i = 0; i < n; ++i) {
+        req.transfers.push_back({{big, big}, ItemId{big}, ItemId{big}, std::numeric_limits<std::int64_t>::min()});
+        rep.each.push_back({{big, big}, txn::BatchStatus::aborted, "session_expired"});  // the longest reason
+    }
+    const auto one = [](const Message& m) { return frame_of(m).size(); };
+    TransfersRequest req1 = req;
+    req1.transfers.resize(1);
+    TransfersReply rep1 = rep;
+    rep1.each.resize(1);
+    BOOST_TEST((one(req) - one(req1)) / (n - 1) <= std::size_t{rl::config::kBatchTransferBytes});
+    BOOST_TEST((one(rep) - one(rep1)) / (n - 1) <= std::size_t{rl::config::kBatchTransferBytes});
+    // Forwarded between nodes, a part costs no more per transfer.
+    const auto fwd = [&](std::size_t k) {
+        txn::BatchDone d;
+        d.each.assign(rep.each.begin(), rep.each.begin() + static_cast<std::ptrdiff_t>(k));
+        return one(txn::ForwardReply{Epoch{big}, big, d, NodeId{big}});
+    };
+    BOOST_TEST((fwd(n) - fwd(1)) / (n - 1) <= std::size_t{rl::config::kBatchTransferBytes});
+}
+
 BOOST_AUTO_TEST_CASE(frames_delivered_one_byte_at_a_time_decode) {
     Bytes stream = frame_of(PingRequest{1});
     const Bytes second = frame_of(sample_status());

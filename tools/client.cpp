@@ -215,10 +215,55 @@ transport::ClientReply Sessions::open(RetryingClient& client, ItemId item, Clock
     return reply;
 }
 
+std::optional<transport::ClientReply> Sessions::number_batch(RetryingClient& client,
+                                                             transport::TransfersRequest& batch,
+                                                             Clock::time_point deadline) {
+    for (txn::TransferOp& t : batch.transfers) {
+        auto txid = next_txid(client, t.from, deadline);
+        if (auto* failed = std::get_if<transport::ClientReply>(&txid)) return std::move(*failed);
+        t.txid = std::get<txn::TxnId>(txid);
+    }
+    return std::nullopt;
+}
+
 void Sessions::observe(const transport::ClientReply& reply) {
+    const auto forget = [&](std::uint64_t session) {
+        std::erase_if(by_shard_, [&](const auto& kv) { return kv.second.id == session; });
+    };
+    if (const auto* b = std::get_if<transport::TransfersReply>(&reply)) {
+        for (const txn::TransferOutcome& o : b->each) {
+            if (o.status == txn::BatchStatus::aborted && o.reason == "session_expired") forget(o.txid.session);
+        }
+        return;
+    }
     const auto* t = std::get_if<transport::TransferReply>(&reply);
     if (t == nullptr || t->committed || t->reason != "session_expired") return;
-    std::erase_if(by_shard_, [&](const auto& kv) { return kv.second.id == t->txid.session; });
+    forget(t->txid.session);
+}
+
+transport::TransfersRequest batch_request(std::uint64_t request_id, const std::vector<TransferSpec>& transfers,
+                                          const std::function<txn::TxnId(ItemId from)>& txid_of) {
+    transport::TransfersRequest r;
+    r.request_id = request_id;
+    r.transfers.reserve(transfers.size());
+    for (const TransferSpec& t : transfers) r.transfers.push_back(txn::TransferOp{txid_of(t.from), t.from, t.to, t.amount});
+    return r;
+}
+
+BatchTally tally(const transport::TransfersReply& reply) {
+    BatchTally out;
+    for (const txn::TransferOutcome& o : reply.each) {
+        switch (o.status) {
+            case txn::BatchStatus::committed: ++out.committed; break;
+            case txn::BatchStatus::aborted:
+                ++out.aborted;
+                out.session_expired = out.session_expired || o.reason == "session_expired";
+                break;
+            case txn::BatchStatus::failed: ++out.failed; break;
+        }
+    }
+    out.retry = retryable(transport::ClientReply{reply});
+    return out;
 }
 
 }  // namespace rl::tools

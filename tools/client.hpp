@@ -65,6 +65,33 @@ private:
     std::string closed_reason_;
 };
 
+// ---- batches for asynchronous callers (rlbench): no I/O here ----
+
+// One transfer of a batch before it has its txid.
+struct TransferSpec {
+    ItemId from;
+    ItemId to;
+    std::int64_t amount = 0;
+};
+
+// A `transfers` request (docs/design.md section 6.9) numbering each transfer
+// with `txid_of(from)`, called in order: a client keeps one session per
+// shard and takes the next seq of FROM's shard's session. A retry must
+// resend the same request (same txids) to get the first outcomes.
+transport::TransfersRequest batch_request(std::uint64_t request_id, const std::vector<TransferSpec>& transfers,
+                                          const std::function<txn::TxnId(ItemId from)>& txid_of);
+
+// A batch reply counted: committed, aborted, and failed (no outcome known;
+// `retry` when a resend of the same request may learn it).
+struct BatchTally {
+    std::size_t committed = 0;
+    std::size_t aborted = 0;
+    std::size_t failed = 0;
+    bool retry = false;
+    bool session_expired = false;  // some transfer's session was evicted: open a new one
+};
+BatchTally tally(const transport::TransfersReply& reply);
+
 // Splits "HOST:PORT" / "[V6]:PORT"; throws std::invalid_argument.
 std::pair<std::string, std::uint16_t> split_endpoint(const std::string& endpoint);
 
@@ -131,12 +158,20 @@ public:
     std::variant<txn::TxnId, transport::ClientReply> next_txid(RetryingClient& client, ItemId from,
                                                                 Clock::time_point deadline);
 
+    // Gives every transfer of `batch` its txid, in order, each from the
+    // session of its FROM item's shard (docs/design.md section 6.9), opening
+    // sessions as next_txid() does. nullopt when done; else the reply that
+    // kept a session from opening. Throws as next_txid().
+    std::optional<transport::ClientReply> number_batch(RetryingClient& client, transport::TransfersRequest& batch,
+                                                       Clock::time_point deadline);
+
     // Opens a session with `item`'s shard and returns the reply (a
     // SessionReply or an error); the session is not used for transfers.
     transport::ClientReply open(RetryingClient& client, ItemId item, Clock::time_point deadline);
 
-    // Looks at a transfer's reply: `session_expired` means the shard evicted
-    // the session, so the next transfer from that shard opens a new one.
+    // Looks at a transfer's (or a batch's) reply: `session_expired` means the
+    // shard evicted the session, so the next transfer from that shard opens
+    // a new one.
     void observe(const transport::ClientReply& reply);
 
 private:

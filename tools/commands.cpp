@@ -1,5 +1,6 @@
 #include "tools/commands.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
 #include <sstream>
@@ -46,6 +47,9 @@ std::int64_t number(const std::string& text, const char* what, std::int64_t min,
 }
 
 constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+// Words a `transfers` command line may have: the node bounds a batch by
+// batch_transfers_max, which never exceeds what fits in a 64 MiB frame.
+constexpr std::size_t kTransfersArgsMax = 3 * (std::size_t{64} << 20) / 64;
 
 ItemId item_arg(const std::string& text, const char* what) { return ItemId{static_cast<std::uint64_t>(number(text, what, 1, kMax))}; }
 
@@ -64,6 +68,26 @@ const std::vector<CommandSpec> kCommands = {
          r.to = item_arg(a[1], "TO");
          // The node refuses a non-positive amount as bad_request: let it say so.
          r.amount = number(a[2], "AMOUNT", std::numeric_limits<std::int64_t>::min(), kMax);
+         return r;
+     }},
+    {"transfers", "transfers FROM TO AMOUNT [FROM TO AMOUNT ...]",
+     "many transfers in one request, each with its own txid and outcome, applied in order per FROM shard "
+     "(exactly once, retried as a whole; at most batch_transfers_max)",
+     3, kTransfersArgsMax,
+     [](const std::vector<std::string>& a) -> ClientRequest {
+         if (a.size() % 3 != 0) {
+             throw std::invalid_argument("transfers takes FROM TO AMOUNT triples, got " + std::to_string(a.size()) +
+                                         " words; usage: transfers FROM TO AMOUNT [FROM TO AMOUNT ...]");
+         }
+         TransfersRequest r;
+         for (std::size_t i = 0; i < a.size(); i += 3) {
+             const std::string n = std::to_string(i / 3 + 1);
+             txn::TransferOp t;
+             t.from = item_arg(a[i], ("FROM " + n).c_str());
+             t.to = item_arg(a[i + 1], ("TO " + n).c_str());
+             t.amount = number(a[i + 2], ("AMOUNT " + n).c_str(), std::numeric_limits<std::int64_t>::min(), kMax);
+             r.transfers.push_back(t);
+         }
          return r;
      }},
     {"balance", "balance ITEM [--local]",
@@ -177,6 +201,31 @@ json to_json(const ResetReply& r) {
     return {{"ok", true}, {"shard", r.shard.value}, {"applied_at", r.applied_at.value}};
 }
 
+const char* status_name(txn::BatchStatus s) {
+    switch (s) {
+        case txn::BatchStatus::committed: return "committed";
+        case txn::BatchStatus::aborted: return "aborted";
+        case txn::BatchStatus::failed: return "failed";
+    }
+    return "unknown";
+}
+
+// One outcome per transfer, in the request's order, and how many of each;
+// `ok` is false while some transfer's outcome is unknown (failed).
+json to_json(const TransfersReply& r) {
+    json each = json::array();
+    std::uint64_t counts[3] = {0, 0, 0};
+    for (const txn::TransferOutcome& o : r.each) {
+        json one = {{"txid", txid_text(o.txid)}, {"outcome", status_name(o.status)}};
+        if (o.status != txn::BatchStatus::committed) one["reason"] = o.reason;
+        each.push_back(std::move(one));
+        const auto s = static_cast<std::size_t>(o.status);
+        if (s >= 1 && s <= 3) ++counts[s - 1];
+    }
+    return {{"ok", counts[2] == 0}, {"committed", counts[0]}, {"aborted", counts[1]}, {"failed", counts[2]},
+            {"outcomes", each}};
+}
+
 json to_json(const ErrorReply& r) {
     return {{"ok", false}, {"error", r.code}, {"message", r.message}, {"leader_hint", node_or_null(r.leader_hint)}};
 }
@@ -223,11 +272,29 @@ std::uint64_t parse_session_id(const std::string& text, const std::string& what)
     return value;
 }
 
-bool reply_ok(const transport::ClientReply& reply) { return !std::holds_alternative<ErrorReply>(reply); }
+bool reply_ok(const transport::ClientReply& reply) {
+    if (const auto* b = std::get_if<TransfersReply>(&reply)) return batch_failed(*b) == 0;
+    return !std::holds_alternative<ErrorReply>(reply);
+}
+
+namespace {
+bool retryable_code(const std::string& code) { return code == "unavailable" || code == "timeout"; }
+}  // namespace
 
 bool retryable(const transport::ClientReply& reply) {
+    if (const auto* b = std::get_if<TransfersReply>(&reply)) {
+        return std::any_of(b->each.begin(), b->each.end(), [](const txn::TransferOutcome& o) {
+            return o.status == txn::BatchStatus::failed && retryable_code(o.reason);
+        });
+    }
     const auto* e = std::get_if<ErrorReply>(&reply);
-    return e != nullptr && (e->code == "unavailable" || e->code == "timeout");
+    return e != nullptr && retryable_code(e->code);
+}
+
+std::size_t batch_failed(const transport::TransfersReply& reply) {
+    return static_cast<std::size_t>(std::count_if(reply.each.begin(), reply.each.end(), [](const txn::TransferOutcome& o) {
+        return o.status == txn::BatchStatus::failed;
+    }));
 }
 
 NodeId leader_hint(const transport::ClientReply& reply) {

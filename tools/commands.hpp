@@ -39,8 +39,11 @@ std::uint64_t parse_session_id(const std::string& text, const std::string& what)
 
 // True for a reply that reports success.
 bool reply_ok(const transport::ClientReply& reply);
-// True for an error that a retry (maybe at another node) can cure.
+// True for an error that a retry (maybe at another node) can cure; for a
+// batch, when some transfer failed that way (resent whole, same txids).
 bool retryable(const transport::ClientReply& reply);
+// How many transfers of a batch have no known outcome (status failed).
+std::size_t batch_failed(const transport::TransfersReply& reply);
 // The leader hint a reply carries (kNoNode if none).
 NodeId leader_hint(const transport::ClientReply& reply);
 // One JSON object (docs/design.md section 4 fields).

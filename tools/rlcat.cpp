@@ -171,6 +171,14 @@ rl::transport::ClientReply send(Run& s, rl::transport::ClientRequest request, Cl
         s.sessions.observe(reply);
         return reply;
     }
+    if (auto* batch = std::get_if<rl::transport::TransfersRequest>(&request)) {
+        // Each transfer from its FROM shard's session; a resend (RetryingClient)
+        // keeps every txid, so settled ones get their first outcome.
+        if (auto failed = s.sessions.number_batch(s.client, *batch, deadline)) return *failed;
+        auto reply = s.client.call(request, deadline, true);
+        s.sessions.observe(reply);
+        return reply;
+    }
     if (const auto* open = std::get_if<rl::transport::SessionRequest>(&request)) {
         return s.sessions.open(s.client, open->item, deadline);
     }

@@ -269,6 +269,29 @@ struct ResetReply {
     void serialize(Archive& ar) { ar(request_id, shard, applied_at, leader_hint); }
 };
 
+// Many transfers in one request (docs/design.md section 6.9, `transfers`):
+// each with its own txid, the (session, seq) of its FROM item's shard
+// session, applied in order per FROM shard; at most batch_transfers_max.
+// A malformed batch is refused whole with an ErrorReply.
+struct TransfersRequest {
+    static constexpr std::uint8_t kWireType = 109;
+    std::uint64_t request_id = 0;              // echoed in the reply
+    std::vector<txn::TransferOp> transfers;    // txid, from, to, amount each
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(request_id, transfers); }
+};
+
+struct TransfersReply {
+    static constexpr std::uint8_t kWireType = 139;
+    std::uint64_t request_id = 0;              // from the request
+    std::vector<txn::TransferOutcome> each;    // one per transfer, in the request's order
+    NodeId leader_hint;                        // leader of the answering node's shard as it knows it
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(request_id, each, leader_hint); }
+};
+
 // Any request that failed: bad input, no leader, unknown item...
 struct ErrorReply {
     static constexpr std::uint8_t kWireType = 159;
@@ -296,9 +319,9 @@ struct Cat<std::variant<A...>, std::variant<B...>, Rest...> {
 
 using ControlMessage = std::variant<Hello, Refuse>;
 using ClientRequest = std::variant<PingRequest, StatusRequest, TransferRequest, BalanceRequest, LeaderRequest,
-                                   SessionRequest, AuditRequest, FaultRequest, ResetRequest>;
+                                   SessionRequest, AuditRequest, FaultRequest, ResetRequest, TransfersRequest>;
 using ClientReply = std::variant<PingReply, StatusReply, TransferReply, BalanceReply, LeaderReply, SessionReply,
-                                 AuditReply, FaultReply, ResetReply, ErrorReply>;
+                                 AuditReply, FaultReply, ResetReply, ErrorReply, TransfersReply>;
 
 using Message = typename detail::Cat<ControlMessage, election::ElectionMessage, txn::TxnMessage, ClientRequest,
                                      ClientReply>::type;

@@ -145,7 +145,9 @@ void ReplicatedLog::step(NodeId from, const FetchLog& m) {
         return send(from, std::move(r));
     }
     const std::uint32_t max = std::clamp<std::uint32_t>(m.max_entries, 1, limits_.append_entries_max);
-    for (; next <= last_index() && r.entries.size() < max; next = next.next()) {
+    for (std::size_t weight = 0; next <= last_index(); next = next.next()) {
+        weight += entry_weight(at(next));
+        if (!r.entries.empty() && weight > max) break;
         r.entries.push_back(at(next));
     }
     send(from, std::move(r));
@@ -408,8 +410,11 @@ void ReplicatedLog::replicate(NodeId peer, Progress& p, bool heartbeat) {
 void ReplicatedLog::send_append(NodeId peer, Progress& p, bool with_entries) {
     const LogIndex prev = p.next.prev();
     AppendEntries m{epoch_, prev, *epoch_at(prev), {}, commit_, ++round_};
-    for (LogIndex i = p.next; with_entries && i <= last_index() && m.entries.size() < limits_.append_entries_max;
-         i = i.next()) {
+    // Bounded by weight, so that batch entries keep the message within a frame.
+    std::size_t weight = 0;
+    for (LogIndex i = p.next; with_entries && i <= last_index(); i = i.next()) {
+        weight += entry_weight(at(i));
+        if (!m.entries.empty() && weight > limits_.append_entries_max) break;
         m.entries.push_back(at(i));
     }
     if (!m.entries.empty()) {

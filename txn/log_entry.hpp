@@ -10,6 +10,7 @@
 #include <cereal/types/vector.hpp>
 
 #include <compare>
+#include <cstddef>
 #include <cstdint>
 #include <variant>
 #include <vector>
@@ -77,6 +78,28 @@ struct Transfer {
 
     template <class Archive>
     void serialize(Archive& ar) { ar(txid, from, to, amount); }
+};
+
+// One transfer of a TransferBatch: its txid is (the batch's session, seq).
+struct BatchTransfer {
+    std::uint64_t seq = 0;
+    ItemId from;    // debited
+    ItemId to;      // credited
+    std::int64_t amount = 0;  // > 0
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(seq, from, to, amount); }
+};
+
+// Intra-shard transfers of one client batch, one session, as one entry
+// (docs/design.md section 6.9): applied in order, each exactly as a Transfer
+// entry of its own would be, with its own exactly-once result.
+struct TransferBatch {
+    std::uint64_t session = 0;         // session_id() of an OpenSession entry of this shard
+    std::vector<BatchTransfer> each;   // in the client's order
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(session, each); }
 };
 
 // ---- two-phase commit across shards (docs/design.md section 6.7) ----
@@ -178,7 +201,7 @@ struct Reset {
 
 using Command =
     std::variant<Noop, Transfer, Genesis, OpenSession, PrepareDebit, PrepareCredit, Decide, Query, Forget, Decisions,
-                 Release, Reset>;
+                 Release, Reset, TransferBatch>;
 
 struct LogEntry {
     LogIndex index;   // position in the shard log, from 1
@@ -188,6 +211,15 @@ struct LogEntry {
     template <class Archive>
     void serialize(Archive& ar) { ar(index, epoch, command); }
 };
+
+// How many ordinary entries an entry weighs on the wire, where a message
+// carries at most LogLimits::append_entries_max of them (sized so that many
+// ordinary entries fit a frame): a TransferBatch weighs one more per four
+// transfers, 32 bytes each (docs/design.md section 6.9).
+inline std::size_t entry_weight(const LogEntry& e) {
+    if (const auto* b = std::get_if<TransferBatch>(&e.command)) return 1 + b->each.size() / 4;
+    return 1;
+}
 
 // What a transfer came to. The names are the `reason` strings of
 // docs/design.md section 4.

@@ -138,7 +138,18 @@ struct ResetOp {
     void serialize(Archive&) {}
 };
 
-using ClientOp = std::variant<TransferOp, BalanceOp, LeaderOp, SessionOp, AuditOp, ResetOp>;
+// Transfers of one client batch whose FROM items all live in the shard it
+// is sent to, in the client's order (docs/design.md section 6.9). They share
+// one session, the shard's; the node that received the batch split it by
+// FROM shard.
+struct BatchOp {
+    std::vector<TransferOp> transfers;
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(transfers); }
+};
+
+using ClientOp = std::variant<TransferOp, BalanceOp, LeaderOp, SessionOp, AuditOp, ResetOp, BatchOp>;
 
 struct TransferDone {
     Outcome outcome = Outcome::aborted;
@@ -229,7 +240,42 @@ struct ResetDone {
     void serialize(Archive& ar) { ar(shard, applied_at); }
 };
 
-using OpResult = std::variant<TransferDone, BalanceDone, LeaderDone, OpFailed, SessionDone, AuditDone, ResetDone>;
+// What one transfer of a batch came to (docs/design.md section 6.9).
+enum class BatchStatus : std::uint8_t {
+    committed = 1,
+    aborted = 2,  // `reason` names why, as for a single transfer
+    // No outcome is known (`reason` is the error code: timeout,
+    // unavailable, bad_request, ...): retry it with the same txid.
+    failed = 3,
+};
+
+struct TransferOutcome {
+    TxnId txid;
+    BatchStatus status = BatchStatus::failed;
+    std::string reason;  // empty when committed
+
+    bool operator==(const TransferOutcome&) const = default;
+    template <class Archive>
+    void serialize(Archive& ar) { ar(txid, status, reason); }
+};
+
+// The outcomes of a BatchOp's transfers, in its order.
+struct BatchDone {
+    std::vector<TransferOutcome> each;
+
+    template <class Archive>
+    void serialize(Archive& ar) { ar(each); }
+};
+
+using OpResult =
+    std::variant<TransferDone, BalanceDone, LeaderDone, OpFailed, SessionDone, AuditDone, ResetDone, BatchDone>;
+
+// Writes what `result` says of some transfers of a batch into `each` at
+// `positions` (the result answers those transfers in that order): a
+// BatchDone item by item, a TransferDone for its one transfer, a failure for
+// every one of them. False when the result does not fit the positions.
+bool place_outcomes(std::vector<TransferOutcome>& each, const std::vector<std::uint32_t>& positions,
+                    const OpResult& result);
 
 // A node that cannot serve a client operation passes it to the leader it
 // knows; the reply retraces the hop to the origin.

@@ -47,8 +47,44 @@ bool answers(const ClientOp& op, const OpResult& result) {
                           [&](const SessionOp&) { return std::holds_alternative<SessionDone>(result); },
                           [&](const AuditOp&) { return std::holds_alternative<AuditDone>(result); },
                           [&](const ResetOp&) { return std::holds_alternative<ResetDone>(result); },
+                          [&](const BatchOp& b) {
+                              const auto* d = std::get_if<BatchDone>(&result);
+                              if (d == nullptr || d->each.size() != b.transfers.size()) return false;
+                              for (std::size_t i = 0; i < b.transfers.size(); ++i) {
+                                  if (d->each[i].txid != b.transfers[i].txid) return false;
+                              }
+                              return true;
+                          },
                       },
                       op);
+}
+
+bool place_outcomes(std::vector<TransferOutcome>& each, const std::vector<std::uint32_t>& positions,
+                    const OpResult& result) {
+    const auto put = [&](std::uint32_t at, BatchStatus status, const std::string& reason) {
+        if (at >= each.size()) return false;
+        each[at].status = status;
+        each[at].reason = reason;
+        return true;
+    };
+    if (const auto* d = std::get_if<BatchDone>(&result)) {
+        if (d->each.size() != positions.size()) return false;
+        for (std::size_t k = 0; k < positions.size(); ++k) {
+            if (positions[k] >= each.size() || each[positions[k]].txid != d->each[k].txid) return false;
+        }
+        for (std::size_t k = 0; k < positions.size(); ++k) each[positions[k]] = d->each[k];
+        return true;
+    }
+    if (const auto* t = std::get_if<TransferDone>(&result)) {
+        if (positions.size() != 1) return false;
+        return put(positions[0], t->outcome == Outcome::committed ? BatchStatus::committed : BatchStatus::aborted,
+                   t->reason);
+    }
+    if (const auto* f = std::get_if<OpFailed>(&result)) {
+        for (std::uint32_t at : positions) put(at, BatchStatus::failed, f->code);
+        return true;
+    }
+    return false;
 }
 
 PendingOps::PendingOps(PendingLimits limits, std::uint64_t forward_id_base)

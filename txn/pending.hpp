@@ -33,7 +33,14 @@ struct RemoteWaiter {
     std::uint64_t forward_id = 0;
     bool operator==(const RemoteWaiter&) const = default;
 };
-using Waiter = std::variant<LocalWaiter, RemoteWaiter>;
+// One part of a client batch the leader serves (docs/design.md section
+// 6.9): a TransferBatch entry, or one cross-shard transfer of the batch.
+struct BatchWaiter {
+    std::uint64_t batch = 0;  // the leader's assembly of the batch
+    std::uint32_t part = 0;   // which part of it
+    bool operator==(const BatchWaiter&) const = default;
+};
+using Waiter = std::variant<LocalWaiter, RemoteWaiter, BatchWaiter>;
 
 struct PendingLimits {
     std::size_t ops_max = 100000;       // waiters at this node, every kind together

@@ -34,6 +34,11 @@ TransferDone transfer_done(const ApplyResult& r) {
     return TransferDone{r.outcome, r.outcome == Outcome::committed ? std::string() : to_string(r.reason), r.txid};
 }
 
+TransferOutcome transfer_outcome(const ApplyResult& r) {
+    return TransferOutcome{r.txid, r.outcome == Outcome::committed ? BatchStatus::committed : BatchStatus::aborted,
+                           r.outcome == Outcome::committed ? std::string() : to_string(r.reason)};
+}
+
 Replica::Replica(ReplicaParams params, RecoveredState recovered)
     : params_(std::move(params)),
       election_(params_.election, recovered.durable),
@@ -240,9 +245,16 @@ void Replica::answer_applied(const LogEntry& entry, const Applied& applied) {
     for (const Waiter& w : pending_.take_entry(entry.index)) answer_entry(w, entry, applied);
 }
 
-// Whoever waits on an OpenSession or a Reset entry this leader proposed.
+// Whoever waits on an OpenSession, a Reset or a TransferBatch entry this
+// leader proposed.
 void Replica::answer_entry(const Waiter& w, const LogEntry& entry, const Applied& applied) {
     if (const auto* s = std::get_if<SessionOpened>(&applied)) return reply(w, SessionDone{shard(), s->session});
+    if (const auto* b = std::get_if<BatchApplied>(&applied)) {
+        BatchDone done;
+        done.each.reserve(b->each.size());
+        for (const ApplyResult& r : b->each) done.each.push_back(transfer_outcome(r));
+        return reply(w, std::move(done));
+    }
     const auto* r = std::get_if<ResetApplied>(&applied);
     if (r == nullptr) return fail(w, "unavailable", "the shard is not created yet; retry");
     if (r->done) return reply(w, ResetDone{shard(), entry.index});
@@ -286,19 +298,32 @@ void Replica::maybe_compact() {
 
 // Checked wherever the operation arrives, once this node knows the shard's
 // items; before that, the leader checks it.
+std::optional<OpFailed> Replica::edge_failure(const std::optional<EdgeError>& e) const {
+    if (!e) return std::nullopt;
+    return OpFailed{to_string(e->code), e->message, leader()};
+}
+
 std::optional<OpFailed> Replica::edge_check(const ClientOp& op) const {
     if (!state_.created()) return std::nullopt;
-    const auto failed = [&](const std::optional<EdgeError>& e) -> std::optional<OpFailed> {
-        if (!e) return std::nullopt;
-        return OpFailed{to_string(e->code), e->message, leader()};
-    };
+    const auto failed = [&](const std::optional<EdgeError>& e) { return edge_failure(e); };
     return std::visit(Overload{
-                          [&](const TransferOp& t) {
-                              const ShardId to = shard_of_item(t.to);
-                              if (to != shard() && to.value != 0) {
-                                  return failed(state_.validate(PrepareDebit{t.txid, t.from, t.to, to, t.amount}));
+                          [&](const TransferOp& t) { return transfer_check(t); },
+                          [&](const BatchOp& b) -> std::optional<OpFailed> {
+                              // One session: the FROM items all live here
+                              // (docs/design.md section 6.9).
+                              if (b.transfers.empty()) return OpFailed{"bad_request", "an empty batch", leader()};
+                              for (std::size_t i = 0; i < b.transfers.size(); ++i) {
+                                  const TransferOp& t = b.transfers[i];
+                                  auto err = transfer_check(t);
+                                  if (!err && t.txid.session != b.transfers.front().txid.session) {
+                                      err = OpFailed{"bad_request", "the transfers of one shard use one session", leader()};
+                                  }
+                                  if (err) {
+                                      err->message = "transfer " + std::to_string(i + 1) + ": " + err->message;
+                                      return err;
+                                  }
                               }
-                              return failed(state_.validate(Transfer{t.txid, t.from, t.to, t.amount}));
+                              return std::nullopt;
                           },
                           [&](const LeaderOp&) -> std::optional<OpFailed> { return std::nullopt; },
                           [&](const BalanceOp& b) { return failed(state_.check_item(b.item)); },
@@ -307,6 +332,14 @@ std::optional<OpFailed> Replica::edge_check(const ClientOp& op) const {
                           [&](const ResetOp&) -> std::optional<OpFailed> { return std::nullopt; },
                       },
                       op);
+}
+
+std::optional<OpFailed> Replica::transfer_check(const TransferOp& t) const {
+    const ShardId to = shard_of_item(t.to);
+    if (to != shard() && to.value != 0) {
+        return edge_failure(state_.validate(PrepareDebit{t.txid, t.from, t.to, to, t.amount}));
+    }
+    return edge_failure(state_.validate(Transfer{t.txid, t.from, t.to, t.amount}));
 }
 
 // Admission (docs/design.md section 9, habit 7): every waiter counts, a
@@ -335,6 +368,7 @@ void Replica::submit_op(const Waiter& w, const ClientOp& op, std::uint8_t hops) 
             if (to != shard() && to.value != 0) return serve_cross(w, *t, to);
             return serve_transfer(w, *t);
         }
+        if (const auto* b = std::get_if<BatchOp>(&op)) return serve_batch(w, *b);
         if (std::holds_alternative<SessionOp>(op)) return serve_session(w);
         if (std::holds_alternative<ResetOp>(op)) return serve_reset(w);
         return serve_read(w, op);
@@ -349,6 +383,71 @@ void Replica::serve_transfer(const Waiter& w, const TransferOp& op) {
     if (!admit(w)) return;
     if (!pending_.waiting_for(op.txid)) propose(Transfer{op.txid, op.from, op.to, op.amount});
     pending_.wait_transfer(op.txid, w);
+}
+
+namespace {
+// The part number serve_batch() releases its own hold with.
+constexpr std::uint32_t kNoPart = ~std::uint32_t{0};
+}  // namespace
+
+// A client batch's transfers of this shard (docs/design.md section 6.9), in
+// order: a run of intra-shard transfers becomes one TransferBatch entry, a
+// cross-shard one starts its two-phase commit where it stands, so the log
+// holds them in the client's order and each sees what the earlier ones
+// moved or held. Transfers the session table already settled are answered
+// from it; the rest apply exactly-once like single transfers.
+
+void Replica::serve_batch(const Waiter& w, const BatchOp& op) {
+    if (!admit(w)) return;
+    const std::uint64_t id = next_batch_++;
+    Assembly& a = batches_[id];
+    a.origin = w;
+    a.missing = 1;  // this loop's own hold: a part answered at once cannot finish the batch under it
+    a.each.reserve(op.transfers.size());
+    TransferBatch run{op.transfers.front().txid.session, {}};
+    std::vector<std::uint32_t> run_at;
+    const auto new_part = [&](std::vector<std::uint32_t> positions) {
+        a.parts.push_back(std::move(positions));
+        ++a.missing;
+        return BatchWaiter{id, static_cast<std::uint32_t>(a.parts.size() - 1)};
+    };
+    const auto end_run = [&] {
+        if (run.each.empty()) return;
+        const LogIndex at = propose(TransferBatch{run.session, std::exchange(run.each, {})});
+        pending_.wait_entry(at, new_part(std::exchange(run_at, {})));
+    };
+    for (std::uint32_t i = 0; i < op.transfers.size(); ++i) {
+        const TransferOp& t = op.transfers[i];
+        a.each.push_back(TransferOutcome{t.txid, BatchStatus::failed, "timeout"});
+        if (auto done = state_.lookup(t.txid)) {
+            a.each.back() = transfer_outcome(*done);
+            continue;
+        }
+        const ShardId to = shard_of_item(t.to);
+        if (to == shard() || to.value == 0) {
+            run.each.push_back(BatchTransfer{t.txid.seq, t.from, t.to, t.amount});
+            run_at.push_back(i);
+            continue;
+        }
+        end_run();
+        pending_.wait_transfer(t.txid, new_part({i}));
+        coordinate(t, to);
+    }
+    end_run();
+    on_batch_part(BatchWaiter{id, kNoPart}, BatchDone{});
+}
+
+void Replica::on_batch_part(const BatchWaiter& b, const OpResult& result) {
+    auto it = batches_.find(b.batch);
+    if (it == batches_.end()) return;
+    Assembly& a = it->second;
+    if (b.part != kNoPart && !place_outcomes(a.each, a.parts.at(b.part), result)) {
+        place_outcomes(a.each, a.parts.at(b.part), OpFailed{"unavailable", "", kNoNode});
+    }
+    if (--a.missing > 0) return;
+    Assembly done = std::move(a);
+    batches_.erase(it);
+    reply(done.origin, BatchDone{std::move(done.each)});
 }
 
 void Replica::serve_session(const Waiter& w) {
@@ -484,6 +583,7 @@ void Replica::reply(const Waiter& w, OpResult result) {
                    [&](const RemoteWaiter& r) {
                        out_.txn_messages.push_back({r.node, ForwardReply{epoch(), r.forward_id, std::move(result), leader()}});
                    },
+                   [&](const BatchWaiter& b) { on_batch_part(b, result); },
                },
                w);
 }

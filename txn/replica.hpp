@@ -107,6 +107,8 @@ struct ReplicaOutput {
 
 // The answer a client gets for a transfer the state machine settled.
 TransferDone transfer_done(const ApplyResult& r);
+// The same as one outcome of a batch.
+TransferOutcome transfer_outcome(const ApplyResult& r);
 
 // The error every node gives for a fault switch (fail, recover, reset)
 // while its INI leaves fault_injection off.
@@ -155,6 +157,10 @@ public:
 private:
     void submit_op(const Waiter& w, const ClientOp& op, std::uint8_t hops);
     void serve_transfer(const Waiter& w, const TransferOp& op);
+    void serve_batch(const Waiter& w, const BatchOp& op);
+    void on_batch_part(const BatchWaiter& b, const OpResult& result);
+    std::optional<OpFailed> transfer_check(const TransferOp& t) const;
+    std::optional<OpFailed> edge_failure(const std::optional<EdgeError>& e) const;
     void serve_session(const Waiter& w);
     void serve_reset(const Waiter& w);
     void answer_entry(const Waiter& w, const LogEntry& entry, const Applied& applied);
@@ -212,6 +218,7 @@ private:
         Asking ask;                   // this shard's own Query to the sender's shard
     };
     void serve_cross(const Waiter& w, const TransferOp& op, ShardId to_shard);
+    void coordinate(const TransferOp& op, ShardId to_shard);
     void on_shard_request(NodeId from, const ShardRequest& m);
     void on_shard_reply(NodeId from, const ShardReply& m);
     void on_shard_ask(NodeId reply_to, const ShardAsk& ask);
@@ -267,6 +274,18 @@ private:
     std::vector<Decide> decide_batch_;                   // this turn's decisions, proposed as one entry
     std::map<NodeId, std::vector<ShardAsk>> asks_out_;   // this turn's requests to other shards, a frame per node
     std::map<NodeId, std::vector<ShardTell>> tells_out_; // this turn's answers to other shards, a frame per node
+
+    // Client batches this leader serves (docs/design.md section 6.9): each
+    // part (a TransferBatch entry, or one cross-shard transfer) waits in
+    // pending_ as a BatchWaiter; the origin hears once every part has.
+    struct Assembly {
+        Waiter origin;
+        std::vector<TransferOutcome> each;               // in the batch's order
+        std::vector<std::vector<std::uint32_t>> parts;   // the positions each part answers
+        std::size_t missing = 0;                         // parts not answered yet
+    };
+    std::map<std::uint64_t, Assembly> batches_;
+    std::uint64_t next_batch_ = 1;
 
     ReplicaOutput out_;
 };

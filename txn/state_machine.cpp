@@ -291,6 +291,7 @@ Applied ShardState::apply(const LogEntry& entry) {
                               return std::monostate{};
                           },
                           [&](const Reset&) -> Applied { return reset(); },
+                          [&](const TransferBatch& b) -> Applied { return apply_batch(b, entry.index); },
                       },
                       entry.command);
 }
@@ -318,6 +319,33 @@ ApplyResult ShardState::apply_transfer(const Transfer& t, LogIndex index) {
     if (session == sessions_.end()) return ApplyResult{Outcome::aborted, AbortReason::session_expired, t.txid};
     SessionWindow& w = session->second;
     touch(session->first, w, index);
+    return settle_transfer(t, w);
+}
+
+// A client batch's intra-shard transfers (docs/design.md section 6.9): the
+// session is looked up and touched once, then each transfer settles in
+// order exactly as apply_transfer() would settle it, so a later one sees
+// what an earlier one moved and a retry gets each first result.
+BatchApplied ShardState::apply_batch(const TransferBatch& b, LogIndex index) {
+    BatchApplied out;
+    out.each.reserve(b.each.size());
+    auto session = created() ? sessions_.find(b.session) : sessions_.end();
+    if (session == sessions_.end()) {
+        const AbortReason why = created() ? AbortReason::session_expired : AbortReason::bad_request;
+        for (const BatchTransfer& x : b.each) out.each.push_back({Outcome::aborted, why, TxnId{b.session, x.seq}});
+        return out;
+    }
+    SessionWindow& w = session->second;
+    touch(session->first, w, index);
+    for (const BatchTransfer& x : b.each) {
+        out.each.push_back(settle_transfer(Transfer{TxnId{b.session, x.seq}, x.from, x.to, x.amount}, w));
+    }
+    return out;
+}
+
+// The session's window answers a known txid; otherwise the transfer runs
+// and its result is recorded in `w`, the window of t.txid's session.
+ApplyResult ShardState::settle_transfer(const Transfer& t, SessionWindow& w) {
     if (std::optional<ApplyResult> known = lookup(t.txid)) return *known;
     // The txid names a cross-shard transfer still in flight: a client that
     // reused it gets no second movement of money (and nothing is recorded,

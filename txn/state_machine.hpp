@@ -136,13 +136,21 @@ struct ResetApplied {
     bool operator==(const ResetApplied&) const = default;
 };
 
+// A TransferBatch entry applied: one result per transfer, in order.
+struct BatchApplied {
+    std::vector<ApplyResult> each;
+
+    bool operator==(const BatchApplied&) const = default;
+};
+
 // What applying one entry produced: nothing (Noop, Genesis, Forget), a
 // transfer's result, a new session, a step of a cross-shard transaction, or
 // a reset.
 // A PrepareDebit that the session table settles at once (the txid is known,
 // expired, or its session is) yields an ApplyResult and creates no record.
 using Applied =
-    std::variant<std::monostate, ApplyResult, SessionOpened, Prepared, Decided, Answered, DecidedMany, ResetApplied>;
+    std::variant<std::monostate, ApplyResult, SessionOpened, Prepared, Decided, Answered, DecidedMany, ResetApplied,
+                 BatchApplied>;
 
 // The fate the two votes of a cross-shard transaction make: committed
 // exactly when both Prepares voted yes (docs/design.md section 6.7).
@@ -253,6 +261,8 @@ private:
     std::int64_t* find(ItemId item);
     void create(const Genesis& g);
     ApplyResult apply_transfer(const Transfer& t, LogIndex index);
+    BatchApplied apply_batch(const TransferBatch& b, LogIndex index);
+    ApplyResult settle_transfer(const Transfer& t, SessionWindow& w);
     SessionOpened open_session(LogIndex index);
     AbortReason execute(const Transfer& t);
     void record(const ApplyResult& result, SessionWindow& w);

@@ -104,6 +104,11 @@ void Replica::serve_cross(const Waiter& w, const TransferOp& op, ShardId to_shar
     if (auto done = state_.lookup(op.txid)) return reply(w, transfer_done(*done));
     if (!admit(w)) return;
     pending_.wait_transfer(op.txid, w);
+    coordinate(op, to_shard);
+}
+
+// Starts (or joins) the two-phase commit of `op`, whose waiter is in place.
+void Replica::coordinate(const TransferOp& op, ShardId to_shard) {
     if (const CrossTxn* t = state_.cross_txn(op.txid)) return drive(*t);
     if (coordinating_.contains(op.txid)) return;  // proposed, not applied yet
     propose(PrepareDebit{op.txid, op.from, op.to, to_shard, op.amount});

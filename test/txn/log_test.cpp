@@ -729,6 +729,37 @@ BOOST_AUTO_TEST_CASE(pipelining_keeps_at_most_inflight_max_unanswered_appends) {
     require_converged(c, 1);
 }
 
+// A TransferBatch weighs one entry more per four transfers: an append
+// carries entries up to append_entries_max in weight (always at least one),
+// so batch entries keep it within a frame (docs/design.md section 6.9).
+BOOST_AUTO_TEST_CASE(appends_are_bounded_by_the_weight_of_batch_entries) {
+    Cluster c = settled_three(limits_with(8, 16));
+    const auto batch = [](std::size_t transfers) {
+        TransferBatch b{1, {}};
+        for (std::uint64_t k = 1; k <= transfers; ++k) b.each.push_back({k, ItemId{1}, ItemId{2}, 1});
+        return b;
+    };
+    c.log(1).propose(batch(12));  // weight 4
+    c.log(1).propose(batch(12));  // 4: 8 in all
+    c.log(1).propose(transfer(1));  // 1: would make 9
+    c.log(1).propose(batch(40));  // 11: alone over the bound, sent alone
+    c.log(1).propose(transfer(2));
+    std::vector<std::size_t> sizes;
+    for (int turn = 0; turn < 4; ++turn) {
+        c.flush(1);
+        for (const Wire& w : c.net) {
+            if (entries_to_2(w)) sizes.push_back(std::get<AppendEntries>(w.msg).entries.size());
+        }
+        c.deliver([](const Wire& w) { return w.to == n(2); });
+        c.flush(2);
+        c.deliver_to(1);
+        c.drop([](const Wire&) { return true; });
+    }
+    BOOST_TEST(sizes == (std::vector<std::size_t>{2, 1, 1, 1}), boost::test_tools::per_element());
+    BOOST_TEST(entry_weight(LogEntry{i(1), e(1), batch(3)}) == 1u);
+    BOOST_TEST(entry_weight(LogEntry{i(1), e(1), batch(4)}) == 2u);
+}
+
 // Node 2 lost entries 2-3 and refuses the heartbeat; the refusal reaches
 // the leader twice. The second copy answers a pipeline already restarted.
 BOOST_AUTO_TEST_CASE(duplicated_refusal_neither_rewinds_next_nor_reopens_the_pipeline) {

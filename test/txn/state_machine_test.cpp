@@ -45,6 +45,9 @@ using rl::txn::SessionOpened;
 using rl::txn::ShardState;
 using rl::txn::Transfer;
 using rl::txn::TxnId;
+using rl::txn::BatchApplied;
+using rl::txn::BatchTransfer;
+using rl::txn::TransferBatch;
 
 // ---- allocation meter
 //
@@ -1214,4 +1217,139 @@ BOOST_AUTO_TEST_CASE(a_state_after_a_reset_snapshots_and_restores_byte_identical
     apply(twin, xfer(a, 1, 1, 2, 9));
     reset(twin);
     BOOST_TEST((twin.snapshot() == bytes));
+}
+
+// ---- batched transfers (docs/design.md section 6.9)
+
+namespace {
+
+TransferBatch batch_of(std::uint64_t session, std::vector<BatchTransfer> each) { return TransferBatch{session, std::move(each)}; }
+
+std::vector<ApplyResult> apply_batch(ShardState& s, const TransferBatch& b) {
+    const Applied a = step(s, b);
+    BOOST_REQUIRE(std::holds_alternative<BatchApplied>(a));
+    return std::get<BatchApplied>(a).each;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_batch_entry_applies_its_transfers_in_order_each_with_its_own_result) {
+    ShardState s = created(two_items(10));
+    const std::uint64_t a = open_session(s);
+    // The second sees the first's debit (2 left on item 1); the third sees
+    // the first's credit (18 on item 2).
+    const TransferBatch b = batch_of(a, {{1, ItemId{1}, ItemId{2}, 8}, {2, ItemId{1}, ItemId{2}, 5},
+                                         {3, ItemId{2}, ItemId{1}, 18}, {4, ItemId{1}, ItemId{2}, 20}});
+    const std::vector<ApplyResult> want = {committed(TxnId{a, 1}), aborted(TxnId{a, 2}, AbortReason::insufficient_funds),
+                                           committed(TxnId{a, 3}), committed(TxnId{a, 4})};
+    BOOST_TEST((apply_batch(s, b) == want));
+    BOOST_TEST(s.balance(ItemId{1}) == 0);
+    BOOST_TEST(s.balance(ItemId{2}) == 20);
+    BOOST_TEST(s.total() == 20);
+    // Each result is the session table's, as for a transfer of its own.
+    for (const ApplyResult& r : want) BOOST_TEST((s.lookup(r.txid) == r));
+}
+
+BOOST_AUTO_TEST_CASE(the_order_within_a_batch_decides_what_each_transfer_sees) {
+    const auto run = [](bool reversed) {
+        ShardState s = created(two_items(10));
+        const std::uint64_t a = open_session(s);
+        std::vector<BatchTransfer> each = {{1, ItemId{2}, ItemId{1}, 10}, {2, ItemId{1}, ItemId{2}, 15}};
+        if (reversed) std::swap(each[0], each[1]);
+        const auto results = apply_batch(s, batch_of(a, each));
+        return std::make_pair(results, s.balance(ItemId{1}));
+    };
+    const auto [forward, one_forward] = run(false);
+    BOOST_TEST((forward[1].outcome == Outcome::committed));  // item 1 held 20 once the first credited it
+    BOOST_TEST(one_forward == 5);
+    const auto [backward, one_backward] = run(true);
+    BOOST_TEST((backward[0].outcome == Outcome::aborted));  // 15 from item 1's 10
+    BOOST_TEST((backward[0].reason == AbortReason::insufficient_funds));
+    BOOST_TEST(one_backward == 20);
+}
+
+BOOST_AUTO_TEST_CASE(a_retried_batch_gets_every_first_outcome_and_moves_nothing_again) {
+    ShardState s = created(two_items(10));
+    const std::uint64_t a = open_session(s);
+    // seq 2 was applied on its own before the batch: the batch finds its result.
+    const ApplyResult single = apply(s, xfer(a, 2, 1, 2, 3));
+    const TransferBatch b = batch_of(a, {{1, ItemId{1}, ItemId{2}, 4}, {2, ItemId{1}, ItemId{2}, 3},
+                                         {3, ItemId{1}, ItemId{2}, 100}, {4, ItemId{2}, ItemId{1}, 1}});
+    const auto first = apply_batch(s, b);
+    BOOST_TEST((first[1] == single));
+    BOOST_TEST((first[2] == aborted(TxnId{a, 3}, AbortReason::insufficient_funds)));
+    const auto balances = std::make_pair(s.balance(ItemId{1}), s.balance(ItemId{2}));
+    BOOST_TEST(balances.first == 10 - 3 - 4 + 1);
+    // The same batch logged again (a client's retry), and once more as
+    // single transfers: the same outcomes, no money moves.
+    BOOST_TEST((apply_batch(s, b) == first));
+    for (std::size_t i = 0; i < b.each.size(); ++i) {
+        BOOST_TEST((apply(s, xfer(a, b.each[i].seq, b.each[i].from.value, b.each[i].to.value, b.each[i].amount)) == first[i]));
+    }
+    BOOST_TEST((std::make_pair(s.balance(ItemId{1}), s.balance(ItemId{2})) == balances));
+}
+
+BOOST_AUTO_TEST_CASE(a_batch_as_large_as_the_dedup_window_is_remembered_whole) {
+    constexpr std::uint32_t window = 8;
+    ShardState s = created(genesis(window, 64));
+    const std::uint64_t a = open_session(s);
+    std::vector<BatchTransfer> each;
+    for (std::uint64_t seq = 1; seq <= window; ++seq) each.push_back({seq, ItemId{1}, ItemId{2}, 1});
+    const auto first = apply_batch(s, batch_of(a, each));
+    for (const ApplyResult& r : first) BOOST_TEST((s.lookup(r.txid) == r));
+    // The batch again with one transfer more than the window: every first
+    // outcome, then the new one, which pushes the lowest seq out (expired).
+    each.push_back({window + 1, ItemId{1}, ItemId{2}, 1});
+    const auto again = apply_batch(s, batch_of(a, each));
+    BOOST_TEST((std::vector<ApplyResult>(again.begin(), again.end() - 1) == first));
+    BOOST_TEST((again.back() == committed(TxnId{a, window + 1})));
+    BOOST_TEST((s.lookup(TxnId{a, 1}) == aborted(TxnId{a, 1}, AbortReason::expired)));
+    BOOST_TEST(s.balance(ItemId{1}) == kInitial - window - 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_batch_of_an_unknown_session_or_before_genesis_moves_nothing) {
+    ShardState empty(kShard);
+    const std::uint64_t a = session_id(kShard, LogIndex{2});
+    for (const ApplyResult& r : apply_batch(empty, batch_of(a, {{1, ItemId{1}, ItemId{2}, 1}}))) {
+        BOOST_TEST((r == aborted(TxnId{a, 1}, AbortReason::bad_request)));
+    }
+    ShardState s = created();
+    const auto before = all_balances(s);
+    const auto got = apply_batch(s, batch_of(a, {{1, ItemId{1}, ItemId{2}, 1}, {2, ItemId{2}, ItemId{1}, 1}}));
+    BOOST_TEST((got == std::vector<ApplyResult>{aborted(TxnId{a, 1}, AbortReason::session_expired),
+                                                aborted(TxnId{a, 2}, AbortReason::session_expired)}));
+    BOOST_TEST(all_balances(s) == before);
+    // A bad transfer inside a batch aborts alone; the rest apply.
+    const std::uint64_t b = open_session(s);
+    const auto mixed = apply_batch(s, batch_of(b, {{1, ItemId{1}, ItemId{1}, 1}, {2, ItemId{1}, ItemId{15}, 1},
+                                                   {3, ItemId{1}, ItemId{2}, 0}, {4, ItemId{1}, ItemId{2}, 2}}));
+    BOOST_TEST((mixed[0].reason == AbortReason::bad_request));
+    BOOST_TEST((mixed[1].reason == AbortReason::bad_request));
+    BOOST_TEST((mixed[2].reason == AbortReason::bad_request));
+    BOOST_TEST((mixed[3] == committed(TxnId{b, 4})));
+}
+
+BOOST_AUTO_TEST_CASE(replicas_replaying_a_log_with_batches_hold_identical_state) {
+    ShardState s = created(genesis(64, 2));
+    const std::uint64_t a = open_session(s);
+    const std::uint64_t b = open_session(s);
+    std::vector<LogEntry> log;
+    const auto add = [&](Command c) {
+        const Epoch epoch = std::max(s.applied_epoch(), Epoch{1});
+        log.push_back(LogEntry{s.applied_index().next(), epoch, std::move(c)});
+        return s.apply(log.back());
+    };
+    add(batch_of(a, {{1, ItemId{1}, ItemId{2}, 3}, {2, ItemId{21}, ItemId{1}, 4}}));
+    add(xfer(b, 1, 2, 1, 1));
+    add(batch_of(b, {{2, ItemId{1}, ItemId{30}, 9}, {3, ItemId{30}, ItemId{2}, 2}}));
+    add(OpenSession{});  // evicts a: the batch's session was used before b's
+    BOOST_TEST(!s.has_session(a));
+    BOOST_TEST(s.has_session(b));
+    ShardState r = created(genesis(64, 2));
+    open_session(r);
+    open_session(r);
+    for (const LogEntry& e : log) r.apply(e);
+    BOOST_TEST((r.snapshot() == s.snapshot()));
+    const ShardState restored = ShardState::restore(kShard, s.snapshot());
+    BOOST_TEST((restored.snapshot() == s.snapshot()));
 }

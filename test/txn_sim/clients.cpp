@@ -23,6 +23,7 @@ namespace {
 // session's item.
 ItemId item_of(const ClientOp& op) {
     if (const auto* t = std::get_if<TransferOp>(&op)) return t->from;
+    if (const auto* b = std::get_if<BatchOp>(&op)) return b->transfers.front().from;
     if (const auto* b = std::get_if<BalanceOp>(&op)) return b->item;
     return std::get<SessionOp>(op).item;
 }
@@ -82,6 +83,8 @@ void Sim::start_op(Client& c) {
     } else if (dice < config_.session_churn + config_.replay_share && !c.history.empty()) {
         c.op = c.history[uniform(0, c.history.size() - 1)];
         ++stats_.replays;
+    } else if (dice < config_.session_churn + config_.replay_share + config_.batch_share) {
+        c.op = new_batch(c, shard_of_item(a), session);
     } else if (rl::fraction(rng_) < config_.read_share) {
         c.op = BalanceOp{a, uniform(0, 3) == 0};
         c.read_floor = oracle(shard_of_item(a)).size();
@@ -95,6 +98,28 @@ void Sim::start_op(Client& c) {
         ops_.emplace(std::get<TransferOp>(*c.op).txid, std::get<TransferOp>(*c.op));
     }
     c.op_started_ms = now_ms();
+}
+
+// Transfers from items of `shard`, numbered in order in its session, to
+// items of any shard: intra- and cross-shard mixed in one batch, some
+// beyond any balance, so that later ones see what earlier ones moved.
+BatchOp Sim::new_batch(Client& c, ShardId shard, Client::Session& session) {
+    const std::uint64_t items = config_.shards * config_.items;
+    const std::uint64_t first = (shard.value - 1) * config_.items + 1;
+    BatchOp b;
+    const std::uint64_t n = uniform(2, 6);
+    for (std::uint64_t i = 0; i < n; ++i) {
+        const ItemId from{uniform(first, first + config_.items - 1)};
+        ItemId to{uniform(1, items - 1)};
+        if (to >= from) to = to.next();
+        const std::int64_t amount =
+            static_cast<std::int64_t>(uniform(0, 4) == 0 ? uniform(50, 2 * config_.initial_balance) : uniform(1, 40));
+        const TransferOp t{TxnId{session.id, ++session.seq}, from, to, amount};
+        b.transfers.push_back(t);
+        c.history.push_back(t);
+        ops_.emplace(t.txid, t);
+    }
+    return b;
 }
 
 // To a random node of any shard other than the last one tried; a down node
@@ -118,6 +143,9 @@ void Sim::submit(std::size_t index) {
     arm(index, config_.client_timeout_ms);
     trace("client " + std::to_string(index) + " submit to n" + std::to_string(to.value) +
           (std::holds_alternative<TransferOp>(*c.op)   ? " transfer " + txid_str(std::get<TransferOp>(*c.op).txid)
+           : std::holds_alternative<BatchOp>(*c.op)
+               ? " batch " + txid_str(std::get<BatchOp>(*c.op).transfers.front().txid) + "+" +
+                     std::to_string(std::get<BatchOp>(*c.op).transfers.size())
            : std::holds_alternative<SessionOp>(*c.op) ? std::string(" session")
                                                       : std::string(" balance")));
     const std::uint64_t handle = (std::uint64_t{index} << 32) | (c.attempt & 0xffffffffu);
@@ -135,6 +163,7 @@ void Sim::on_reply(std::uint64_t handle, const OpResult& result) {
     Client& c = clients_.at(index);
     if (const auto* done = std::get_if<TransferDone>(&result)) on_transfer_done(*done);  // stale ones too
     if (const auto* done = std::get_if<SessionDone>(&result)) on_session_done(*done);
+    if (const auto* done = std::get_if<BatchDone>(&result)) on_batch_done(*done);  // stale ones too
     const bool current = c.waiting && (c.attempt & 0xffffffffu) == (handle & 0xffffffffu);
     if (!current) return;
     if (const auto* failed = std::get_if<OpFailed>(&result)) {
@@ -151,6 +180,29 @@ void Sim::on_reply(std::uint64_t handle, const OpResult& result) {
              std::to_string(result.index()) + ")");
     }
     if (const auto* b = std::get_if<BalanceDone>(&result)) on_balance_done(c, *b);
+    if (const auto* batch = std::get_if<BatchDone>(&result)) {
+        // A transfer without an outcome: the whole batch is sent again,
+        // same txids; the settled ones must get their first outcome.
+        bool again = false;
+        for (const TransferOutcome& o : batch->each) {
+            if (o.status != BatchStatus::failed) continue;
+            if (o.reason != "unavailable" && o.reason != "timeout") {
+                fail("client " + std::to_string(index) + " got error " + o.reason + " for transfer " + txid_str(o.txid) +
+                     " of a batch");
+            }
+            again = true;
+        }
+        for (const TransferOutcome& o : batch->each) {
+            Client::Session& s = c.sessions[session_shard(o.txid.session)];
+            if (o.reason == "session_expired" && o.txid.session == s.id) s = Client::Session{};
+        }
+        if (again) {
+            c.waiting = false;
+            ++stats_.client_retries;
+            return arm(index, uniform(5, 40));
+        }
+        ++stats_.batches_answered;
+    }
     if (session) c.sessions[session->shard] = Client::Session{session->session, 0};
     // A session the shard no longer holds cannot be used again.
     if (const auto* t = std::get_if<TransferDone>(&result); t && t->reason == "session_expired") {
@@ -227,6 +279,15 @@ void Sim::check_answer(const TransferDone& done, const Oracle::Result& r) {
         ++(committed ? stats_.cross_committed_acked : stats_.cross_aborted_acked);
     } else {
         ++(committed ? stats_.committed_acked : stats_.aborted_acked);
+    }
+}
+
+// Each outcome of a batch is checked as the answer to its own transfer.
+void Sim::on_batch_done(const BatchDone& done) {
+    for (const TransferOutcome& o : done.each) {
+        if (o.status == BatchStatus::failed) continue;
+        const Outcome outcome = o.status == BatchStatus::committed ? Outcome::committed : Outcome::aborted;
+        on_transfer_done(TransferDone{outcome, o.reason, o.txid});
     }
 }
 

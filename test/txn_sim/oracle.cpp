@@ -48,6 +48,12 @@ void Oracle::append(const LogEntry& e) {
         std::visit(Overload{
                        [&](const OpenSession&) { open_session(e.index); },
                        [&](const Transfer& t) { transfer(t, e.index, next); },
+                       [&](const TransferBatch& b) {
+                           // In order, each as a Transfer entry of its own (docs/design.md section 6.9).
+                           for (const BatchTransfer& x : b.each) {
+                               transfer(Transfer{TxnId{b.session, x.seq}, x.from, x.to, x.amount}, e.index, next);
+                           }
+                       },
                        [&](const PrepareDebit& p) { prepare_debit(p, e.index, next); },
                        [&](const PrepareCredit& p) { prepare_credit(p, e.index, next); },
                        [&](const Decide& d) { decide(d, e.index, next); },

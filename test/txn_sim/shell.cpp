@@ -47,6 +47,13 @@ std::string command_text(const Command& c) {
                           [](const Query& q) { return "Query(" + txid_str(q.txid) + ")"; },
                           [](const Release& r) { return "Release(" + txid_str(r.txid) + ")"; },
                           [](const Reset&) { return std::string("Reset"); },
+                          [&](const TransferBatch& b) {
+                              std::string s = "TransferBatch(";
+                              for (const auto& x : b.each) {
+                                  s += (s.size() > 14 ? " " : "") + txid_str(TxnId{b.session, x.seq}) + amount(x.amount);
+                              }
+                              return s + ")";
+                          },
                           [](const Forget& f) {
                               std::string s = "Forget(";
                               for (const auto& t : f.txids) s += (s.size() > 7 ? " " : "") + txid_str(t);

@@ -52,6 +52,7 @@ void SimStats::add(const SimStats& o) {
     committed_copies_dropped += o.committed_copies_dropped;
     sessions_opened += o.sessions_opened;
     replays += o.replays;
+    batches_answered += o.batches_answered;
     expired_answers += o.expired_answers;
     session_expired_answers += o.session_expired_answers;
     disk_errors += o.disk_errors;

@@ -67,6 +67,9 @@ struct SimConfig {
     double read_share = 0.2;                 // of client operations, balance reads (a quarter of them local)
     double session_churn = 0.03;             // of client operations, opening a new session
     double replay_share = 0.05;              // of client operations, a replay of an old transfer
+    // Of client operations, a batch of 2..6 transfers from items of one
+    // shard to items of any (docs/design.md section 6.9).
+    double batch_share = 0.1;
     bool strict_durability = false;          // fail on any committed entry leaving a disk, even with a majority left
     // A node that sends to a crashed node of another shard hears of it as a
     // refused connection (Shell::peer_unreachable), with rlnode's redial backoff.
@@ -87,6 +90,7 @@ struct SimStats {
     std::uint64_t committed_copies_dropped = 0;  // durable copies of committed entries a disk dropped (then rewrote)
     std::uint64_t sessions_opened = 0;
     std::uint64_t replays = 0;                   // old transfers sent again
+    std::uint64_t batches_answered = 0;          // batches whose every outcome came and was checked
     std::uint64_t expired_answers = 0;
     std::uint64_t session_expired_answers = 0;
     std::uint64_t disk_errors = 0;               // writes and fsyncs failed on purpose
@@ -306,6 +310,8 @@ private:
     void start_clients();
     void client_timer(std::size_t index, std::uint64_t timer);
     void start_op(Client& c);
+    BatchOp new_batch(Client& c, ShardId shard, Client::Session& session);
+    void on_batch_done(const BatchDone& done);
     void submit(std::size_t index);
     void arm(std::size_t index, std::uint64_t delay_ms);
     void on_reply(std::uint64_t handle, const OpResult& result);

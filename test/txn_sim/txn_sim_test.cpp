@@ -287,6 +287,8 @@ BOOST_AUTO_TEST_CASE(cross_shard_coordinator_killed_mid_flight_settles) {
         sim.start(leader->second);
         quiet(sim);
         BOOST_TEST(sim.stats().cross_prepared > 0u);
+        // Batches mixing transfers within and across shards, each outcome checked.
+        BOOST_TEST(sim.stats().batches_answered > 0u);
     });
 }
 
@@ -386,6 +388,7 @@ BOOST_AUTO_TEST_CASE(random, *utf::disabled()) {
                              << total.snapshots_installed << " snapshots installed, "
                              << total.committed_copies_dropped << " durable copies of committed entries dropped, "
                              << total.sessions_opened << " sessions opened, " << total.replays << " replays, "
+                             << total.batches_answered << " batches answered, "
                              << total.expired_answers << " expired and " << total.session_expired_answers
                              << " session_expired answers, " << total.disk_errors << " disk errors, "
                              << total.torn_recoveries << " torn tails cut, "
