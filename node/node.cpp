@@ -85,6 +85,14 @@ transport::PeerLink& Node::link(NodeId peer) {
                     schedule_flush();
                 });
             },
+        .on_refused =
+            [this](NodeId who) {
+                boost::asio::post(io_, [this, who] {
+                    if (stopped_ || failed_) return;
+                    shell_->peer_refused(who);
+                    schedule_flush();
+                });
+            },
     };
     auto l = std::make_shared<transport::PeerLink>(io_, std::move(p), log_);
     // A turn that was already queued when stop() ran may still send: its

@@ -77,6 +77,14 @@ void Replica::step(NodeId from, const TxnMessage& m) {
     incoming_.reset();  // the log did not take it (stale, or already past it)
 }
 
+void Replica::peer_refused(NodeId node) {
+    if (!member(node)) return;
+    sync_positions();
+    election_.peer_refused(node);
+    drain_election();
+    drain_log();
+}
+
 void Replica::tick() {
     ++now_;
     sync_positions();

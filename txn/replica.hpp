@@ -133,6 +133,10 @@ public:
     // The host could not connect to `node`: what waits on it goes to the
     // next member now instead of waiting out its timeout.
     void peer_unreachable(NodeId node);
+    // The host saw `node`'s connection drop and a reconnect refused: a member
+    // of this shard is suspected at once (docs/design.md section 5, "Fast
+    // crash detection"); for other nodes peer_unreachable already did all.
+    void peer_refused(NodeId node);
     // The WAL holds everything through `index`.
     void persisted(LogIndex index);
     ReplicaOutput take_output();
