@@ -186,7 +186,7 @@ private:
     void maybe_compact();
     void complete_reads();
     void fail_leader_waiters(const std::string& why);
-    void fail_stale_forwards(NodeId leader);
+    void move_stale_forwards(NodeId leader);
     void retry_parked();
     void sync_positions();
     AuditDone audit() const;
