@@ -163,6 +163,11 @@ void Core::recognise_leader(NodeId leader) {
     ok_from_ = kNoNode;
     withheld_vote_ = false;
     refused_prevotes_.clear();
+    // Stickiness has done its work: the restarted node heard the live leader,
+    // and hearing it keeps the node from standing while it lives. Should it
+    // crash soon after, this node may stand at once rather than stay silent
+    // to the others' ELECTION for the rest of its listening period.
+    listen_ticks_left_ = 0;
     ring_abort();
 }
 

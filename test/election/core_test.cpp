@@ -668,6 +668,15 @@ BOOST_AUTO_TEST_CASE(refused_leader_is_replaced_without_waiting_for_a_tick) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(restarted_node_that_heard_the_leader_may_stand_once_it_is_refused) {
+    Core c = make(2, 3, ElectionAlgorithm::bully, Durable{e(1), e(1)});
+    step(c, 3, Heartbeat{e(1), n(3), LogIndex{0}});
+    c.tick();
+    BOOST_TEST(!has_event(c.take_output(), EventKind::election_started));  // the leader lives
+    const Output out = refuse(c, 3);
+    BOOST_TEST(has_event(out, EventKind::election_started));
+}
+
 BOOST_AUTO_TEST_CASE(listening_node_does_not_stand_on_a_refusal) {
     Core c = make(2, 3, ElectionAlgorithm::bully);
     const Output out = refuse(c, 3);  // still in its start-up listening period
