@@ -46,6 +46,7 @@ void Core::on_message(NodeId from, const BullyOk& m) {
     // A higher id took over: wait one election timeout for its COORDINATOR
     // before trying again (the classic Bully timeout).
     become_follower("higher_id_alive");
+    ok_from_ = from;  // suspected before its COORDINATOR comes: try again at once
     retry_ticks_left_ = params_.timing.election_timeout_ticks;
 }
 

@@ -80,6 +80,19 @@ void Core::step(NodeId from, const ElectionMessage& msg) {
     finish();
 }
 
+void Core::peer_refused(NodeId peer) {
+    if (peer != params_.self && is_member(peer)) {
+        for (const auto& ev : fd_.refused(peer)) on_detector(ev, "refused");
+        // React now rather than at the next tick: the tick would do the same.
+        if (params_.algorithm == config::ElectionAlgorithm::bully && soliciting() && !bully_higher_alive()) {
+            stand();
+        } else if (std::holds_alternative<Follower>(role_) && retry_ticks_left_ == 0 && may_stand()) {
+            start_election();
+        }
+    }
+    finish();
+}
+
 void Core::tick() {
     for (const auto& ev : fd_.tick()) on_detector(ev);
     tick_timers();
@@ -147,6 +160,14 @@ void Core::recognise_leader(NodeId leader) {
     leader_ = leader;
     failed_attempts_ = 0;
     retry_ticks_left_ = 0;
+    ok_from_ = kNoNode;
+    withheld_vote_ = false;
+    refused_prevotes_.clear();
+    // Stickiness has done its work: the restarted node heard the live leader,
+    // and hearing it keeps the node from standing while it lives. Should it
+    // crash soon after, this node may stand at once rather than stay silent
+    // to the others' ELECTION for the rest of its listening period.
+    listen_ticks_left_ = 0;
     ring_abort();
 }
 
@@ -162,12 +183,47 @@ void Core::end_leadership() {
     ended_ = epoch();
 }
 
-void Core::on_detector(const DetectorEvent& ev) {
+void Core::on_detector(const DetectorEvent& ev, const char* reason) {
     if (ev.kind == DetectorEvent::Kind::recover) return emit(EventKind::peer_recovered, ev.peer);
-    emit(EventKind::peer_suspected, ev.peer);
+    emit(EventKind::peer_suspected, ev.peer, kNoNode, reason);
     // A suspected leader is no longer "a live leader" (docs/design.md section 5): forget
-    // it, so this node may promise and stand.
-    if (ev.peer == leader_) leader_ = kNoNode;
+    // it, so this node may promise and stand, and grant now what it refused
+    // for that leader's sake a moment ago.
+    if (ev.peer == leader_) {
+        leader_ = kNoNode;
+        grant_refused_prevotes();
+        // Ring: an election we passed on unvoted for its sake may have failed
+        // for want of our id; run our own now instead of waiting it out.
+        if (std::exchange(withheld_vote_, false) && std::holds_alternative<Follower>(role_)) retry_ticks_left_ = 0;
+    }
+    // Bully: the higher id whose OK we wait on is gone; its COORDINATOR will
+    // not come, so try again now rather than after an election timeout.
+    if (ev.peer == ok_from_) {
+        ok_from_ = kNoNode;
+        if (std::holds_alternative<Follower>(role_)) retry_ticks_left_ = 0;
+    }
+    // Ring: a hand-off waiting on the suspected successor goes on to the
+    // next one now, not after its acknowledgement timeout.
+    std::vector<RingHandoff> stuck;
+    std::erase_if(ring_handoffs_, [&](RingHandoff& h) {
+        if (h.to != ev.peer) return false;
+        stuck.push_back(std::move(h));
+        return true;
+    });
+    for (auto& h : stuck) ring_pass(std::move(h.msg), h.receipt, h.tries);
+}
+
+// The pre-votes this node refused because it heard the leader it now
+// suspects: their candidates would be granted if they asked again, so they
+// are told now (a grant binds nothing; docs/design.md section 5, "Fast crash
+// detection"). Survivors that suspect the dead leader a few ticks apart do
+// not cost the first candidate its round.
+void Core::grant_refused_prevotes() {
+    for (const auto& [candidate, proposed] : std::exchange(refused_prevotes_, {})) {
+        if (proposed != epoch().next() || hears_live_leader(candidate)) continue;
+        emit(EventKind::prevote_granted, candidate, kNoNode, "leader_suspected");
+        send(candidate, PreVoteReply{epoch(), proposed, true, kNoNode});
+    }
 }
 
 void Core::on_message(NodeId from, const Heartbeat& m) {
@@ -203,6 +259,15 @@ void Core::tick_leader() {
 }
 
 void Core::tick_candidate(Candidate& c) {
+    // Bully: every higher id we asked is suspected by now; none will answer.
+    if (params_.algorithm == config::ElectionAlgorithm::bully && std::holds_alternative<Soliciting>(c.stage) &&
+        !bully_higher_alive()) {
+        return stand();
+    }
+    if (params_.algorithm == config::ElectionAlgorithm::ring && std::holds_alternative<Soliciting>(c.stage) &&
+        ring_retrip_in_ > 0 && --ring_retrip_in_ == 0) {
+        ring_pass(RingElection{epoch(), params_.self, 1, {params_.self}}, RingAck{epoch(), params_.self, 1, false});
+    }
     if (--c.ticks_left > 0) return;
     if (std::holds_alternative<PreVoting>(c.stage)) return fail_attempt("prevote_timeout");
     if (std::holds_alternative<Promising>(c.stage)) return fail_attempt("promise_timeout");
@@ -214,6 +279,7 @@ void Core::tick_candidate(Candidate& c) {
 
 void Core::start_election() {
     emit(EventKind::election_started);
+    ok_from_ = kNoNode;
     if (params_.algorithm == config::ElectionAlgorithm::bully) return start_bully();
     start_ring();
 }
@@ -275,9 +341,15 @@ void Core::on_message(NodeId from, const PreVoteRequest& m) {
     const NodeId live = hears_live_leader(from) ? leader_ : kNoNode;
     if (live != kNoNode && m.epoch >= epoch()) {
         emit(EventKind::prevote_refused, from, live, "live_leader");
+        std::erase_if(refused_prevotes_, [&](const auto& r) { return r.first == from; });
+        if (live != params_.self) refused_prevotes_.emplace_back(from, m.proposed);
         return send(from, PreVoteReply{epoch(), m.proposed, false, live});
     }
     if (!admit(from, m.epoch)) return;
+    if (!bully_yield_to(from)) {
+        emit(EventKind::prevote_refused, from, kNoNode, "higher_id_standing");
+        return send(from, PreVoteReply{epoch(), m.proposed, false, kNoNode});
+    }
     // Binds nothing and is not persisted: the promise round decides.
     emit(EventKind::prevote_granted, from);
     send(from, PreVoteReply{epoch(), m.proposed, true, kNoNode});
@@ -331,6 +403,7 @@ void Core::on_message(NodeId from, const PromiseRequest& m) {
 }
 
 void Core::grant(NodeId candidate, Epoch e) {
+    ok_from_ = kNoNode;     // the retry below is for this candidate now
     durable_.promised = e;  // in Output::persist, on disk before the reply leaves
     durable_dirty_ = true;
     emit(EventKind::promised, candidate);
@@ -401,6 +474,26 @@ bool Core::may_stand() const {
 bool Core::hears_live_leader(NodeId except) const {
     if (std::holds_alternative<Leader>(role_)) return true;
     return leader_ != kNoNode && leader_ != except && !fd_.suspected(leader_);
+}
+
+// Bully: is any higher id not suspected? Those are the ones that may answer.
+bool Core::bully_higher_alive() const {
+    return std::any_of(params_.members.begin(), params_.members.end(),
+                       [&](NodeId id) { return id > params_.self && !fd_.suspected(id); });
+}
+
+// Bully, a pre-vote arriving while this node stands too (soliciting or in its
+// own pre-vote): the higher id wins without a contest. From a higher id this
+// node yields (and waits for it as for an OK) and the caller grants; from a
+// lower one it returns false and the caller refuses, so the two never both
+// reach the promise round for one epoch and lose it to each other.
+bool Core::bully_yield_to(NodeId from) {
+    if (params_.algorithm != config::ElectionAlgorithm::bully || (!soliciting() && pre_voting() == nullptr)) return true;
+    if (from < params_.self) return false;
+    become_follower("higher_id_standing");
+    ok_from_ = from;
+    retry_ticks_left_ = std::max(retry_ticks_left_, params_.timing.election_timeout_ticks);
+    return true;
 }
 
 bool Core::has_live_majority() const { return is_majority(1 + fd_.live_peers(), params_.members.size()); }

@@ -86,6 +86,11 @@ public:
 
     // A message from peer `from`. Any message proves the peer alive.
     void step(NodeId from, const ElectionMessage& msg);
+    // The host saw `peer`'s connection drop and a reconnect refused: a
+    // crashed process on a live host, suspected at once rather than after
+    // suspect_after (docs/design.md section 5, "Fast crash detection"). Only
+    // speed rests on it; hearing the peer again clears the suspicion.
+    void peer_refused(NodeId peer);
     // One tick of logical time.
     void tick();
     // The log layer saw `theirs` on a message from `from`: the same epoch
@@ -132,7 +137,10 @@ private:
     void recognise_leader(NodeId leader);
     void become_follower(const char* reason);
     void end_leadership();
-    void on_detector(const DetectorEvent& ev);
+    void on_detector(const DetectorEvent& ev, const char* reason = "");
+    void grant_refused_prevotes();
+    bool bully_higher_alive() const;
+    bool bully_yield_to(NodeId from);
 
     void tick_timers();
     void tick_leader();
@@ -196,6 +204,14 @@ private:
     std::uint32_t failed_attempts_ = 0;       // consecutive attempts without a leader (backoff)
     std::uint64_t heartbeat_ticks_left_ = 0;  // 0: heartbeat on the next tick
     NodeId ring_best_ = kNoNode;              // highest ring initiator seen in the current round
+    NodeId ok_from_ = kNoNode;                // Bully: the higher id whose OK this follower waits on
+    bool withheld_vote_ = false;              // Ring: passed an election on unvoted for the live leader's sake
+    std::uint64_t ring_retrip_in_ = 0;        // Ring initiator: ticks until its election goes around again; 0: not due
+    std::uint32_t ring_retrips_ = 0;          // trips of the current attempt after the first
+    // Pre-votes refused because a live leader was heard, as (candidate,
+    // proposed); granted late should that leader become suspected while the
+    // proposal is still the next epoch. At most one per member.
+    std::vector<std::pair<NodeId, Epoch>> refused_prevotes_;
     std::uint64_t ring_round_ticks_left_ = 0; // the round, and its suppression, end at 0
 
     // A ring message passed on and not yet acknowledged by its successor.

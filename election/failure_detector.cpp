@@ -19,6 +19,13 @@ std::vector<DetectorEvent> FailureDetector::heard(NodeId peer) {
     return {DetectorEvent{DetectorEvent::Kind::recover, peer}};
 }
 
+std::vector<DetectorEvent> FailureDetector::refused(NodeId peer) {
+    auto it = peers_.find(peer);
+    if (it == peers_.end() || it->second.suspected) return {};
+    it->second.suspected = true;
+    return {DetectorEvent{DetectorEvent::Kind::suspect, peer}};
+}
+
 std::vector<DetectorEvent> FailureDetector::tick() {
     std::vector<DetectorEvent> events;
     for (auto& [id, state] : peers_) {

@@ -1,6 +1,9 @@
 // Heartbeat failure detector (sans-I/O). The node reports every frame heard
 // from a peer and calls tick() once per tick_ms; the detector says when a
 // peer crosses suspect_after and when it comes back. It owns no clock.
+// The host may also report a peer whose dropped connection was refused on
+// redial (docs/design.md section 5, "Fast crash detection"): a crashed process
+// on a live host, suspected at once.
 #pragma once
 
 #include "config/types.hpp"
@@ -32,6 +35,10 @@ public:
 
     // Any frame from `peer`. Returns a recover event when it was suspected.
     std::vector<DetectorEvent> heard(NodeId peer);
+    // The host saw `peer` refuse a reconnect right after its connection
+    // dropped. Returns a suspect event unless it was suspected already; the
+    // next frame heard from it clears the suspicion as always.
+    std::vector<DetectorEvent> refused(NodeId peer);
     // One tick of logical time; returns the peers that became suspected.
     std::vector<DetectorEvent> tick();
 

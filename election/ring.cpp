@@ -20,6 +20,8 @@ void Core::start_ring() {
     if (ring_next() == kNoNode) return fail_attempt("no_live_successor");
     ring_best_ = params_.self;
     ring_round_ticks_left_ = params_.timing.election_timeout_ticks;
+    ring_retrip_in_ = 0;
+    ring_retrips_ = 0;
     role_ = Candidate{Soliciting{}, params_.timing.election_timeout_ticks};
     ring_pass(RingElection{epoch(), params_.self, 1, {params_.self}}, RingAck{epoch(), params_.self, 1, false});
 }
@@ -44,15 +46,35 @@ void Core::on_message(NodeId from, const RingElection& m) {
     // An id in the list is a vote for a new leader; a node that hears a live
     // leader (or is standing) passes the message on without voting, so a
     // node that merely lost touch with the leader cannot depose it.
-    if (std::holds_alternative<Follower>(role_) && !hears_live_leader(kNoNode)) fwd.ids.push_back(params_.self);
+    if (std::holds_alternative<Follower>(role_) && !hears_live_leader(kNoNode)) {
+        fwd.ids.push_back(params_.self);
+    } else if (hears_live_leader(kNoNode) && !std::holds_alternative<Leader>(role_)) {
+        // Should that leader be suspected soon, this election lacked our
+        // vote: we run our own then, without waiting (see on_detector).
+        withheld_vote_ = true;
+    }
     const RingAck receipt{epoch(), fwd.initiator, fwd.hops, false};
     ring_pass(std::move(fwd), receipt);
 }
 
 void Core::ring_election_returned(const RingElection& m) {
     if (!soliciting()) return;  // our attempt already ended; a late copy
-    // Quorum: more than N/2 ids collected, or the winner could not win.
-    if (!is_majority(m.ids.size(), params_.members.size())) return fail_attempt("ring_no_quorum");
+    // Quorum: more than N/2 ids collected, or the winner could not win. The
+    // round is over either way: a lower initiator's election that follows
+    // (a member that withheld its vote then) is no longer suppressed here.
+    if (!is_majority(m.ids.size(), params_.members.size())) {
+        // Our detector counts a live majority, so live members passed it on
+        // unvoted: they still hear the leader we suspect, their detectors a
+        // few ticks behind ours. Go around again within this attempt, after
+        // 1, 2, 4, ... ticks, rather than losing a whole backoff (docs/design.md
+        // section 5, "Fast crash detection"); the attempt's timeout bounds it.
+        if (has_live_majority()) {
+            ring_retrip_in_ = std::uint64_t{1} << std::min<std::uint32_t>(ring_retrips_++, 16);
+            return;
+        }
+        ring_reset();
+        return fail_attempt("ring_no_quorum");
+    }
     const NodeId winner = *std::max_element(m.ids.begin(), m.ids.end());
     emit(EventKind::winner_chosen, kNoNode, winner);
     role_ = Follower{};

@@ -71,6 +71,16 @@ transport::PeerLink& Node::link(NodeId peer) {
     if (it != links_.end()) return *it->second;
     const auto& c = config_.cluster();
     const auto& addr = config_.node(peer)->address;
+    // Posted: the link reports from inside its own handlers.
+    const auto report = [this](void (txn::Shell::*to_shell)(NodeId)) {
+        return [this, to_shell](NodeId who) {
+            boost::asio::post(io_, [this, who, to_shell] {
+                if (stopped_ || failed_) return;
+                ((*shell_).*to_shell)(who);
+                schedule_flush();
+            });
+        };
+    };
     transport::PeerLinkParams p{
         .self = self_,
         .peer = peer,
@@ -81,15 +91,9 @@ transport::PeerLink& Node::link(NodeId peer) {
         .reconnect_ms_min = c.limits.reconnect_ms_min,
         .reconnect_ms_max = c.limits.reconnect_ms_max,
         .seed = self_.value * 1000003 + peer.value,
-        // Posted: the link reports from inside its own handlers.
-        .on_unreachable =
-            [this](NodeId who) {
-                boost::asio::post(io_, [this, who] {
-                    if (stopped_ || failed_) return;
-                    shell_->peer_unreachable(who);
-                    schedule_flush();
-                });
-            },
+        .on_unreachable = report(&txn::Shell::peer_unreachable),
+        // A crashed peer on a live host: suspected at once (docs/design.md section 5).
+        .on_refused = report(&txn::Shell::peer_refused),
     };
     auto l = std::make_shared<transport::PeerLink>(io_, std::move(p), log_);
     // A turn that was already queued when stop() ran may still send: its

@@ -58,6 +58,20 @@ BOOST_AUTO_TEST_CASE(steady_heartbeats_never_raise_suspicion) {
     }
 }
 
+// docs/design.md section 5, "Fast crash detection".
+BOOST_AUTO_TEST_CASE(refused_peer_is_suspected_at_once_and_recovers_when_heard) {
+    FailureDetector d({NodeId{2}, NodeId{3}}, 20);
+    const auto e = d.refused(NodeId{2});
+    BOOST_REQUIRE(e.size() == 1u);
+    BOOST_TEST((e[0].kind == DetectorEvent::Kind::suspect && e[0].peer == NodeId{2}));
+    BOOST_TEST(d.suspected(NodeId{2}));
+    BOOST_TEST(d.refused(NodeId{2}).empty());  // once per transition
+    BOOST_TEST(tick_n(d, 30).size() == 1u);     // only 3, by silence; 2 stays suspected without a second event
+    BOOST_TEST(d.heard(NodeId{2}).size() == 1u);
+    BOOST_TEST(!d.suspected(NodeId{2}));
+    BOOST_TEST(d.refused(NodeId{9}).empty());
+}
+
 BOOST_AUTO_TEST_CASE(unknown_senders_are_ignored) {
     FailureDetector d({NodeId{2}}, 5);
     BOOST_TEST(d.heard(NodeId{9}).empty());
@@ -125,3 +139,95 @@ BOOST_AUTO_TEST_CASE(peer_links_dial_from_the_nodes_own_address) {
         }
     }
 }
+
+namespace {
+
+// Index of the first line at or after `from` of `id`'s log with event=`event`
+// and the given fields; npos if none.
+std::size_t find_line(const rl::test::LocalCluster& c, std::uint64_t id, const std::string& event,
+                      const std::map<std::string, std::string>& fields, std::size_t from) {
+    const auto lines = c.log(id);
+    for (std::size_t i = from; i < lines.size(); ++i) {
+        if (lines[i].get("event") != event) continue;
+        bool all = true;
+        for (const auto& [k, v] : fields) all = all && lines[i].get(k) == v;
+        if (all) return i;
+    }
+    return std::string::npos;
+}
+
+}  // namespace
+
+// docs/design.md section 5, "Fast crash detection", wired through rlnode:
+// with suspect_after_ms far above any election, SIGKILL the leader. Each
+// survivor's redial is refused, it logs `suspect reason=refused`, and only
+// then does a new leader follow, well before silence could have made anyone
+// suspect anything. Both algorithms.
+BOOST_AUTO_TEST_CASE(killed_leader_is_suspected_on_refusal_and_replaced_long_before_suspect_after) {
+    for (const std::string election : {"bully", "ring"}) {
+        BOOST_TEST_CONTEXT(election) {
+            rl::test::ClusterSpec spec;
+            spec.election = election;
+            spec.heartbeat_ms = 50;
+            spec.suspect_after_ms = 2000;
+            spec.election_timeout_ms = 1000;
+            rl::test::LocalCluster cluster(spec);
+            cluster.start_all();
+            // The first election waits out the start-up listening period (one suspect_after).
+            std::optional<rl::test::LogLine> won;
+            rl::test::wait_until(
+                [&] {
+                    for (auto id : cluster.ids()) {
+                        if ((won = cluster.wait_event(id, "became_leader", {}, 0ms))) return true;
+                    }
+                    return false;
+                },
+                15s);
+            BOOST_REQUIRE_MESSAGE(won.has_value(), "no first leader");
+            const std::string leader = won->get("node");
+            std::vector<std::uint64_t> survivors;
+            for (auto id : cluster.ids()) {
+                if (std::to_string(id) != leader) survivors.push_back(id);
+            }
+            for (auto id : survivors) {
+                BOOST_REQUIRE(cluster.wait_event(id, "leader_changed", {{"leader", leader}}, 5s).has_value());
+                BOOST_REQUIRE(cluster.wait_event(id, "peer_connected", {{"peer", leader}}, 5s).has_value());
+            }
+            std::map<std::uint64_t, std::size_t> from;
+            for (auto id : survivors) from[id] = cluster.log_lines(id);
+            const auto killed_at = rl::test::now_ms();
+            cluster.kill(std::stoull(leader));
+            // Generous, yet shorter than suspect_after_ms: silence alone
+            // could not have made anyone suspect the leader by then.
+            const auto deadline = std::chrono::milliseconds(spec.suspect_after_ms * 2 / 3);
+            for (auto id : survivors) {
+                BOOST_TEST_CONTEXT("node " << id) {
+                    const auto suspect =
+                        cluster.wait_event(id, "suspect", {{"peer", leader}, {"reason", "refused"}}, deadline, from[id]);
+                    BOOST_REQUIRE_MESSAGE(suspect.has_value(), "never suspected the killed leader on a refusal");
+                    BOOST_TEST(rl::test::parse_ts_ms(suspect->get("ts")) - killed_at < spec.suspect_after_ms);
+                }
+            }
+            const auto left = deadline - std::chrono::milliseconds(rl::test::now_ms() - killed_at);
+            std::optional<rl::test::LogLine> next;
+            rl::test::wait_until(
+                [&] {
+                    for (auto id : survivors) {
+                        if ((next = cluster.wait_event(id, "became_leader", {}, 0ms, from[id]))) return true;
+                    }
+                    return false;
+                },
+                std::max(left, std::chrono::milliseconds(1)));
+            BOOST_REQUIRE_MESSAGE(next.has_value(), "no new leader within " << deadline.count() << " ms of the kill");
+            const std::uint64_t winner = std::stoull(next->get("node"));
+            // Order: the winner suspected the old leader on a refusal before it won.
+            const std::size_t suspected_at =
+                find_line(cluster, winner, "suspect", {{"peer", leader}, {"reason", "refused"}}, from[winner]);
+            const std::size_t won_at = find_line(cluster, winner, "became_leader", {}, from[winner]);
+            BOOST_TEST(suspected_at < won_at);
+            BOOST_TEST_MESSAGE(election << ": new leader " << winner << " "
+                                        << rl::test::parse_ts_ms(next->get("ts")) - killed_at << " ms after the kill");
+        }
+    }
+}
+

@@ -110,8 +110,10 @@ BOOST_AUTO_TEST_CASE(leader_sigkill_under_a_transfer_stream_loses_nothing_and_ap
     std::map<std::uint64_t, std::int64_t> expect;  // item -> balance implied by acknowledged commits
     for (std::uint64_t i = 1; i <= 40; ++i) expect[i] = kInitial;
     std::atomic<int> acked{0};
+    std::atomic<int> acked_at_kill{kTransfers};
     std::thread killer([&] {
         rl::test::wait_until([&] { return acked.load() >= kTransfers / 3; }, 30s);
+        acked_at_kill = acked.load();
         l.cluster.kill(old);
     });
     std::vector<std::pair<txn::TxnId, transport::TransferReply>> done;
@@ -128,7 +130,10 @@ BOOST_AUTO_TEST_CASE(leader_sigkill_under_a_transfer_stream_loses_nothing_and_ap
         ++acked;
     }
     killer.join();
-    BOOST_TEST(l.client.retries() > 0u, "the failover never made the client retry");
+    // The leader died mid-stream. A client on a survivor may ride it out
+    // without a retry: its node passes forwarded transfers on to the new
+    // leader (docs/design.md section 6.5).
+    BOOST_TEST(acked_at_kill.load() < kTransfers, "the stream ended before the kill");
     const auto fresh = l.wait_leader();
     BOOST_TEST(fresh != old);
     // Retries of acknowledged txids after the failover: the first result, no

@@ -41,6 +41,10 @@ void PeerLink::dial() {
         if (self->stopped_) return;
         if (e) {
             ++self->stats_.dial_failures;
+            if (e == boost::asio::error::connection_refused && self->dropped_) {
+                ++self->stats_.refused_after_drop;
+                if (self->params_.on_refused) self->params_.on_refused(self->params_.peer);
+            }
             self->on_lost("connect_failed", e.message());
             return;
         }
@@ -78,20 +82,38 @@ void PeerLink::on_connected(tcp::socket socket) {
     ++stats_.connects;
     failures_ = 0;
     was_up_ = true;
+    dropped_ = false;
+    up_since_ = std::chrono::steady_clock::now();
     log_.info("peer_connected").kv("peer", params_.peer).kv("remote", params_.remote);
 }
 
 void PeerLink::on_lost(const std::string& reason, const std::string& detail) {
     if (stopped_) return;
+    bool redial_at_once = false;
     if (was_up_) {
         log_.info("peer_disconnected").kv("peer", params_.peer).kv("reason", reason).kv("detail", detail);
         was_up_ = false;
+        dropped_ = true;
+        // A connection that stayed up a while dropped: dial again at once,
+        // so a crashed process's refusal is seen now (docs/design.md section
+        // 5, "Fast crash detection"). One that drops as soon as it is up
+        // backs off as before, so a peer that keeps closing on us is not
+        // dialed in a tight loop.
+        redial_at_once =
+            std::chrono::steady_clock::now() - up_since_ >= std::chrono::milliseconds(params_.reconnect_ms_min);
     } else if (failures_ == 0) {
         // The first failed dial of a streak: what waited on this peer goes
         // elsewhere now, and the log says why.
         log_.info("peer_unreachable").kv("peer", params_.peer).kv("reason", reason).kv("detail", detail);
     }
     if (params_.on_unreachable) params_.on_unreachable(params_.peer);
+    if (redial_at_once) {
+        // Posted: this runs inside the connection's own handlers.
+        boost::asio::post(io_, [self = shared_from_this()] {
+            if (!self->stopped_ && !self->connected() && !self->dialing_ && !self->redial_pending_) self->dial();
+        });
+        return;
+    }
     schedule_redial();
 }
 

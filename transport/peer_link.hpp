@@ -1,7 +1,9 @@
 // The outbound half of a peer pair: this node dials the peer from its own
 // configured address (so iptables rules on addresses cut exactly that pair),
 // says Hello, then streams frames. It redials with exponential backoff and
-// jitter forever, or at once when told the peer is back (redial_now). While
+// jitter forever, or at once when told the peer is back (redial_now); the
+// first redial after a connection that was up drops goes out at once, so a
+// crashed peer's refusal is seen within a round trip. While
 // it dials, the newest few messages wait (so the first message to a node it
 // has never talked to is not lost); beyond that, while down after a failure,
 // and past the connection's queue bounds, messages are dropped and counted:
@@ -13,6 +15,7 @@
 
 #include <boost/asio.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -36,6 +39,12 @@ struct PeerLinkParams {
     // connection drops: the node's core sends what waited on this peer
     // elsewhere at once (docs/design.md section 6.5). May be empty.
     std::function<void(NodeId)> on_unreachable;
+    // Called when a redial after an established connection dropped is
+    // refused (ECONNREFUSED): the peer's process is gone while its host is
+    // up, so the node suspects it at once (docs/design.md section 5, "Fast
+    // crash detection"). A dial refused before the link was ever up (a peer
+    // still starting) does not count. May be empty.
+    std::function<void(NodeId)> on_refused;
 };
 
 inline constexpr std::size_t kPeerLinkWaitingMax = 64;            // frames held while dialing
@@ -47,6 +56,7 @@ struct PeerLinkStats {
     std::uint64_t dropped = 0;        // messages not sent: link down or queue full
     std::uint64_t queue_full = 0;     // of those, refused by a full connection queue
     std::uint64_t redials = 0;        // backoffs cut short by redial_now
+    std::uint64_t refused_after_drop = 0;  // redials after a drop that the peer's host refused
 };
 
 class PeerLink : public std::enable_shared_from_this<PeerLink> {
@@ -86,6 +96,8 @@ private:
     std::uint64_t redial_generation_ = 0;  // a timer wait of an older generation does nothing
     bool stopped_ = false;
     bool was_up_ = false;
+    bool dropped_ = false;  // the connection that was up dropped, and no dial has succeeded since
+    std::chrono::steady_clock::time_point up_since_;
     PeerLinkStats stats_;
 };
 

@@ -141,9 +141,9 @@ std::vector<PendingOps::Parked> PendingOps::take_parked() {
     return out;
 }
 
-std::uint64_t PendingOps::forward(Waiter w, NodeId to, ClientOp op) {
+std::uint64_t PendingOps::forward(Waiter w, NodeId to, ClientOp op, std::uint8_t hops) {
     const std::uint64_t id = next_forward_id_++;
-    forwarded_.emplace(id, Timed<Forwarded>{{std::move(w), to, std::move(op)}, deadline()});
+    forwarded_.emplace(id, Timed<Forwarded>{{std::move(w), to, std::move(op), hops}, deadline()});
     ++waiters_;
     return id;
 }
@@ -172,10 +172,12 @@ std::vector<std::pair<Waiter, ClientOp>> PendingOps::take_forwards_to(NodeId to)
     return out;
 }
 
-std::vector<Waiter> PendingOps::take_forwards_if(const std::function<bool(NodeId to)>& stale) {
-    std::vector<Waiter> out;
+std::vector<PendingOps::Parked> PendingOps::take_forwards_if(const std::function<bool(NodeId to)>& stale) {
+    std::vector<Parked> out;
     extract_if(forwarded_, [&](const auto& f) { return stale(f.second.item.to); },
-               [&](Timed<Forwarded>&& f) { out.push_back(std::move(f.item.waiter)); });
+               [&](Timed<Forwarded>&& f) {
+                   out.push_back(Parked{std::move(f.item.waiter), std::move(f.item.op), f.item.hops});
+               });
     waiters_ -= out.size();
     return out;
 }

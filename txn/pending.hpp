@@ -94,15 +94,18 @@ public:
     std::vector<Parked> take_parked();
 
     // ---- operations passed to another node, by forward id
-    std::uint64_t forward(Waiter w, NodeId to, ClientOp op);
+    // `hops`: forwarding hops the operation took with this one, kept so a
+    // re-route (take_forwards_if) stays within the bound.
+    std::uint64_t forward(Waiter w, NodeId to, ClientOp op, std::uint8_t hops = 0);
     // The waiter of forward `id`, if `result` from `from` answers what was
     // forwarded under it; a reply from elsewhere or to something else (from
     // before a restart of ours) must not reach this client.
     std::optional<Waiter> take_forward_reply(std::uint64_t id, NodeId from, const OpResult& result);
     // The operation forwarded under `id`, while it waits.
     const ClientOp* forwarded_op(std::uint64_t id) const;
-    // Removes and returns the forwards whose target `stale` rejects.
-    std::vector<Waiter> take_forwards_if(const std::function<bool(NodeId to)>& stale);
+    // Removes and returns the forwards whose target `stale` rejects, with
+    // their operations and hops.
+    std::vector<Parked> take_forwards_if(const std::function<bool(NodeId to)>& stale);
     // Removes and returns the forwards sent to `to`, with their operations.
     std::vector<std::pair<Waiter, ClientOp>> take_forwards_to(NodeId to);
 
@@ -122,6 +125,7 @@ private:
         Waiter waiter;
         NodeId to;
         ClientOp op;
+        std::uint8_t hops = 0;
     };
 
     std::uint64_t deadline() const { return now_ + limits_.timeout_ticks; }

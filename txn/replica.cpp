@@ -82,6 +82,14 @@ void Replica::step(NodeId from, const TxnMessage& m) {
     incoming_.reset();  // the log did not take it (stale, or already past it)
 }
 
+void Replica::peer_refused(NodeId node) {
+    if (!member(node)) return;
+    sync_positions();
+    election_.peer_refused(node);
+    drain_election();
+    drain_log();
+}
+
 void Replica::tick() {
     ++now_;
     sync_positions();
@@ -192,7 +200,7 @@ void Replica::on_leader_change(const election::LeaderChange& change, const std::
     // What a leader waits for from other shards is its own; a new one
     // rebuilds it from the records (docs/design.md section 6.7).
     if (was_leading || log_.leading()) reset_cross();
-    fail_stale_forwards(change.leader);
+    move_stale_forwards(change.leader);
     if (change.leader != kNoNode) retry_parked();
 }
 
@@ -540,7 +548,7 @@ void Replica::forward_elsewhere(std::uint64_t handle, ShardId shard, const Clien
 void Replica::send_forward(const Waiter& w, NodeId to, const ClientOp& op, std::uint8_t hops) {
     if (hops >= kForwardHopsMax) return fail(w, "unavailable", "too many forwarding hops; leader unsettled");
     if (!admit(w)) return;
-    const std::uint64_t id = pending_.forward(w, to, op);
+    const std::uint64_t id = pending_.forward(w, to, op, static_cast<std::uint8_t>(hops + 1));
     // Across shards the receiver learns our shard's epoch and ignores it
     // (its epoch gate looks only at its own members).
     out_.txn_messages.push_back({to, ForwardRequest{epoch(), id, static_cast<std::uint8_t>(hops + 1), op}});
@@ -598,12 +606,22 @@ void Replica::fail_leader_waiters(const std::string& why) {
     for (const Waiter& w : pending_.take_leader_waits()) fail(w, "unavailable", why);
 }
 
-// Operations passed to a leader this node no longer believes in may never
-// be answered: tell their clients to retry (the txid keeps it exactly-once).
-void Replica::fail_stale_forwards(NodeId leader) {
+// Operations passed to a leader this node no longer believes in (replaced,
+// or suspected: crashed) may never be answered. Those a second try cannot
+// apply twice (a transfer's txid settles it once; reads) go on at once: to
+// the new leader, or parked until one is known, as if they arrived now
+// (docs/design.md section 6.5); the forwarding bound still holds. The rest
+// are told to retry.
+void Replica::move_stale_forwards(NodeId leader) {
     const auto stale = [&](NodeId to) { return member(to) && to != leader; };
-    for (const Waiter& w : pending_.take_forwards_if(stale)) {
-        fail(w, "unavailable", "the leader changed while the operation was forwarded; retry");
+    for (auto& p : pending_.take_forwards_if(stale)) {
+        const bool again = std::holds_alternative<TransferOp>(p.op) || std::holds_alternative<BalanceOp>(p.op) ||
+                           std::holds_alternative<AuditOp>(p.op) || std::holds_alternative<LeaderOp>(p.op);
+        if (again && p.hops < kForwardHopsMax) {
+            forward(p.waiter, p.op, p.hops);
+            continue;
+        }
+        fail(p.waiter, "unavailable", "the leader changed while the operation was forwarded; retry");
     }
 }
 

@@ -135,6 +135,10 @@ public:
     // The host could not connect to `node`: what waits on it goes to the
     // next member now instead of waiting out its timeout.
     void peer_unreachable(NodeId node);
+    // The host saw `node`'s connection drop and a reconnect refused: a member
+    // of this shard is suspected at once (docs/design.md section 5, "Fast
+    // crash detection"); for other nodes peer_unreachable already did all.
+    void peer_refused(NodeId node);
     // The WAL holds everything through `index`.
     void persisted(LogIndex index);
     ReplicaOutput take_output();
@@ -188,7 +192,7 @@ private:
     void maybe_compact();
     void complete_reads();
     void fail_leader_waiters(const std::string& why);
-    void fail_stale_forwards(NodeId leader);
+    void move_stale_forwards(NodeId leader);
     void retry_parked();
     void sync_positions();
     AuditDone audit() const;

@@ -96,6 +96,8 @@ void Shell::forward_elsewhere(std::uint64_t handle, ShardId shard, const ClientO
 
 void Shell::peer_unreachable(NodeId node) { replica_.peer_unreachable(node); }
 
+void Shell::peer_refused(NodeId node) { replica_.peer_refused(node); }
+
 std::vector<WalOp> Shell::unsynced() const {
     std::vector<WalOp> out = accepted_;
     out.insert(out.end(), backlog_.begin(), backlog_.end());

@@ -92,6 +92,7 @@ public:
     void submit(std::uint64_t handle, const ClientOp& op);
     void forward_elsewhere(std::uint64_t handle, ShardId shard, const ClientOp& op);
     void peer_unreachable(NodeId node);
+    void peer_refused(NodeId node);
 
     // One turn: drains the replica's output (a few rounds, since persisting
     // can commit and committing can answer or send more).

@@ -62,6 +62,9 @@ SimStats random_run(const RandomRun& run) {
     config.algorithm = run.algorithm;
     config.seed = shape();
     config.trace = run.trace;
+    // Crashes of a process on a live host (peers are refused) or of a whole
+    // host (peers hear silence), or a mix.
+    config.live_host_crashes = pick(shape, {0.0, 0.5, 1.0});
     Sim sim(config);
     simcommon::boot_and_rounds(sim, run.chaos_rounds, quiet,
                                [](Sim& s) { simcommon::chaos(s, 200, random_faults); });

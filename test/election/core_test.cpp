@@ -94,6 +94,19 @@ bool has_event(const Output& out, EventKind kind) {
     return std::any_of(out.events.begin(), out.events.end(), [&](const Event& ev) { return ev.kind == kind; });
 }
 
+bool suspects(const Core& c, std::uint64_t peer) {
+    for (const auto& h : c.peers()) {
+        if (h.id == n(peer)) return h.suspected;
+    }
+    return false;
+}
+
+// The host saw `peer`'s connection drop and its reconnect refused.
+Output refuse(Core& core, std::uint64_t peer) {
+    core.peer_refused(n(peer));
+    return core.take_output();
+}
+
 // Routes every pending message among `cores` until none is left; messages
 // to any other node are lost.
 template <class... C>
@@ -608,6 +621,92 @@ BOOST_AUTO_TEST_CASE(rejoining_node_that_cannot_hear_the_leader_stands_and_is_re
     }
 }
 
+
+// ---- fast crash detection (docs/design.md section 5) ----
+
+BOOST_AUTO_TEST_CASE(refused_reconnect_suspects_the_peer_at_once_and_hearing_it_clears_it) {
+    Core c = make(1, 3, ElectionAlgorithm::bully);
+    step(c, 3, Heartbeat{e(1), n(3), LogIndex{0}});
+    BOOST_TEST_REQUIRE(c.leader() == n(3));
+    const Output out = refuse(c, 3);
+    BOOST_TEST(suspects(c, 3));
+    BOOST_TEST(c.leader() == kNoNode);  // a suspected leader is not a live one
+    BOOST_TEST_REQUIRE(out.events.size() >= 1u);
+    BOOST_TEST((out.events[0].kind == EventKind::peer_suspected && out.events[0].peer == n(3)));
+    BOOST_TEST(std::string(out.events[0].reason) == "refused");
+    BOOST_TEST(!has_event(refuse(c, 3), EventKind::peer_suspected));  // once
+    const Output back = step(c, 3, Heartbeat{e(1), kNoNode, LogIndex{0}});
+    BOOST_TEST(has_event(back, EventKind::peer_recovered));
+    BOOST_TEST(!suspects(c, 3));
+}
+
+BOOST_AUTO_TEST_CASE(refusal_naming_self_or_a_non_member_is_ignored) {
+    Core c = make(1, 3, ElectionAlgorithm::bully);
+    c.take_output();
+    BOOST_TEST(refuse(c, 1).empty());
+    BOOST_TEST(refuse(c, 9).empty());
+}
+
+BOOST_AUTO_TEST_CASE(refused_leader_is_replaced_without_waiting_for_a_tick) {
+    for (ElectionAlgorithm a : {ElectionAlgorithm::bully, ElectionAlgorithm::ring}) {
+        Core c = make(2, 3, a);
+        elapse_listen_period(c, {1, 3});
+        step(c, 3, Heartbeat{e(1), n(3), LogIndex{0}});
+        BOOST_TEST_REQUIRE(c.leader() == n(3));
+        const Output out = refuse(c, 3);
+        BOOST_TEST(has_event(out, EventKind::election_started));
+        // Bully: 2 is the highest live id and stands; Ring: its ELECTION
+        // skips the suspected 3 and goes to 1.
+        if (a == ElectionAlgorithm::bully) {
+            const auto asked = sent<PreVoteRequest>(out);
+            BOOST_TEST_REQUIRE(asked.size() == 2u);
+        } else {
+            const auto passed = sent<RingElection>(out);
+            BOOST_TEST_REQUIRE(passed.size() == 1u);
+            BOOST_TEST(passed[0].first == n(1));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(restarted_node_that_heard_the_leader_may_stand_once_it_is_refused) {
+    Core c = make(2, 3, ElectionAlgorithm::bully, Durable{e(1), e(1)});
+    step(c, 3, Heartbeat{e(1), n(3), LogIndex{0}});
+    c.tick();
+    BOOST_TEST(!has_event(c.take_output(), EventKind::election_started));  // the leader lives
+    const Output out = refuse(c, 3);
+    BOOST_TEST(has_event(out, EventKind::election_started));
+}
+
+BOOST_AUTO_TEST_CASE(listening_node_does_not_stand_on_a_refusal) {
+    Core c = make(2, 3, ElectionAlgorithm::bully);
+    const Output out = refuse(c, 3);  // still in its start-up listening period
+    BOOST_TEST(has_event(out, EventKind::peer_suspected));
+    BOOST_TEST(!has_event(out, EventKind::election_started));
+}
+
+BOOST_AUTO_TEST_CASE(prevote_refused_for_a_live_leader_is_granted_once_that_leader_is_suspected) {
+    Core c = make(1, 3, ElectionAlgorithm::bully);
+    step(c, 3, Heartbeat{e(1), n(3), LogIndex{0}});
+    const auto refused = sent<PreVoteReply>(step(c, 2, PreVoteRequest{e(1), e(2)}));
+    BOOST_TEST_REQUIRE(refused.size() == 1u);
+    BOOST_TEST(!refused[0].second.granted);
+    const auto late = sent<PreVoteReply>(refuse(c, 3));
+    BOOST_TEST_REQUIRE(late.size() == 1u);
+    BOOST_TEST(late[0].first == n(2));
+    BOOST_TEST(late[0].second.granted);
+    BOOST_TEST(late[0].second.proposed == e(2));
+    BOOST_TEST(c.epoch() == e(1));  // binds nothing, adopts nothing
+    BOOST_TEST(c.durable().promised == e(0));
+}
+
+BOOST_AUTO_TEST_CASE(refused_prevote_of_an_older_proposal_is_not_granted_late) {
+    Core c = make(1, 3, ElectionAlgorithm::bully);
+    step(c, 3, Heartbeat{e(1), n(3), LogIndex{0}});
+    step(c, 2, PreVoteRequest{e(1), e(2)});
+    step(c, 3, Heartbeat{e(2), n(3), LogIndex{0}});  // a newer epoch: the proposal is stale
+    BOOST_TEST(sent<PreVoteReply>(refuse(c, 3)).empty());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(bully)
@@ -687,6 +786,83 @@ BOOST_AUTO_TEST_CASE(restarted_higher_id_does_not_preempt_the_live_leader) {
     BOOST_TEST(b.role_kind() == RoleKind::leader);
     BOOST_TEST(c.leader() == n(2));
     BOOST_TEST(c.epoch() == led);
+}
+
+
+BOOST_AUTO_TEST_CASE(candidate_does_not_wait_for_higher_ids_it_suspects) {
+    Core c = make(3, 5, ElectionAlgorithm::bully);
+    const Output asked = elapse_listen_period(c, {1, 2, 4, 5});
+    BOOST_TEST_REQUIRE(sent<BullyElection>(asked).size() == 2u);
+    BOOST_TEST(sent<PreVoteRequest>(refuse(c, 4)).empty());  // 5 may still answer
+    const Output out = refuse(c, 5);
+    BOOST_TEST(sent<PreVoteRequest>(out).size() == 4u);  // stands now, not after the answer wait
+    BOOST_TEST(c.role_kind() == RoleKind::candidate);
+}
+
+BOOST_AUTO_TEST_CASE(candidate_whose_higher_ids_fall_silent_stands_on_that_tick) {
+    Core c = make(3, 5, ElectionAlgorithm::bully);
+    tick_hearing(c, {1, 2, 4, 5}, 3);
+    // 4 and 5 fall silent; the listening period ends with ELECTION to both,
+    // two ticks before they reach suspect_after and four before the answer
+    // wait would end.
+    BOOST_TEST_REQUIRE(sent<BullyElection>(tick_hearing(c, {1, 2}, kTiming.suspect_after_ticks - 3)).size() == 2u);
+    BOOST_TEST(sent<PreVoteRequest>(tick_hearing(c, {1, 2}, 1)).empty());
+    BOOST_TEST(sent<PreVoteRequest>(tick_hearing(c, {1, 2}, 1)).size() == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(ok_sender_suspected_means_trying_again_at_once) {
+    Core c = make(1, 3, ElectionAlgorithm::bully);
+    elapse_listen_period(c, {2, 3});
+    step(c, 3, BullyOk{e(0)});
+    BOOST_TEST_REQUIRE(c.role_kind() == RoleKind::follower);
+    const Output out = refuse(c, 3);
+    BOOST_TEST(has_event(out, EventKind::election_started));
+    const auto asked = sent<BullyElection>(out);
+    BOOST_TEST_REQUIRE(asked.size() == 1u);
+    BOOST_TEST(asked[0].first == n(2));
+}
+
+BOOST_AUTO_TEST_CASE(standing_node_refuses_a_lower_prevote_and_yields_to_a_higher_one) {
+    Core c = make(2, 3, ElectionAlgorithm::bully);
+    elapse_listen_period(c, {1, 3});  // no leader: 2 asks 3
+    BOOST_TEST_REQUIRE(c.role_kind() == RoleKind::candidate);
+    const auto lower = sent<PreVoteReply>(step(c, 1, PreVoteRequest{e(0), e(1)}));
+    BOOST_TEST_REQUIRE(lower.size() == 1u);
+    BOOST_TEST(!lower[0].second.granted);
+    BOOST_TEST(c.role_kind() == RoleKind::candidate);
+    const auto higher = sent<PreVoteReply>(step(c, 3, PreVoteRequest{e(0), e(1)}));
+    BOOST_TEST_REQUIRE(higher.size() == 1u);
+    BOOST_TEST(higher[0].second.granted);
+    BOOST_TEST(c.role_kind() == RoleKind::follower);
+    // It waits for 3 as for an OK; 3 suspected ends the wait at once.
+    BOOST_TEST(has_event(refuse(c, 3), EventKind::election_started));
+}
+
+// The survivors of a dead leader learn of it a few ticks apart: the first
+// to know stands and is refused by the other, which still hears the
+// leader; once the other suspects it too, its late grant lets the first
+// win in the same round, without a timeout or a second attempt.
+BOOST_AUTO_TEST_CASE(survivors_suspecting_a_few_ticks_apart_elect_in_one_round) {
+    for (std::uint64_t apart : {0, 1, 3}) {
+        BOOST_TEST_CONTEXT("ticks apart: " << apart) {
+            Core a = make(1, 3, ElectionAlgorithm::bully);
+            Core b = make(2, 3, ElectionAlgorithm::bully);
+            Core c = make(3, 3, ElectionAlgorithm::bully);
+            tick_all(kTiming.suspect_after_ticks + 3, a, b, c);
+            BOOST_TEST_REQUIRE(c.role_kind() == RoleKind::leader);
+            Wires wires{{&a, &b}};
+            b.peer_refused(n(3));
+            wires.deliver();
+            wires.tick(apart);
+            a.peer_refused(n(3));
+            wires.deliver();
+            wires.tick(kTiming.heartbeat_ticks);
+            BOOST_TEST(b.role_kind() == RoleKind::leader);
+            BOOST_TEST(a.leader() == n(2));
+            BOOST_TEST(wires.count(2, EventKind::prevote_round) == 1u);
+            BOOST_TEST(wires.count(1, EventKind::election_failed) + wires.count(2, EventKind::election_failed) == 0u);
+        }
+    }
 }
 
 BOOST_AUTO_TEST_CASE(retry_backoff_grows_and_its_jitter_follows_the_seed) {
@@ -775,10 +951,27 @@ BOOST_AUTO_TEST_CASE(node_hearing_a_live_leader_forwards_without_voting) {
 BOOST_AUTO_TEST_CASE(election_back_without_a_quorum_fails_the_attempt) {
     Core c = make(1, 5, ElectionAlgorithm::ring);
     elapse_listen_period(c, {2, 3, 4, 5});
-    const Output out = step(c, 5, RingElection{e(0), n(1), 5, {n(1), n(2)}});
+    for (std::uint64_t gone : {3, 4, 5}) refuse(c, gone);  // no live majority left to wait for
+    const Output out = step(c, 2, RingElection{e(0), n(1), 5, {n(1), n(2)}});
     BOOST_TEST(has_event(out, EventKind::election_failed));
     BOOST_TEST(sent<RingCoordinator>(out).empty());
     BOOST_TEST(c.role_kind() == RoleKind::follower);
+}
+
+// Live members passed it on unvoted (they still hear a leader this node
+// suspects): it goes around again after 1, 2, 4, ... ticks within the attempt.
+BOOST_AUTO_TEST_CASE(election_back_short_of_votes_goes_around_again_within_the_attempt) {
+    Core c = make(1, 5, ElectionAlgorithm::ring);
+    elapse_listen_period(c, {2, 3, 4, 5});
+    const Output out = step(c, 5, RingElection{e(0), n(1), 5, {n(1), n(2)}});
+    BOOST_TEST(!has_event(out, EventKind::election_failed));
+    BOOST_TEST(c.role_kind() == RoleKind::candidate);
+    step(c, 2, RingAck{e(0), n(1), 1, false});
+    const auto again = sent<RingElection>(tick_hearing(c, {2, 3, 4, 5}, 1));
+    BOOST_TEST_REQUIRE(again.size() == 1u);
+    BOOST_TEST((again[0].second.ids == std::vector<NodeId>{n(1)}));
+    const Output won = step(c, 5, RingElection{e(0), n(1), 5, {n(1), n(2), n(3)}});
+    BOOST_TEST(sent<RingCoordinator>(won).size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(election_back_with_a_quorum_sends_the_winner_around) {
@@ -818,6 +1011,17 @@ BOOST_AUTO_TEST_CASE(successor_that_does_not_acknowledge_is_skipped) {
     BOOST_TEST_REQUIRE(first.size() == 1u);
     BOOST_TEST(first[0].first == n(2));
     const auto again = sent<RingElection>(tick_hearing(c, {2, 3, 4, 5}, kTiming.heartbeat_ticks));
+    BOOST_TEST_REQUIRE(again.size() == 1u);
+    BOOST_TEST(again[0].first == n(3));
+}
+
+
+BOOST_AUTO_TEST_CASE(handoff_to_a_successor_refused_meanwhile_goes_on_at_once) {
+    Core c = make(1, 5, ElectionAlgorithm::ring);
+    const auto first = sent<RingElection>(elapse_listen_period(c, {2, 3, 4, 5}));
+    BOOST_TEST_REQUIRE(first.size() == 1u);
+    BOOST_TEST(first[0].first == n(2));
+    const auto again = sent<RingElection>(refuse(c, 2));
     BOOST_TEST_REQUIRE(again.size() == 1u);
     BOOST_TEST(again[0].first == n(3));
 }

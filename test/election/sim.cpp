@@ -21,7 +21,8 @@ Sim::Sim(const SimConfig& config)
     : config_(config),
       rng_(config.seed),
       net_(config.nodes),
-      heard_at_(config.nodes, std::vector<std::uint64_t>(config.nodes, 0)) {
+      heard_at_(config.nodes, std::vector<std::uint64_t>(config.nodes, 0)),
+      delivered_by_(config.nodes, std::vector<std::uint64_t>(config.nodes, 0)) {
     for (std::size_t i = 0; i < config_.nodes; ++i) {
         Node n;
         n.id = NodeId{i + 1};
@@ -115,12 +116,45 @@ void Sim::start_all() {
 }
 
 void Sim::crash(NodeId id) {
+    if (simcommon::chance(rng_, config_.live_host_crashes)) return kill(id);
+    crash_silently(id);
+}
+
+void Sim::crash_silently(NodeId id) {
     Node& n = node(id);
     if (!n.core) return;
     trace("n" + std::to_string(id.value) + " crash");
     n.core.reset();
     ++stats_.crashes;
     lose_contact(id);
+}
+
+// The peers' connections from the dead process drop (if its side of the
+// link still carries anything) and their redials are refused a little later.
+void Sim::kill(NodeId id) {
+    if (!is_up(id)) return;
+    crash_silently(id);
+    trace("n" + std::to_string(id.value) + " host live: peers will be refused");
+    const std::uint64_t crashed = node(id).incarnation;
+    for (const auto& peer : nodes_) {
+        if (peer.id == id || !peer.core || net_.links().is_cut(id, peer.id)) continue;
+        const std::uint64_t delay = 1 + rng_() % std::max<std::uint64_t>(1, config_.refusal_delay_ms_max);
+        const std::uint64_t at = std::max(now_ms() + delay, delivered_by_[id.value - 1][peer.id.value - 1] + 1);
+        Item item{at, 0, Item::Kind::refused, peer.id, id, peer.incarnation, 0};
+        item.from_incarnation = crashed;
+        timeline_.push(item);
+    }
+}
+
+// Only an observer that is still the incarnation that was connected sees
+// the refusal, and only while the crashed node has not restarted.
+void Sim::refuse(const Item& item) {
+    Node& n = node(item.to);
+    const Node& dead = node(item.from);
+    if (!n.core || n.incarnation != item.incarnation || dead.core || dead.incarnation != item.from_incarnation) return;
+    trace("n" + std::to_string(item.to.value) + " refused by n" + std::to_string(item.from.value));
+    ++stats_.refusals;
+    n.core->peer_refused(item.from);
 }
 
 void Sim::set_faults(const NetFaults& faults) {
@@ -153,7 +187,10 @@ bool Sim::run_until(const std::function<bool()>& done, std::uint64_t max_ms) {
 
 void Sim::process(Item& item) {
     Node& n = node(item.to);
-    if (item.kind == Item::Kind::tick) {
+    if (item.kind == Item::Kind::refused) {
+        refuse(item);
+        if (!n.core) return;
+    } else if (item.kind == Item::Kind::tick) {
         if (!n.core || n.incarnation != item.incarnation) return;  // a tick of a crashed incarnation
         n.core->tick();
         timeline_.push(Item{now_ms() + config_.tick_ms, 0, Item::Kind::tick, n.id, kNoNode, n.incarnation, 0});
@@ -198,6 +235,8 @@ void Sim::handle_output(Node& n) {
 void Sim::send(NodeId from, Envelope&& env) {
     ++stats_.messages_sent;
     const bool sent = net_.send(rng_, std::move(env.msg), [&](std::uint64_t delay_ms, std::size_t slot) {
+        auto& by = delivered_by_[from.value - 1][env.to.value - 1];
+        by = std::max(by, now_ms() + delay_ms);
         timeline_.push(Item{now_ms() + delay_ms, 0, Item::Kind::deliver, env.to, from, 0, slot});
     });
     if (!sent) ++stats_.messages_lost;

@@ -35,6 +35,12 @@ struct SimConfig {
     std::uint64_t tick_ms = 10;
     bool aligned_ticks = false;    // all nodes tick in the same millisecond
     bool trace = false;            // print every event and message to stdout
+    // The chance that a crash() is of a process on a live host: its peers'
+    // redials are refused, and each peer that can hear it learns so
+    // (Core::peer_refused) within refusal_delay_ms_max. Otherwise the host
+    // is dead or cut off and the crash is only silence.
+    double live_host_crashes = 0;
+    std::uint64_t refusal_delay_ms_max = 20;
 };
 
 class SimFailure : public std::runtime_error {
@@ -46,6 +52,7 @@ struct SimStats {
     std::uint64_t messages_sent = 0;
     std::uint64_t messages_lost = 0;
     std::uint64_t crashes = 0;
+    std::uint64_t refusals = 0;  // refused reconnects reported to a core
     std::uint64_t elections_started = 0;
     std::uint64_t elections_won = 0;
     std::uint64_t guarded_checks = 0;  // checks after an event that judged an armed live-leader guard
@@ -59,7 +66,14 @@ public:
     void start(NodeId id);
     void start_all();
     // Stops a node now, between two events: everything it persisted stays.
+    // Its host is live (refusing) with the chance live_host_crashes.
     void crash(NodeId id);
+    // Crashes a node on a live host: every up peer whose link from it is
+    // not cut sees a refused reconnect (docs/design.md section 5, "Fast
+    // crash detection"), unless the node restarts first.
+    void kill(NodeId id);
+    // Crashes a node on a dead host: its peers only hear silence.
+    void crash_silently(NodeId id);
 
     void set_faults(const NetFaults& faults);
     // Cuts every link between different groups, both ways.
@@ -107,14 +121,15 @@ private:
     // One entry of the event heap; kept small (the message waits in net_)
     // because the heap moves entries around on every event.
     struct Item {
-        enum class Kind { tick, deliver };
+        enum class Kind { tick, deliver, refused };
         std::uint64_t time_ms;
         std::uint64_t seq;  // set by the timeline: ties break in scheduling order
         Kind kind;
         NodeId to;
         NodeId from;
-        std::uint64_t incarnation;  // tick: the incarnation it belongs to
+        std::uint64_t incarnation;  // tick, refused: the incarnation of `to` it belongs to
         std::size_t mail_slot;      // deliver: the message's slot in net_
+        std::uint64_t from_incarnation = 0;  // refused: the crashed incarnation of `from`
     };
 
     // The live-leader invariant's memory for one epoch an up node leads
@@ -131,6 +146,7 @@ private:
     Node& node(NodeId id);
     const Node& node(NodeId id) const;
     void process(Item& item);
+    void refuse(const Item& item);
     void handle_output(Node& n);
     void send(NodeId from, Envelope&& env);
     void check_sent(const Node& n, const ElectionMessage& msg) const;
@@ -156,6 +172,10 @@ private:
     // heard_at_[to][from]: when `to` last received a message from `from`
     // (or started, which its failure detector counts as hearing everyone).
     std::vector<std::vector<std::uint64_t>> heard_at_;
+    // delivered_by_[from][to]: when the last message sent from -> to so far
+    // arrives. A refusal comes after it: TCP delivers what a process sent
+    // before its connection's end, and the redial follows that end.
+    std::vector<std::vector<std::uint64_t>> delivered_by_;
     std::map<Epoch, NodeId> history_;     // every leadership seen: at most one leader per epoch, ever
     std::map<Epoch, Guard> guards_;       // one per epoch an up node leads now
     SimStats stats_;

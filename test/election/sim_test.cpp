@@ -115,6 +115,54 @@ BOOST_AUTO_TEST_CASE(killed_leader_is_replaced_within_two_election_timeouts_of_d
     });
 }
 
+// docs/design.md section 5, "Fast crash detection": the leader's process
+// dies on a live host, so its peers' redials are refused; they agree on a
+// new leader within half of suspect_after of the crash. The same crash on a
+// dead host is only silence: nobody stands before suspect_after.
+BOOST_AUTO_TEST_CASE(leader_killed_on_a_live_host_is_replaced_well_within_suspect_after) {
+    each_case([](ElectionAlgorithm a, std::uint64_t seed) {
+        for (std::size_t nodes : {3, 5}) {
+            BOOST_TEST_CONTEXT(nodes << " nodes") {
+                Sim sim(make_config(a, seed, nodes));
+                const auto [epoch, leader] = settle(sim);
+                sim.run_for(ticks_ms(sim, sim.config().timing.election_timeout_ticks));
+                const std::uint64_t killed_at = sim.now_ms();
+                const std::uint64_t refusals = sim.stats().refusals;
+                sim.kill(leader);
+                const bool replaced = sim.run_until(
+                    [&] {
+                        const auto now = agreed_up(sim);
+                        return now && now->first > epoch;
+                    },
+                    ticks_ms(sim, sim.config().timing.suspect_after_ticks / 2));
+                BOOST_TEST(replaced, "no new leader " << sim.now_ms() - killed_at << " ms after the kill");
+                BOOST_TEST(sim.stats().refusals > refusals);
+            }
+        }
+    });
+}
+
+BOOST_AUTO_TEST_CASE(leader_crashed_with_its_host_is_not_replaced_before_suspect_after) {
+    each_case([](ElectionAlgorithm a, std::uint64_t seed) {
+        Sim sim(make_config(a, seed));
+        const auto [epoch, leader] = settle(sim);
+        sim.run_for(ticks_ms(sim, sim.config().timing.election_timeout_ticks));
+        const std::uint64_t elections = sim.stats().elections_started;
+        sim.crash_silently(leader);
+        // Its last heartbeat may have left up to a heartbeat before the crash.
+        const auto& t = sim.config().timing;
+        sim.run_for(ticks_ms(sim, t.suspect_after_ticks - t.heartbeat_ticks - 1));
+        BOOST_TEST(sim.stats().elections_started == elections);
+        BOOST_TEST(sim.stats().refusals == 0u);
+        BOOST_TEST(sim.run_until(
+            [&] {
+                const auto now = agreed_up(sim);
+                return now && now->first > epoch;
+            },
+            sim.step_down_bound_ms() + sim.liveness_bound_ms()));
+    });
+}
+
 BOOST_AUTO_TEST_CASE(partition_two_three_only_the_three_side_leads_then_heal_joins_it) {
     each_case([](ElectionAlgorithm a, std::uint64_t seed) {
         Sim sim(make_config(a, seed));
@@ -278,6 +326,7 @@ void chaos_batch(ElectionAlgorithm alg) {
             total.messages_sent += s.messages_sent;
             total.messages_lost += s.messages_lost;
             total.crashes += s.crashes;
+            total.refusals += s.refusals;
             total.elections_started += s.elections_started;
             total.elections_won += s.elections_won;
             total.guarded_checks += s.guarded_checks;
@@ -289,7 +338,7 @@ void chaos_batch(ElectionAlgorithm alg) {
     BOOST_TEST(failures == 0);
     BOOST_TEST_MESSAGE(name(alg) << ": " << count << " seeds from " << first << ", " << total.messages_sent
                                  << " messages (" << total.messages_lost << " lost), " << total.crashes
-                                 << " crashes, " << total.elections_started << " elections started, "
+                                 << " crashes (" << total.refusals << " refused reconnects), " << total.elections_started << " elections started, "
                                  << total.elections_won << " won, " << total.guarded_checks
                                  << " checks with a live leader's guard armed");
 }

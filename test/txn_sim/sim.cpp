@@ -66,6 +66,7 @@ void SimStats::add(const SimStats& o) {
     fences += o.fences;
     forgotten += o.forgotten;
     unreachable_reports += o.unreachable_reports;
+    refusals += o.refusals;
 }
 
 Sim::Sim(const SimConfig& config)
@@ -201,6 +202,12 @@ void Sim::crash(NodeId id) {
     n.flush_scheduled = false;
     n.sync_file = nullptr;
     ++stats_.crashes;
+    if (!chance(config_.live_host_crashes)) return;
+    // A live host refuses the redials of its shard's members.
+    for (NodeId peer : ids()) {
+        if (peer == id || shard_of(peer) != shard_of(id) || !is_up(peer)) continue;
+        timeline_.push(Item{now_ms() + uniform(1, 3), 0, Item::Kind::refused, peer, id, node(peer).incarnation});
+    }
 }
 
 void Sim::set_faults(const NetFaults& faults) {
@@ -285,6 +292,13 @@ void Sim::process(const Item& item) {
         case Item::Kind::sync_done:
             if (!n.replica || n.incarnation != item.tag) return;
             finish_sync(n);
+            break;
+        case Item::Kind::refused:
+            if (!n.replica || n.incarnation != item.tag || is_up(item.from)) return;  // it restarted first
+            ++stats_.refusals;
+            trace("n" + std::to_string(n.id.value) + " refused by n" + std::to_string(item.from.value));
+            n.shell->peer_refused(item.from);
+            after_input(n);
             break;
         case Item::Kind::client:
             break;

@@ -74,6 +74,10 @@ struct SimConfig {
     // A node that sends to a crashed node of another shard hears of it as a
     // refused connection (Shell::peer_unreachable), with rlnode's redial backoff.
     bool report_unreachable = true;
+    // The chance that a crash is of a process on a live host: each up member
+    // of its shard sees its redial refused a moment later
+    // (Shell::peer_refused, docs/design.md section 5, "Fast crash detection").
+    double live_host_crashes = 0.5;
     bool trace = false;                      // print every event, message and client step
 };
 
@@ -105,6 +109,7 @@ struct SimStats {
     std::uint64_t fences = 0;                    // Query entries that fenced a transaction
     std::uint64_t forgotten = 0;                 // records dropped by Forget entries
     std::uint64_t unreachable_reports = 0;       // refused connections reported to a shell
+    std::uint64_t refusals = 0;                  // refused redials of a shard member reported to a shell
 
     void add(const SimStats& o);
 };
@@ -254,13 +259,13 @@ private:
 
     // One entry of the event heap; kept small (the payload waits in net_).
     struct Item {
-        enum class Kind { tick, deliver, flush, client, unreachable, sync_done };
+        enum class Kind { tick, deliver, flush, client, unreachable, sync_done, refused };
         std::uint64_t time_ms;
         std::uint64_t seq;  // set by the timeline: ties break in scheduling order
         Kind kind;
         NodeId to;
         NodeId from;
-        std::uint64_t tag;  // tick/flush/unreachable/sync_done: incarnation; deliver: mail slot; client: index << 32 | timer
+        std::uint64_t tag;  // tick/flush/unreachable/sync_done/refused: incarnation; deliver: mail slot; client: index << 32 | timer
     };
 
     // sim.cpp: events, nodes and the network

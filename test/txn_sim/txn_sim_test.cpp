@@ -397,7 +397,7 @@ BOOST_AUTO_TEST_CASE(random, *utf::disabled()) {
                              << " before their Decide committed), " << total.cross_prepared << " Prepare records, "
                              << total.cross_committed << " sides posted, " << total.fences << " fences, "
                              << total.forgotten << " records forgotten, " << total.unreachable_reports
-                             << " unreachable reports, "
+                             << " unreachable reports, " << total.refusals << " refused redials, "
                              << total.messages_sent
                              << " messages (" << total.messages_lost << " lost)");
 }
