@@ -87,6 +87,7 @@ struct Args {
     std::uint32_t warmup_ms = 500;             // unmeasured start (0 with --requests)
     double cross_pct = 0;                      // share (percent) of transfers whose TO is in another shard
     double read_pct = 0;                       // share (percent) of requests that are balance reads
+    std::uint32_t batch = 1;                   // transfers per request (a `transfers` request when > 1)
     double zipf_s = 0;                         // 0: uniform items
     std::string skew = "uniform";              // as given
     std::optional<std::uint64_t> seed;
@@ -159,6 +160,7 @@ enum class Kind { ping, session, transfer, read };
 struct Op {
     transport::ClientRequest request;
     Kind kind = Kind::ping;
+    std::uint64_t seqs = 1;  // session seqs its transfers take (K for a batch of K)
     bool cross = false;  // a transfer whose TO is in `other`
     ShardId other;
     Clock::time_point first_sent, last_sent;
@@ -231,6 +233,21 @@ void Shared::record_reply(ShardId home, const Op& op, const transport::ClientRep
             ++stats.aborted;
             ++b.aborted;
             ++stats.aborts[t->reason.empty() ? std::string("unknown") : t->reason];
+        }
+    } else if (const auto* batch = std::get_if<transport::TransfersReply>(&reply)) {
+        for (const auto& o : batch->each) {
+            if (o.status == txn::BatchStatus::committed) {
+                ++stats.committed;
+                ++b.committed;
+            } else if (o.status == txn::BatchStatus::aborted) {
+                ++stats.aborted;
+                ++b.aborted;
+                ++stats.aborts[o.reason.empty() ? std::string("unknown") : o.reason];
+            } else {
+                ++stats.errors;
+                ++stats.failed[o.reason.empty() ? std::string("failed") : o.reason];
+                ++b.errors;
+            }
         }
     } else if (std::holds_alternative<transport::BalanceReply>(reply)) {
         ++stats.reads;
@@ -361,6 +378,10 @@ private:
             return fail_attempt(e.code, e.message, false, hint);
         }
         if (const auto* e = std::get_if<transport::ErrorReply>(&reply)) return give_up(e->code, e->message, now);
+        if (const auto* b = std::get_if<transport::TransfersReply>(&reply)) {
+            // Some transfers have no outcome yet: the same batch again learns them.
+            if (const auto t = tools::tally(*b); t.retry) return fail_attempt("batch_incomplete", "", false, hint);
+        }
         if (const auto* s = std::get_if<transport::SessionReply>(&reply)) session_ = s->session;
         if (op_.kind != Kind::session) shared_.record_reply(target_.home, op_, reply, now);
         // Answered through another node: talk to the leader from now on.
@@ -401,7 +422,8 @@ private:
             return finish();
         }
         if (now >= shared_.measure_from) ++shared_.issued;
-        op_ = target_.make(++seq_, session_);
+        op_ = target_.make(seq_ + 1, session_);
+        seq_ += op_.seqs;
         begin_attempt();
     }
 
@@ -562,6 +584,8 @@ po::options_description describe_options(Args& a) {
         "transfer: FROM only in this shard (default: every shard); failover: this shard (default 1)")(
         "cross-shard", po::value<std::string>(), "percent of transfers whose TO is in another shard (default 0)")(
         "read", po::value<std::string>(), "percent of requests that are linearizable balance reads (default 0)")(
+        "batch", po::value(&a.batch), "transfers per request: K > 1 sends `transfers` requests of K "
+                                      "(docs/design.md section 6.9; at most the config's batch_transfers_max)")(
         "skew", po::value(&a.skew), "uniform (default), zipf (s = 1.1) or zipf:S: items by Zipf's law over "
                                     "their rank in their shard")(
         "seed", po::value<std::uint64_t>(), "seed of the draws (default: random; printed)")(
@@ -607,6 +631,7 @@ void check_args(Args& a, const po::variables_map& vm) {
     if (vm.count("read")) a.read_pct = parse_percent(vm["read"].as<std::string>(), "--read");
     a.zipf_s = parse_skew(a.skew);
     if (a.timeout_ms == 0) throw po::error("--timeout-ms must be positive");
+    if (a.batch == 0) throw po::error("--batch must be at least 1");
     if (a.retries > 1000) throw po::error("--retries must be 0..1000");
     if (a.csv_interval_ms < 10 || a.csv_interval_ms > 3600000) throw po::error("--csv-interval-ms must be 10..3600000");
     if (vm.count("kill-leader-of")) a.kill_shard = vm["kill-leader-of"].as<std::uint64_t>();
@@ -726,20 +751,31 @@ MakeOp make_transfers(const Args& a, const Pickers& pickers, ShardId home, std::
     auto mine = pickers.at(home);
     auto rng = std::make_shared<Rng>(seed);
     const double cross = a.cross_pct / 100, read = a.read_pct / 100;
-    return [rng, mine, others, cross, read](std::uint64_t seq, std::uint64_t session) {
+    const std::uint32_t batch = a.batch;
+    return [rng, mine, others, cross, read, batch](std::uint64_t seq, std::uint64_t session) {
         const ItemId from = mine->pick(*rng);
         if (chance(*rng, read)) return Op{transport::BalanceRequest{0, from, false}, Kind::read};
         Op op{transport::TransferRequest{}, Kind::transfer};
-        op.cross = chance(*rng, cross);
-        ItemId to;
-        if (op.cross) {
+        // TO in this shard, or with --cross-shard in another; the op counts
+        // as cross-shard when any of its transfers is.
+        const auto draw_to = [&](ItemId f) {
+            if (!chance(*rng, cross)) return mine->pick_other(*rng, f);
             const auto& [shard, picker] = others[uniform(*rng, 0, others.size() - 1)];
+            op.cross = true;
             op.other = shard;
-            to = picker->pick(*rng);
-        } else {
-            to = mine->pick_other(*rng, from);
+            return picker->pick(*rng);
+        };
+        if (batch == 1) {
+            op.request = transport::TransferRequest{0, {session, seq}, from, draw_to(from), 1};
+            return op;
         }
-        op.request = transport::TransferRequest{0, {session, seq}, from, to, 1};
+        transport::TransfersRequest r;
+        for (std::uint32_t i = 0; i < batch; ++i) {
+            const ItemId f = i == 0 ? from : mine->pick(*rng);
+            r.transfers.push_back(txn::TransferOp{{session, seq + i}, f, draw_to(f), 1});
+        }
+        op.request = std::move(r);
+        op.seqs = batch;
         return op;
     };
 }
