@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The throughput and latency targets of a 2-shard deployment (2 shards x 3
+# nodes on loopback, the load generator on the same machine), in one run:
+#   seq     one client, sequential intra-shard transfers, fsync=always: p50
+#   intra   CLIENTS (64) clients, one transfer per request, fsync=always
+#   never   the same with fsync=never
+#   batch   BATCH_CLIENTS (16) clients, --batch 100, fsync=always
+#   cross   CLIENTS clients, every transfer cross-shard, fsync=always
+#   idle    the six nodes of the fsync=always deployment left alone for
+#           IDLE_MS (10000): resident memory and CPU share of each
+# The runs alternate within each trial, so every ratio compares runs of
+# the same minutes. TRIALS runs of DURATION_MS each (defaults 3 and 3000);
+# medians and PASS/FAIL go to docs/benchmarks.md (BENCH_DOC).
+#   tools/bench/targets.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source tools/bench/lib.sh
+trials=${TRIALS:-3}; duration=${DURATION_MS:-3000}; clients=${CLIENTS:-64}
+batch_clients=${BATCH_CLIENTS:-16}; batch=${BATCH:-100}; idle_ms=${IDLE_MS:-10000}
+bench_build rlnode rlcat rlbench
+
+work=$(mktemp -d)
+stop_all() {
+  for c in always never; do
+    [ -f "$work/$c/bench.ini" ] && tools/cluster.sh stop "$work/$c/bench.ini" --run "$work/$c" >/dev/null 2>&1 || true
+  done
+}
+trap 'stop_all; rm -rf "$work"' EXIT
+
+# Two deployments side by side, up for the whole run. A batch of 100 needs
+# a dedup window of at least 100 (docs/design.md section 6.9), and a
+# snapshot must still fit a frame, so fewer sessions are kept.
+for fsync in always never; do
+  mkdir -p "$work/$fsync"
+  shards_config "$work/$fsync/bench.ini" "1-3000 3001-6000" "name = targets-$fsync
+initial_balance = 1000000000
+fsync = $fsync
+dedup_window = 128
+dedup_clients_max = 1000
+batch_transfers_max = 128"
+  tools/cluster.sh start "$work/$fsync/bench.ini" --bin "$bin" --run "$work/$fsync" >/dev/null
+done
+
+# run NAME FSYNC ARGS...: one rlbench run; appends "per_second p50 p99" to $work/NAME.txt
+run() {
+  local name=$1 fsync=$2 line
+  shift 2
+  if line=$("$bin/tools/rlbench" --config "$work/$fsync/bench.ini" --duration-ms "$duration" --no-progress "$@" 2>&1) &&
+     [ "$(echo "$line" | field errors)" = 0 ]; then
+    echo "$(echo "$line" | field committed_per_second) $(echo "$line" | field p50_us) $(echo "$line" | field p99_us)" >> "$work/$name.txt"
+  else
+    echo "trial of $name failed: $line" >&2
+    echo "$name" >> "$work/failed"
+  fi
+}
+for t in $(seq "$trials"); do
+  echo "trial $t of $trials" >&2
+  run seq always --clients 1
+  run intra always --clients "$clients"
+  run never never --clients "$clients"
+  run batch always --clients "$batch_clients" --batch "$batch"
+  run cross always --clients "$clients" --cross-shard 100
+done
+
+# Idle: CPU ticks and resident memory of every node over IDLE_MS.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+pids=$(cat "$work"/always/node-*.pid)
+declare -A before
+for p in $pids; do before[$p]=$(ticks "$p"); done
+sleep "$(awk -v ms="$idle_ms" 'BEGIN { print ms / 1000 }')"
+hz=$(getconf CLK_TCK)
+idle_cpu=0; idle_rss=0
+for p in $pids; do
+  cpu=$(awk -v a="${before[$p]}" -v b="$(ticks "$p")" -v hz="$hz" -v ms="$idle_ms" 'BEGIN { printf "%.2f", (b - a) / hz / (ms / 1000) * 100 }')
+  rss=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$p/status")
+  idle_cpu=$(awk -v a="$idle_cpu" -v b="$cpu" 'BEGIN { print (b > a) ? b : a }')
+  idle_rss=$(awk -v a="$idle_rss" -v b="$rss" 'BEGIN { print (b > a) ? b : a }')
+done
+
+col() { [ -f "$work/$1.txt" ] && awk -v c="$2" '{print $c}' "$work/$1.txt" | median || echo ""; }
+ok() { [ -f "$work/$1.txt" ] && wc -l < "$work/$1.txt" || echo 0; }
+verdict() { awk -v v="$1" -v op="$2" -v lim="$3" 'BEGIN { if (v == "" || v == "n/a") { print "FAIL"; exit }
+  if ((op == "<" && v + 0 < lim + 0) || (op == ">=" && v + 0 >= lim + 0)) print "PASS"; else print "FAIL" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f\n", a / b }'; }
+
+seq_p50=$(col seq 2); intra=$(col intra 1); intra_p99=$(col intra 3); never=$(col never 1); never_p99=$(col never 3)
+batched=$(col batch 1); cross=$(col cross 1)
+cross_ratio=$(ratio "$cross" "$intra")
+
+out=$work/section.md
+{
+  echo "## Targets: 2 shards x 3 nodes"
+  echo
+  echo "rlbench on the same 2-core machine as the six nodes (loopback), closed loops, transfers of 1 between items of one shard unless said; two deployments up side by side (fsync=always and fsync=never), with dedup_window = 128 so that a batch of 100 is allowed. The five runs alternate within each trial; medians of $trials trials of ${duration} ms (a failed trial, one with errors, is left out and counted). Idle: the six nodes of the fsync=always deployment after the runs, left alone for ${idle_ms} ms; the worst node."
+  echo
+  echo "Command: \`TRIALS=$trials DURATION_MS=$duration tools/bench/targets.sh\` ($(date -u +%Y-%m-%d), $(nproc) cores, load average before the idle phase $(cut -d' ' -f1 /proc/loadavg))"
+  echo
+  echo "| run | clients | trials ok | transfers/s | p50 (µs) | p99 (µs) |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  echo "| seq (fsync=always) | 1 | $(ok seq)/$trials | $(col seq 1) | $seq_p50 | $(col seq 3) |"
+  echo "| intra (fsync=always) | $clients | $(ok intra)/$trials | $intra | $(col intra 2) | $intra_p99 |"
+  echo "| intra (fsync=never) | $clients | $(ok never)/$trials | $never | $(col never 2) | $never_p99 |"
+  echo "| batch of $batch (fsync=always) | $batch_clients | $(ok batch)/$trials | $batched | $(col batch 2) | $(col batch 3) |"
+  echo "| cross-shard (fsync=always) | $clients | $(ok cross)/$trials | $cross | $(col cross 2) | $(col cross 3) |"
+  echo
+  echo "| target | measured | result |"
+  echo "|---|---|---|"
+  echo "| sequential durable intra-shard p50 < 350 µs | $seq_p50 µs | $(verdict "$seq_p50" "<" 350) |"
+  echo "| intra-shard, fsync=always >= 60,000/s | $intra/s | $(verdict "$intra" ">=" 60000) |"
+  echo "| intra-shard, fsync=never >= 150,000/s | $never/s | $(verdict "$never" ">=" 150000) |"
+  echo "| p99 < 20 ms at those loads | always $intra_p99 µs, never $never_p99 µs | $(verdict "$(awk -v a="$intra_p99" -v b="$never_p99" 'BEGIN { print (a > b) ? a : b }')" "<" 20000) |"
+  echo "| batched (--batch $batch), fsync=always >= 300,000 transfers/s | $batched/s | $(verdict "$batched" ">=" 300000) |"
+  echo "| cross-shard >= half of intra-shard | $cross_ratio | $(verdict "$cross_ratio" ">=" 0.5) |"
+  echo "| idle node < 20 MB resident | $idle_rss MB | $(verdict "$idle_rss" "<" 20) |"
+  echo "| idle node < 1 % of a core | $idle_cpu % | $(verdict "$idle_cpu" "<" 1) |"
+} > "$out"
+cat "$out"
+replace_section targets "$out"
