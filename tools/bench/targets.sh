@@ -7,7 +7,8 @@
 #   batch   BATCH_CLIENTS (16) clients, --batch 100, fsync=always
 #   cross   CLIENTS clients, every transfer cross-shard, fsync=always
 #   idle    the six nodes of the fsync=always deployment left alone for
-#           IDLE_MS (10000): resident memory and CPU share of each
+#           IDLE_MS (10000) before any load, and again after the runs:
+#           resident memory and CPU share of the worst node
 # The runs alternate within each trial, so every ratio compares runs of
 # the same minutes. TRIALS runs of DURATION_MS each (defaults 3 and 3000);
 # medians and PASS/FAIL go to docs/benchmarks.md (BENCH_DOC).
@@ -49,10 +50,30 @@ run() {
      [ "$(echo "$line" | field errors)" = 0 ]; then
     echo "$(echo "$line" | field committed_per_second) $(echo "$line" | field p50_us) $(echo "$line" | field p99_us)" >> "$work/$name.txt"
   else
-    echo "trial of $name failed: $line" >&2
+    echo "trial of $name failed: $(echo "$line" | tail -c 600)" >&2
     echo "$name" >> "$work/failed"
   fi
 }
+# Idle: CPU share and resident memory of the worst node over IDLE_MS.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+idle() {  # prints "cpu_percent rss_mb"
+  local p pids cpu rss worst_cpu=0 worst_rss=0 hz
+  pids=$(cat "$work"/always/node-*.pid)
+  declare -A before
+  for p in $pids; do before[$p]=$(ticks "$p"); done
+  sleep "$(awk -v ms="$idle_ms" 'BEGIN { print ms / 1000 }')"
+  hz=$(getconf CLK_TCK)
+  for p in $pids; do
+    cpu=$(awk -v a="${before[$p]}" -v b="$(ticks "$p")" -v hz="$hz" -v ms="$idle_ms" 'BEGIN { printf "%.2f", (b - a) / hz / (ms / 1000) * 100 }')
+    rss=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$p/status")
+    worst_cpu=$(awk -v a="$worst_cpu" -v b="$cpu" 'BEGIN { print (b > a) ? b : a }')
+    worst_rss=$(awk -v a="$worst_rss" -v b="$rss" 'BEGIN { print (b > a) ? b : a }')
+  done
+  echo "$worst_cpu $worst_rss"
+}
+
+# A freshly started deployment, before any load.
+read -r idle_cpu idle_rss < <(idle)
 for t in $(seq "$trials"); do
   echo "trial $t of $trials" >&2
   run seq always --clients 1
@@ -62,26 +83,15 @@ for t in $(seq "$trials"); do
   run cross always --clients "$clients" --cross-shard 100
 done
 
-# Idle: CPU ticks and resident memory of every node over IDLE_MS.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-pids=$(cat "$work"/always/node-*.pid)
-declare -A before
-for p in $pids; do before[$p]=$(ticks "$p"); done
-sleep "$(awk -v ms="$idle_ms" 'BEGIN { print ms / 1000 }')"
-hz=$(getconf CLK_TCK)
-idle_cpu=0; idle_rss=0
-for p in $pids; do
-  cpu=$(awk -v a="${before[$p]}" -v b="$(ticks "$p")" -v hz="$hz" -v ms="$idle_ms" 'BEGIN { printf "%.2f", (b - a) / hz / (ms / 1000) * 100 }')
-  rss=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$p/status")
-  idle_cpu=$(awk -v a="$idle_cpu" -v b="$cpu" 'BEGIN { print (b > a) ? b : a }')
-  idle_rss=$(awk -v a="$idle_rss" -v b="$rss" 'BEGIN { print (b > a) ? b : a }')
-done
-
 col() { [ -f "$work/$1.txt" ] && awk -v c="$2" '{print $c}' "$work/$1.txt" | median || echo ""; }
 ok() { [ -f "$work/$1.txt" ] && wc -l < "$work/$1.txt" || echo 0; }
 verdict() { awk -v v="$1" -v op="$2" -v lim="$3" 'BEGIN { if (v == "" || v == "n/a") { print "FAIL"; exit }
   if ((op == "<" && v + 0 < lim + 0) || (op == ">=" && v + 0 >= lim + 0)) print "PASS"; else print "FAIL" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f\n", a / b }'; }
+
+# The same nodes once the load is over: the log they keep in memory until
+# the next snapshot (snapshot_after_entries) is most of what they hold.
+read -r after_cpu after_rss < <(idle)
 
 seq_p50=$(col seq 2); intra=$(col intra 1); intra_p99=$(col intra 3); never=$(col never 1); never_p99=$(col never 3)
 batched=$(col batch 1); cross=$(col cross 1)
@@ -91,9 +101,9 @@ out=$work/section.md
 {
   echo "## Targets: 2 shards x 3 nodes"
   echo
-  echo "rlbench on the same 2-core machine as the six nodes (loopback), closed loops, transfers of 1 between items of one shard unless said; two deployments up side by side (fsync=always and fsync=never), with dedup_window = 128 so that a batch of 100 is allowed. The five runs alternate within each trial; medians of $trials trials of ${duration} ms (a failed trial, one with errors, is left out and counted). Idle: the six nodes of the fsync=always deployment after the runs, left alone for ${idle_ms} ms; the worst node."
+  echo "rlbench on the same 2-core machine as the six nodes (loopback), closed loops, transfers of 1 between items of one shard unless said; two deployments up side by side (fsync=always and fsync=never), with dedup_window = 128 so that a batch of 100 is allowed. The five runs alternate within each trial; medians of $trials trials of ${duration} ms (a failed trial, one with errors, is left out and counted). Idle: the six nodes of the fsync=always deployment, left alone for ${idle_ms} ms before any load (the target) and again after the runs; the worst node each time."
   echo
-  echo "Command: \`TRIALS=$trials DURATION_MS=$duration tools/bench/targets.sh\` ($(date -u +%Y-%m-%d), $(nproc) cores, load average before the idle phase $(cut -d' ' -f1 /proc/loadavg))"
+  echo "Command: \`TRIALS=$trials DURATION_MS=$duration tools/bench/targets.sh\` ($(date -u +%Y-%m-%d), $(nproc) cores, load average at the end $(cut -d' ' -f1 /proc/loadavg))"
   echo
   echo "| run | clients | trials ok | transfers/s | p50 (µs) | p99 (µs) |"
   echo "|---|---:|---:|---:|---:|---:|"
@@ -113,6 +123,9 @@ out=$work/section.md
   echo "| cross-shard >= half of intra-shard | $cross_ratio | $(verdict "$cross_ratio" ">=" 0.5) |"
   echo "| idle node < 20 MB resident | $idle_rss MB | $(verdict "$idle_rss" "<" 20) |"
   echo "| idle node < 1 % of a core | $idle_cpu % | $(verdict "$idle_cpu" "<" 1) |"
+  echo
+  echo "After the runs the same nodes, idle again, used at most $after_cpu % of a core and held at most $after_rss MB: the log kept in memory until the next snapshot (\`snapshot_after_entries\`, 50,000 entries by default, here many of them batches of 100) and the allocator's free lists."
+  [ -f "$work/failed" ] && echo && echo "Failed trials (left out of the medians): $(sort "$work/failed" | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "}')."
 } > "$out"
 cat "$out"
 replace_section targets "$out"
