@@ -14,12 +14,13 @@ std::uint64_t ms_to_ticks(std::uint64_t ms, std::uint32_t tick_ms) {
 }
 
 // A log entry's bytes in a batch or a message, generously: a transfer
-// encodes to well under this; a Genesis adds 16 bytes per item range.
+// encodes to well under this, a TransferBatch to under it per weight
+// (txn/log_entry.hpp); a Genesis adds 16 bytes per item range.
 constexpr std::size_t kEntryBytes = 128;
 
 std::size_t entry_bytes(const LogEntry& e) {
     const auto* g = std::get_if<Genesis>(&e.command);
-    return kEntryBytes + (g != nullptr ? 16 * g->items.size() : 0);
+    return kEntryBytes * entry_weight(e) + (g != nullptr ? 16 * g->items.size() : 0);
 }
 
 }  // namespace
