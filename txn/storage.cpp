@@ -48,6 +48,13 @@ public:
         return {};
     }
 
+    std::error_code allocate(std::uint64_t size_bytes) override {
+        while (::fallocate(fd_, 0, 0, static_cast<off_t>(size_bytes)) != 0) {
+            if (errno != EINTR) return last_error();
+        }
+        return {};
+    }
+
     int native_handle() const override { return fd_; }
 
 private:

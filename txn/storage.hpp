@@ -34,6 +34,15 @@ public:
     virtual std::error_code sync_data() = 0;
     // Sets the file's size (ftruncate); durable with the next sync_data().
     virtual std::error_code truncate(std::uint64_t size_bytes) = 0;
+    // Makes the file at least `size_bytes` long, the new bytes reading as
+    // zeros, with their blocks reserved (fallocate), so that later writes
+    // inside it change no metadata their sync_data() must also write.
+    // Durable with the next sync_data(). A file system that cannot reserve
+    // space fails it, and nothing depends on it.
+    virtual std::error_code allocate(std::uint64_t size_bytes) {
+        (void)size_bytes;
+        return std::make_error_code(std::errc::operation_not_supported);
+    }
     // The file descriptor, for a host that runs the fdatasync itself
     // without blocking its thread (io_uring); -1 for a file that has none.
     virtual int native_handle() const { return -1; }

@@ -119,6 +119,14 @@ std::uint32_t get_be32(std::span<const std::uint8_t> bytes, std::uint64_t at) {
     return v;
 }
 
+// Just past the last byte of `bytes` that is not zero: what follows is
+// space reserved ahead of the writes (WalLimits::preallocate_bytes).
+std::uint64_t data_end(std::span<const std::uint8_t> bytes) {
+    std::uint64_t end = bytes.size();
+    while (end > 0 && bytes[end - 1] == 0) --end;
+    return end;
+}
+
 std::vector<std::uint8_t> frame_of(std::span<const std::uint8_t> payload) {
     std::vector<std::uint8_t> out;
     out.reserve(kFrameHeaderBytes + payload.size());
@@ -399,6 +407,7 @@ struct Replayed {
     ChainReplay chain;
     std::optional<Torn> torn;
     std::uint64_t last_bytes = 0;  // whole batches in the last segment
+    std::uint64_t last_file_bytes = 0;  // the last segment's size, reserved space included
 };
 
 // One segment of the chain, read whole.
@@ -427,11 +436,13 @@ void replay_batch(const SegmentBytes& segment, const Batch& batch, std::uint64_t
 }
 
 // Replays one segment batch by batch; returns the bytes of its whole
-// batches. A bad batch is a torn tail only where the segment may tear and
-// nothing after the batch shows it was synced; anywhere else it refuses.
+// batches. Zeros from a batch boundary to the end are reserved space. A
+// bad batch is a torn tail only where the segment may tear and nothing
+// after the batch shows it was synced; anywhere else it refuses.
 std::uint64_t replay_segment(const SegmentBytes& segment, std::uint64_t payload_max, Replayed& r) {
+    const std::uint64_t end = data_end(segment.bytes);
     std::uint64_t offset = 0;
-    while (offset < segment.bytes.size()) {
+    while (offset < end) {
         const auto batch = batch_at(segment.bytes, offset);
         if (const auto* why = std::get_if<std::string>(&batch)) {
             if (!segment.may_tear || synced_before(segment.bytes, offset)) {
@@ -457,6 +468,7 @@ Replayed replay_chain(Storage& storage, const fs::path& dir, const ChainPlan& pl
         const SegmentBytes segment{path, seq, seq == plan.first_seq, tail_may_tear && seq == plan.last_seq,
                                    read_bytes(storage, path, kWholeFile)};
         r.last_bytes = replay_segment(segment, limits.record_bytes_max, r);
+        r.last_file_bytes = segment.bytes.size();
     }
     return r;
 }
@@ -559,7 +571,7 @@ void Wal::recover(Recovered& out) {
     last_index_ = synced_last_index_ = r.chain.last();
     out.durable = r.chain.durable;
     out.entries = std::move(r.chain.entries);
-    resume_chain(plan.first_seq, plan.last_seq, r.last_bytes, r.torn.has_value());
+    resume_chain(plan.first_seq, plan.last_seq, r.last_bytes, r.last_file_bytes, r.torn.has_value());
 }
 
 // Opens the chain's last segment for batches after its last whole one,
@@ -567,7 +579,8 @@ void Wal::recover(Recovered& out) {
 // and removes the leftovers, a torn new segment among them. Then the folder
 // is fsynced: a change an earlier run left unsynced (a removal, a rename it
 // took back) must not come back after the next crash.
-void Wal::resume_chain(std::uint64_t first_seq, std::uint64_t last_seq, std::uint64_t whole_bytes, bool torn) {
+void Wal::resume_chain(std::uint64_t first_seq, std::uint64_t last_seq, std::uint64_t whole_bytes,
+                       std::uint64_t file_bytes, bool torn) {
     const fs::path last = segment_path(dir_, last_seq);
     if (const auto ec = storage_->open_file(last, segment_)) throw_io("open " + last.string(), ec);
     if (torn) {
@@ -577,6 +590,7 @@ void Wal::resume_chain(std::uint64_t first_seq, std::uint64_t last_seq, std::uin
     }
     segment_seq_ = last_seq;
     segment_bytes_ = whole_bytes;
+    segment_reserved_ = torn ? whole_bytes : std::max(file_bytes, whole_bytes);
     chain_first_seq_ = first_seq;
     delete_leftovers();
     if (const auto ec = flush_dir()) throw_io("fsync " + dir_.string(), ec);
@@ -658,6 +672,7 @@ void Wal::settle_folder() {
 // the cut-back may not be durable. A rollover would seal those bytes inside
 // a segment that recovery reads as synced, so they go first, durably.
 void Wal::cut_back_tail() {
+    segment_reserved_ = segment_bytes_;
     std::error_code ec = segment_->truncate(segment_bytes_);
     if (!ec) ec = flush(*segment_);
     if (ec) throw_io("truncate " + segment_path(dir_, segment_seq_).string(), ec);
@@ -712,15 +727,32 @@ void Wal::batch_done() {
 // without them (docs/design.md section 6.2).
 void Wal::write_batch() {
     const auto batch = encode_batch(pending_);
+    segment_reserved_ = reserve(*segment_, segment_reserved_, segment_bytes_ + batch.size());
     if (const auto ec = segment_->write_at(segment_bytes_, batch)) {
         write_failed("write " + segment_path(dir_, segment_seq_).string(), ec);
     }
     batch_in_flight_bytes_ = batch.size();
 }
 
+// Reserves space ahead (WalLimits::preallocate_bytes) once a write would
+// pass what is reserved; returns the file's size from then on. A file
+// system that cannot reserve space costs only speed: the write grows the
+// file as it goes.
+std::uint64_t Wal::reserve(StorageFile& file, std::uint64_t reserved, std::uint64_t needed) {
+    if (limits_.preallocate_bytes == 0 || needed <= reserved || reserve_unsupported_) return reserved;
+    const std::uint64_t target =
+        std::max(needed, std::min(limits_.segment_bytes_max, needed + limits_.preallocate_bytes));
+    if (const auto ec = file.allocate(target)) {
+        reserve_unsupported_ = ec == std::errc::operation_not_supported;
+        return reserved;
+    }
+    return target;
+}
+
 // Cut back to the last whole batch now; the retry makes the cut durable.
 void Wal::write_failed(const std::string& what, std::error_code ec) {
     tail_unclean_ = true;
+    segment_reserved_ = segment_bytes_;
     std::string message = what;
     if (const auto cut = segment_->truncate(segment_bytes_)) {
         message += " (and cutting it back failed: " + cut.message() + ")";
@@ -737,6 +769,7 @@ void Wal::roll_and_write_batch() {
     const auto batch = encode_batch(records);
     File file;
     if (const auto ec = storage_->create_file(path, file)) throw_io("create " + path.string(), ec);
+    const std::uint64_t reserved = reserve(*file, 0, batch.size());
     std::error_code ec = file->write_at(0, batch);
     if (!ec) ec = flush(*file);
     if (!ec) ec = flush_dir();  // the new name must survive a crash along with its batch
@@ -747,6 +780,7 @@ void Wal::roll_and_write_batch() {
     segment_ = std::move(file);
     segment_seq_ = seq;
     segment_bytes_ = batch.size();
+    segment_reserved_ = std::max(reserved, segment_bytes_);
     stats_.bytes_written += batch.size();
     ++stats_.records_written;
 }
@@ -827,7 +861,7 @@ void Wal::restart_chain(const Snapshot* snapshot, std::span<const LogEntry> kept
     const auto batch = encode_batch(records);
     segment_ = write_file_atomically(segment_path(dir_, seq), batch);
     segment_seq_ = chain_first_seq_ = seq;
-    segment_bytes_ = batch.size();
+    segment_bytes_ = segment_reserved_ = batch.size();
     tail_unclean_ = false;  // that was the old segment's
     snapshot_index_ = base;
     snapshot_epoch_ = base_epoch;

@@ -43,6 +43,11 @@
 // every fsync, of files and of the folder alike. Single-threaded; the
 // destructor drops whatever sync() did not write.
 //
+// Preallocation (WalLimits::preallocate_bytes): a segment may end in
+// zeros, space reserved for batches not written yet. Zeros from some batch
+// boundary to the end of a segment are that space, never a torn tail or
+// damage; the next batch is written over them.
+//
 // Torn tail: one fdatasync covers a whole batch, so a crash may leave any
 // subset of the last batch's pages on disk, a bad record before good ones
 // included. With FsyncMode::always batch k + 1 is written only after batch
@@ -83,6 +88,10 @@ namespace rl::txn {
 struct WalLimits {
     std::uint64_t segment_bytes_max = 64ull << 20;  // a batch that would pass it goes to a new segment
     std::uint32_t record_bytes_max = 8u << 20;      // payload bytes of one segment record
+    // A segment's space is reserved this much ahead of its writes
+    // (fallocate), so that an fdatasync writes the data alone and no file
+    // size (docs/design.md section 6.6); 0: the file grows write by write.
+    std::uint64_t preallocate_bytes = 0;
 };
 
 
@@ -91,7 +100,7 @@ struct Recovered {
     election::Durable durable;          // the last saved Durable (zero on a fresh folder)
     std::optional<Snapshot> snapshot;   // the snapshot the log continues from, if any
     std::vector<LogEntry> entries;      // entries after the snapshot, in index order, truncations applied
-    std::uint64_t torn_bytes_dropped = 0;  // bytes cut off the end of the log (0: clean)
+    std::uint64_t torn_bytes_dropped = 0;  // bytes cut off the end of the log, reserved space included (0: clean)
     std::string torn_file;              // the file they were cut from
     std::string torn_reason;            // why the dropped batch was unreadable
 };
@@ -234,11 +243,13 @@ private:
     Wal(Storage& storage, std::filesystem::path dir, config::FsyncMode fsync, WalLimits limits);
 
     void recover(Recovered& out);
-    void resume_chain(std::uint64_t first_seq, std::uint64_t last_seq, std::uint64_t whole_bytes, bool torn);
+    void resume_chain(std::uint64_t first_seq, std::uint64_t last_seq, std::uint64_t whole_bytes,
+                      std::uint64_t file_bytes, bool torn);
     void buffer(const WalRecord& record);
     void settle_folder();
     void cut_back_tail();
     void write_batch();
+    std::uint64_t reserve(StorageFile& file, std::uint64_t reserved, std::uint64_t needed);
     [[noreturn]] void write_failed(const std::string& what, std::error_code ec);
     void batch_done();
     void roll_and_write_batch();
@@ -258,6 +269,8 @@ private:
     File segment_;                     // the chain's last segment, written at segment_bytes_
     std::uint64_t segment_seq_ = 0;
     std::uint64_t segment_bytes_ = 0;  // every byte below is a whole, synced batch
+    std::uint64_t segment_reserved_ = 0;  // the segment file's size: segment_bytes_ plus zeros reserved ahead
+    bool reserve_unsupported_ = false;    // the file system cannot reserve space: stop asking
     // A write to segment_ failed: bytes past segment_bytes_ may remain, or
     // the cut may not be durable. The next sync() cuts and fsyncs first.
     bool tail_unclean_ = false;

@@ -30,6 +30,9 @@ public:
     std::error_code truncate(std::uint64_t size_bytes) override {
         return storage_.file_truncate(inode_, generation_, size_bytes);
     }
+    std::error_code allocate(std::uint64_t size_bytes) override {
+        return storage_.file_allocate(inode_, generation_, size_bytes);
+    }
 
 private:
     SimStorage& storage_;
@@ -284,6 +287,16 @@ std::error_code SimStorage::file_truncate(std::uint64_t inode, std::uint64_t gen
     if (generation != generation_) return error(std::errc::bad_file_descriptor);
     if (const auto ec = fault(StorageCall::truncate)) return ec;
     change(inodes_.at(inode), Change{true, size_bytes, {}});
+    return {};
+}
+
+// A size change like a truncation that grows the file (faults strike it as
+// one); a file already that long is left as it is.
+std::error_code SimStorage::file_allocate(std::uint64_t inode, std::uint64_t generation, std::uint64_t size_bytes) {
+    if (generation != generation_) return error(std::errc::bad_file_descriptor);
+    if (const auto ec = fault(StorageCall::truncate)) return ec;
+    Inode& node = inodes_.at(inode);
+    if (node.current.size() < size_bytes) change(node, Change{true, size_bytes, {}});
     return {};
 }
 

@@ -37,7 +37,7 @@ namespace rl::simcommon {
 
 // The calls a fault can strike.
 enum class StorageCall : std::uint8_t {
-    create_dir, list, read, create, open, write, sync, truncate, rename, remove, sync_dir,
+    create_dir, list, read, create, open, write, sync, truncate /* and allocate */, rename, remove, sync_dir,
 };
 inline constexpr std::size_t kStorageCalls = 11;
 
@@ -150,6 +150,7 @@ private:
                                std::span<const std::uint8_t> bytes);
     std::error_code file_sync(std::uint64_t inode, std::uint64_t generation);
     std::error_code file_truncate(std::uint64_t inode, std::uint64_t generation, std::uint64_t size_bytes);
+    std::error_code file_allocate(std::uint64_t inode, std::uint64_t generation, std::uint64_t size_bytes);
     void file_closed(std::uint64_t inode, std::uint64_t generation);
 
     std::map<std::string, Folder> folders_;

@@ -22,6 +22,7 @@
 #include <functional>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -366,7 +367,7 @@ BOOST_AUTO_TEST_CASE(flipping_any_bit_of_the_last_batch_is_a_torn_tail) {
     }
 }
 
-BOOST_AUTO_TEST_CASE(a_zero_filled_tail_is_dropped) {
+BOOST_AUTO_TEST_CASE(a_batch_cut_short_by_zeros_is_torn_and_zeros_after_the_last_batch_are_reserved_space) {
     NodeDir dir;
     write_log(dir.path, 5);
     const fs::path segment = only_segment(dir.path);
@@ -383,10 +384,61 @@ BOOST_AUTO_TEST_CASE(a_zero_filled_tail_is_dropped) {
     BOOST_TEST(indexes_of(out.entries) == range(1, 4), tt::per_element());
     BOOST_TEST(out.torn_bytes_dropped == 4096 - last);
 
-    append_bytes(segment, std::vector<std::uint8_t>(4096, 0));  // zeros after the last whole record
-    const Recovered zeros = reopen(dir.path);
-    BOOST_TEST(zeros.torn_bytes_dropped == 4096u);
-    BOOST_TEST(zeros.torn_reason == "zeroed batch header");
+    // Zeros after the last whole batch are space reserved ahead
+    // (WalLimits::preallocate_bytes): nothing is cut, and the next batch
+    // goes over them.
+    append_bytes(segment, std::vector<std::uint8_t>(4096, 0));
+    {
+        Recovered zeros;
+        Wal wal = open_wal(dir.path, zeros);
+        BOOST_TEST(zeros.torn_bytes_dropped == 0u);
+        BOOST_TEST(indexes_of(zeros.entries) == range(1, 4), tt::per_element());
+        BOOST_TEST(fs::file_size(segment) == last + 4096);
+        wal.append(entry(5, 2));
+        wal.sync();
+    }
+    const Recovered after = reopen(dir.path);
+    BOOST_TEST(after.torn_bytes_dropped == 0u);
+    BOOST_TEST(indexes_of(after.entries) == range(1, 5), tt::per_element());
+    BOOST_TEST(fs::file_size(segment) == last + 4096);
+}
+
+// Segments reserve space ahead of their batches, capped at the segment
+// size; recovery reads the zeros as that space in every segment, and the
+// log goes on over them.
+BOOST_AUTO_TEST_CASE(segments_reserve_space_ahead_and_the_log_goes_on_over_it) {
+    NodeDir dir;
+    const WalLimits limits{.segment_bytes_max = 2048, .preallocate_bytes = 700};
+    // The bytes of the segment's batches, up to the first zeros.
+    const auto used_bytes = [](const fs::path& file) {
+        const auto bytes = slurp(file);
+        std::uint64_t at = 0;
+        while (at + kWalBatchHeaderBytes <= bytes.size() && be32(bytes, at) == kWalBatchMarker) {
+            at += kWalBatchHeaderBytes + be32(bytes, at + 4);
+        }
+        return at;
+    };
+    // What the file should be: a batch past the reserved space reserves
+    // 700 bytes beyond its end, or up to the segment size.
+    std::map<fs::path, std::uint64_t> reserved;
+    for (std::uint64_t round = 0; round < 3; ++round) {
+        Recovered out;
+        Wal wal = open_wal(dir.path, out, FsyncMode::always, limits);
+        BOOST_TEST(out.torn_bytes_dropped == 0u);
+        BOOST_TEST(indexes_of(out.entries) == range(1, 20 * round), tt::per_element());
+        for (std::uint64_t i = 20 * round + 1; i <= 20 * (round + 1); ++i) {
+            wal.append(entry(i));
+            wal.sync();
+            const fs::path last = segments(dir.path).back();
+            const std::uint64_t used = used_bytes(last);
+            if (used > reserved[last]) reserved[last] = std::min(limits.segment_bytes_max, used + 700);
+            BOOST_TEST_CONTEXT("entry " << i << " in " << last << ", " << used << " bytes used") {
+                BOOST_TEST(fs::file_size(last) == reserved[last]);
+            }
+        }
+    }
+    BOOST_TEST(segments(dir.path).size() > 2u);
+    BOOST_TEST(indexes_of(reopen(dir.path, limits).entries) == range(1, 60), tt::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(a_huge_length_in_the_last_batch_is_a_torn_tail_read_without_allocating) {
@@ -574,6 +626,18 @@ BOOST_FIXTURE_TEST_CASE(any_damage_inside_the_last_batch_is_a_torn_tail_back_to_
     for (const Damage& d : damages()) {
         BOOST_TEST_CONTEXT(d.what) {
             for (const Patch& p : d.patches) overwrite(segment_, p);
+            const auto damaged = slurp(segment_);
+            if (std::all_of(damaged.begin() + static_cast<std::ptrdiff_t>(big_.offset), damaged.end(),
+                            [](std::uint8_t b) { return b == 0; })) {
+                // None of it landed: zeros to the end of the file are space
+                // reserved ahead, and the log ends at the batch before.
+                const Recovered out = reopen(dir_.path);
+                BOOST_TEST(indexes_of(out.entries) == range(1, 10), tt::per_element());
+                BOOST_TEST(out.torn_bytes_dropped == 0u);
+                BOOST_TEST(fs::file_size(segment_) == whole_.size());
+                spit(segment_, whole_);
+                continue;
+            }
             expect_cut(whole_.size());
             restore_after_cut();
         }
@@ -1341,7 +1405,10 @@ struct RunCounts {
 class RandomRun {
 public:
     RandomRun(std::uint64_t seed, bool trace)
-        : rng_(seed), trace_(trace), limits_{.segment_bytes_max = uniform(rng_, 600, 3000)} {
+        : rng_(seed),
+          trace_(trace),
+          limits_{.segment_bytes_max = uniform(rng_, 600, 3000),
+                  .preallocate_bytes = seed % 3 == 0 ? 0 : uniform(rng_, 1, 2000)} {
         reopen();
     }
 

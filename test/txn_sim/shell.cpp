@@ -195,7 +195,8 @@ void Sim::open_node(Node& n) {
         try {
             rec = Recovered{};
             n.wal.emplace(
-                Wal::open(n.host->disk(), n.config.node_dir(n.id), config::FsyncMode::always, WalLimits{}, rec));
+                Wal::open(n.host->disk(), n.config.node_dir(n.id), config::FsyncMode::always,
+                          WalLimits{.preallocate_bytes = preallocate_bytes_}, rec));
         } catch (const WalIoError& e) {
             trace(who(n.id) + " could not open its WAL: " + e.what());
             if (attempt == 20) fail(who(n.id) + " could not open its WAL 20 times: " + e.what());

@@ -74,6 +74,9 @@ Sim::Sim(const SimConfig& config)
       rng_(config.seed),
       sync_rng_(config.seed ^ 0x5eed5eedULL),
       background_sync_(std::array{0.0, 0.5, 1.0}[(config.seed / 3) % 3]),
+      // Segments that grow write by write, or reserve a few batches or a
+      // few dozen ahead (rlnode reserves megabytes).
+      preallocate_bytes_(std::array<std::uint64_t, 3>{0, 256, 4096}[(config.seed / 9) % 3]),
       nodes_(config.shards * config.nodes),
       net_(config.shards * config.nodes),
       state_hashes_(config.shards),

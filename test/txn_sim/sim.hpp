@@ -334,6 +334,7 @@ private:
     // its own, so the other draws of a seed stay as they were.
     std::mt19937_64 sync_rng_;
     double background_sync_ = 0;  // share of syncs that complete later, as with io_uring
+    std::uint64_t preallocate_bytes_ = 0;  // WalLimits::preallocate_bytes of every node
     std::vector<Node> nodes_;
     std::vector<Client> clients_;
     bool clients_active_ = true;
