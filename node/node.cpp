@@ -155,9 +155,14 @@ void Node::wal_failed(const txn::WalIoError& e, const txn::ShellStats& stats) {
         .kv("backlog_bytes", shell_->backlog_bytes());
 }
 
-// The WAL's fdatasync in the background; the shell's turn goes on meanwhile
-// and finishes the sync when io_uring reports it (docs/design.md section 6.6).
+// A leader's fdatasync runs in the background: its turn goes on serving
+// clients meanwhile and finishes the sync when io_uring reports it. A
+// follower has nothing else to do in the meantime, so it syncs on its own
+// thread and spares the two context switches of a background sync (the
+// kernel's worker, then the eventfd); measured on 2 cores, that is about a
+// third more committed transfers per second (docs/design.md section 6.6).
 std::optional<std::error_code> Node::start_sync(txn::StorageFile& file) {
+    if (replica_->role() != election::RoleKind::leader) return file.sync_data();
     const std::uint64_t generation = shell_generation_;
     const bool started = background_sync_.start(file.native_handle(), [this, generation](std::error_code ec) {
         if (stopped_ || failed_ || generation != shell_generation_) return;

@@ -9,6 +9,7 @@
 #include "test/support/status_probe.hpp"
 #include "tools/client.hpp"
 #include "tools/commands.hpp"
+#include "txn/wal.hpp"
 
 #include <boost/test/unit_test.hpp>
 #include <nlohmann/json.hpp>
@@ -16,6 +17,7 @@
 #include <atomic>
 #include <csignal>
 #include <fstream>
+#include <iterator>
 #include <stop_token>
 #include <thread>
 
@@ -240,6 +242,22 @@ std::filesystem::path first_segment(const LocalCluster& c, std::uint64_t node) {
     return {};
 }
 
+// Where the segment's batches end: rlnode reserves space ahead of them,
+// which reads as zeros (docs/design.md section 6.2).
+std::uint64_t batches_end(const std::filesystem::path& seg) {
+    std::ifstream in(seg, std::ios::binary);
+    const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto be32 = [&](std::uint64_t at) {
+        return std::uint32_t{bytes[at]} << 24 | std::uint32_t{bytes[at + 1]} << 16 | std::uint32_t{bytes[at + 2]} << 8 |
+               std::uint32_t{bytes[at + 3]};
+    };
+    std::uint64_t at = 0;
+    while (at + rl::txn::kWalBatchHeaderBytes <= bytes.size() && be32(at) == rl::txn::kWalBatchMarker) {
+        at += rl::txn::kWalBatchHeaderBytes + be32(at + 4);
+    }
+    return at;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(a_corrupt_wal_refuses_to_start_naming_file_and_offset) {
@@ -250,7 +268,7 @@ BOOST_AUTO_TEST_CASE(a_corrupt_wal_refuses_to_start_naming_file_and_offset) {
     BOOST_REQUIRE(l.cluster.process(1)->wait(5s).has_value());
     const auto seg = first_segment(l.cluster, 1);
     BOOST_REQUIRE(!seg.empty());
-    const auto size = std::filesystem::file_size(seg);
+    const auto size = batches_end(seg);
     BOOST_REQUIRE(size > 200);
     {
         std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
@@ -277,7 +295,11 @@ BOOST_AUTO_TEST_CASE(a_torn_wal_tail_is_cut_logged_and_the_node_rejoins) {
     // A crash in the middle of a write leaves the start of a record the
     // disk never finished: a length promising more bytes than follow.
     const auto seg = first_segment(l.cluster, 2);
-    std::ofstream(seg, std::ios::binary | std::ios::app) << std::string("\x00\x00\x00\x40\x12\x34\x56", 7);
+    {
+        std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(static_cast<std::streamoff>(batches_end(seg)));
+        f.write("\x00\x00\x00\x40\x12\x34\x56", 7);
+    }
     const auto from = l.cluster.log_lines(2);
     l.cluster.start(2);
     BOOST_TEST(l.cluster.wait_event(2, "wal_torn_tail", {}, 10s, from).has_value());
@@ -299,7 +321,7 @@ BOOST_AUTO_TEST_CASE(a_follower_that_lost_acknowledged_entries_is_repaired) {
         [&] { return local_balance(l.cluster, follower, 14) == std::optional<std::int64_t>(kInitial + 5); }, 10s));
     l.cluster.kill(follower);
     const auto seg = first_segment(l.cluster, follower);
-    std::filesystem::resize_file(seg, std::filesystem::file_size(seg) - 3);
+    std::filesystem::resize_file(seg, batches_end(seg) - 3);
     const auto from = l.cluster.log_lines(leader);
     l.cluster.start(follower);
     BOOST_TEST(l.cluster.wait_event(leader, "follower_regressed", {{"peer", std::to_string(follower)}}, 10s, from)

@@ -124,8 +124,9 @@ bool Shell::flush_round() {
     // committed, state); the answers to clients, for the same reason; and
     // a leader's AppendEntries, so its followers write the entries while it
     // does (the leader counts its own copy only once synced).
-    const bool sent_early = send_early(out) || !out.replies.empty();
+    // Answers first: a client or a waiting node is on the critical path.
     for (const auto& [handle, result] : out.replies) host_.reply(handle, result);
+    const bool sent_early = send_early(out) || !out.replies.empty();
     enqueue_all(out);
     const bool sends = !out.election_messages.empty() || !out.txn_messages.empty();
     if (sends) held_.push_back({enqueued_, std::move(out.election_messages), std::move(out.txn_messages)});
@@ -245,6 +246,10 @@ bool Shell::send_early(ReplicaOutput& out) {
     };
     const auto first = std::stable_partition(out.txn_messages.begin(), out.txn_messages.end(),
                                              [&](const LogEnvelope& m) { return !early(m); });
+    // Between shards first: the other shard's whole round waits on them.
+    std::stable_partition(first, out.txn_messages.end(), [](const LogEnvelope& m) {
+        return std::holds_alternative<ShardRequest>(m.msg) || std::holds_alternative<ShardReply>(m.msg);
+    });
     for (auto it = first; it != out.txn_messages.end(); ++it) host_.send(it->to, it->msg);
     const bool any = first != out.txn_messages.end();
     out.txn_messages.erase(first, out.txn_messages.end());
