@@ -2,11 +2,11 @@
 
 #include "config/crc32c.hpp"
 #include "config/bounded_archive.hpp"
+#include "config/vector_archive.hpp"
 
 #include <cereal/archives/portable_binary.hpp>
 
 #include <array>
-#include <sstream>
 
 namespace rl::transport {
 namespace {
@@ -76,24 +76,24 @@ std::uint8_t wire_type(const Message& m) {
 
 bool known_wire_type(std::uint8_t type) { return kDecoders[type] != nullptr; }
 
+// The payload is encoded in place after room for the header.
 std::optional<Bytes> encode_frame(const Message& m, std::uint32_t frame_bytes_max) {
-    std::ostringstream os(std::ios::binary);
+    Bytes frame(kHeaderBytes);
+    frame.reserve(256);
     {
-        cereal::PortableBinaryOutputArchive ar(os, cereal::PortableBinaryOutputArchive::Options::LittleEndian());
+        VectorOutputArchive ar(frame);
         std::visit([&](const auto& v) { ar(v); }, m);
     }
-    const std::string payload = std::move(os).str();
-    const std::size_t length = kHeaderBytes - kLengthFieldBytes + payload.size();
+    const std::size_t payload_bytes = frame.size() - kHeaderBytes;
+    const std::size_t length = kHeaderBytes - kLengthFieldBytes + payload_bytes;
     if (length > frame_bytes_max) return std::nullopt;
 
-    Bytes frame(kHeaderBytes + payload.size());
     put_u32(frame.data(), static_cast<std::uint32_t>(length));
     frame[4] = static_cast<std::uint8_t>(kMagic >> 8);
     frame[5] = static_cast<std::uint8_t>(kMagic & 0xFF);
     frame[6] = kProtocolVersion;
     frame[7] = wire_type(m);
-    std::copy(payload.begin(), payload.end(), frame.begin() + kHeaderBytes);
-    put_u32(frame.data() + 8, crc32c({frame.data() + kHeaderBytes, payload.size()}));
+    put_u32(frame.data() + 8, crc32c({frame.data() + kHeaderBytes, payload_bytes}));
     return frame;
 }
 

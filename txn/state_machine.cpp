@@ -3,12 +3,12 @@
 #include "config/bounded_archive.hpp"
 #include "config/check.hpp"
 #include "config/overload.hpp"
+#include "config/vector_archive.hpp"
 
 #include <cereal/archives/portable_binary.hpp>
 
 #include <algorithm>
 #include <limits>
-#include <sstream>
 #include <stdexcept>
 #include <type_traits>
 #include <variant>
@@ -650,13 +650,10 @@ void ShardState::write_snapshot(Archive& ar) const {
 }
 
 std::vector<std::uint8_t> ShardState::snapshot() const {
-    std::ostringstream out(std::ios::binary);
-    {
-        cereal::PortableBinaryOutputArchive ar(out);
-        write_snapshot(ar);
-    }
-    const std::string bytes = out.str();
-    return {bytes.begin(), bytes.end()};
+    std::vector<std::uint8_t> out;
+    VectorOutputArchive ar(out);
+    write_snapshot(ar);
+    return out;
 }
 
 ShardState ShardState::restore(ShardId shard, std::span<const std::uint8_t> bytes) {

@@ -3,6 +3,7 @@
 #include "config/check.hpp"
 #include "config/crc32c.hpp"
 #include "config/bounded_archive.hpp"
+#include "config/vector_archive.hpp"
 
 #include <cereal/archives/portable_binary.hpp>
 
@@ -11,7 +12,6 @@
 #include <iterator>
 #include <limits>
 #include <map>
-#include <sstream>
 #include <string_view>
 
 namespace rl::txn {
@@ -98,19 +98,28 @@ Listing list_dir(Storage& storage, const fs::path& dir) {
 
 // ---- Encoding
 
-template <class T>
-std::vector<std::uint8_t> payload_of(const T& value) {
-    std::ostringstream os(std::ios::binary);
-    {
-        cereal::PortableBinaryOutputArchive ar(os, cereal::PortableBinaryOutputArchive::Options::LittleEndian());
-        ar(value);
-    }
-    const std::string bytes = os.str();
-    return {bytes.begin(), bytes.end()};
-}
-
 void put_be32(std::vector<std::uint8_t>& out, std::uint32_t v) {
     for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
+}
+
+void set_be32(std::vector<std::uint8_t>& out, std::size_t at, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) out[at + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(v >> (24 - 8 * i));
+}
+
+// Appends `value` framed as a record (length, crc32c, payload), encoding
+// the payload in place; returns the payload's length.
+template <class T>
+std::size_t append_framed(std::vector<std::uint8_t>& out, const T& value) {
+    const std::size_t at = out.size();
+    out.resize(at + kFrameHeaderBytes);
+    {
+        VectorOutputArchive ar(out);
+        ar(value);
+    }
+    const std::size_t length = out.size() - at - kFrameHeaderBytes;
+    set_be32(out, at, static_cast<std::uint32_t>(length));
+    set_be32(out, at + 4, crc32c(std::span(out).subspan(at + kFrameHeaderBytes, length)));
+    return length;
 }
 
 std::uint32_t get_be32(std::span<const std::uint8_t> bytes, std::uint64_t at) {
@@ -127,12 +136,10 @@ std::uint64_t data_end(std::span<const std::uint8_t> bytes) {
     return end;
 }
 
-std::vector<std::uint8_t> frame_of(std::span<const std::uint8_t> payload) {
+template <class T>
+std::vector<std::uint8_t> frame_of(const T& value) {
     std::vector<std::uint8_t> out;
-    out.reserve(kFrameHeaderBytes + payload.size());
-    put_be32(out, static_cast<std::uint32_t>(payload.size()));
-    put_be32(out, crc32c(payload));
-    out.insert(out.end(), payload.begin(), payload.end());
+    append_framed(out, value);
     return out;
 }
 
@@ -500,7 +507,7 @@ Snapshot load_snapshot(Storage& storage, const fs::path& dir, LogIndex index, Ep
 
 // ---- Public helpers and errors
 
-std::vector<std::uint8_t> encode_record(const WalRecord& record) { return frame_of(payload_of(record)); }
+std::vector<std::uint8_t> encode_record(const WalRecord& record) { return frame_of(record); }
 
 std::vector<std::uint8_t> encode_batch(std::span<const std::uint8_t> records) {
     require(!records.empty() && records.size() <= std::numeric_limits<std::uint32_t>::max(),
@@ -600,10 +607,11 @@ void Wal::resume_chain(std::uint64_t first_seq, std::uint64_t last_seq, std::uin
 
 void Wal::buffer(const WalRecord& record) {
     require(!sync_in_flight(), "Wal: nothing may be buffered while a batch is in flight");
-    const auto framed = encode_record(record);
-    require(framed.size() - kFrameHeaderBytes <= limits_.record_bytes_max,
-                      "Wal: record over record_bytes_max (the log layer bounds commands)");
-    pending_.insert(pending_.end(), framed.begin(), framed.end());
+    const std::size_t before = pending_.size();
+    if (append_framed(pending_, record) > limits_.record_bytes_max) {
+        pending_.resize(before);
+        require(false, "Wal: record over record_bytes_max (the log layer bounds commands)");
+    }
     ++pending_records_;
 }
 
@@ -848,7 +856,7 @@ void Wal::restart_chain(const Snapshot* snapshot, std::span<const LogEntry> kept
     const LogIndex base = snapshot != nullptr ? snapshot->last_index : LogIndex{};
     const Epoch base_epoch = snapshot != nullptr ? snapshot->last_epoch : Epoch{};
     if (snapshot != nullptr && base != snapshot_index_) {
-        write_file_atomically(snapshot_path(dir_, base), frame_of(payload_of(*snapshot)));
+        write_file_atomically(snapshot_path(dir_, base), frame_of(*snapshot));
     }
     const std::uint64_t seq = segment_seq_ + 1;
     std::vector<std::uint8_t> records = encode_record(ChainStart{seq, base, base_epoch});
