@@ -51,6 +51,7 @@
 #include "config/random.hpp"
 #include "tools/client.hpp"
 #include "tools/commands.hpp"
+#include "tools/percentile.hpp"
 
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
@@ -134,12 +135,7 @@ struct Stats {
     std::optional<Clock::time_point> last_ok_before, first_ok_after;
 };
 
-std::uint32_t percentile(std::vector<std::uint32_t>& v, double p) {
-    if (v.empty()) return 0;
-    const auto k = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-    return v[k];
-}
+using tools::percentile;
 
 std::uint32_t max_of(const std::vector<std::uint32_t>& v) {
     return v.empty() ? 0 : *std::max_element(v.begin(), v.end());

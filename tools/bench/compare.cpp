@@ -27,6 +27,7 @@
 #include "config/config.hpp"
 #include "config/random.hpp"
 #include "tools/client.hpp"
+#include "tools/percentile.hpp"
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -509,12 +510,7 @@ std::size_t wait_for_leader(const System& system) {
     throw std::runtime_error("the members did not agree on a leader within 20 s");
 }
 
-std::uint32_t percentile(std::vector<std::uint32_t>& v, double p) {
-    if (v.empty()) return 0;
-    const auto k = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-    return v[k];
-}
+using rl::tools::percentile;
 
 void print(const nlohmann::ordered_json& r) {
     for (const auto& [k, v] : r.items()) {
