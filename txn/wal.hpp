@@ -90,7 +90,7 @@ struct WalLimits {
     std::uint32_t record_bytes_max = 8u << 20;      // payload bytes of one segment record
     // A segment's space is reserved this much ahead of its writes
     // (fallocate), so that an fdatasync writes the data alone and no file
-    // size (docs/design.md section 6.6); 0: the file grows write by write.
+    // size (docs/design.md section 6.2); 0: the file grows write by write.
     std::uint64_t preallocate_bytes = 0;
 };
 

@@ -419,7 +419,7 @@ BOOST_AUTO_TEST_CASE(segments_reserve_space_ahead_and_the_log_goes_on_over_it) {
         return at;
     };
     // What the file should be: a batch past the reserved space reserves
-    // 700 bytes beyond its end, or up to the segment size.
+    // preallocate_bytes beyond its end, or up to the segment size.
     std::map<fs::path, std::uint64_t> reserved;
     for (std::uint64_t round = 0; round < 3; ++round) {
         Recovered out;
@@ -431,7 +431,7 @@ BOOST_AUTO_TEST_CASE(segments_reserve_space_ahead_and_the_log_goes_on_over_it) {
             wal.sync();
             const fs::path last = segments(dir.path).back();
             const std::uint64_t used = used_bytes(last);
-            if (used > reserved[last]) reserved[last] = std::min(limits.segment_bytes_max, used + 700);
+            if (used > reserved[last]) reserved[last] = std::min(limits.segment_bytes_max, used + limits.preallocate_bytes);
             BOOST_TEST_CONTEXT("entry " << i << " in " << last << ", " << used << " bytes used") {
                 BOOST_TEST(fs::file_size(last) == reserved[last]);
             }
