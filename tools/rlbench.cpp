@@ -1,7 +1,10 @@
 // rlbench: load from many concurrent clients in one process, asynchronous on
 // one io_context (no thread per client). Each client runs a closed loop (one
 // request in flight), so throughput and latency are measured together.
-//   rlbench --config FILE [--clients N] [--requests M | --duration S]
+// Clients share connections with --connections C: client k sends through
+// connection k mod C to the node it talks to, requests of several clients
+// ride one connection, and each reply finds its client by request id.
+//   rlbench --config FILE [--clients N] [--connections C] [--requests M | --duration S]
 //           [--cross-shard PCT] [--read PCT] [--skew uniform|zipf|zipf:S]
 //           [--seed N] [--csv FILE] [--json]
 //   rlbench ping HOST:PORT [--clients N] [--duration S]
@@ -67,6 +70,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <unordered_map>
 
 namespace po = boost::program_options;
 using namespace rl;
@@ -83,6 +87,7 @@ struct Args {
     std::optional<std::uint64_t> shard;  // transfer: only this FROM shard; failover: this shard (default 1)
     std::string run_dir;
     std::uint32_t clients = 1;
+    std::optional<std::uint32_t> connections;  // shared by the clients (default: one each)
     std::optional<std::uint32_t> duration_ms;  // stop sending after this (default 3000 unless --requests)
     std::optional<std::uint64_t> requests;     // stop after this many measured requests
     std::uint32_t warmup_ms = 500;             // unmeasured start (0 with --requests)
@@ -266,20 +271,196 @@ void Shared::record_failure(const Op& op, const std::string& reason, const std::
     ++bucket(now).errors;
 }
 
+// ---- Connections -------------------------------------------------------------
+
+// Told what became of a request sent through a Channel.
+class Listener {
+public:
+    virtual ~Listener() = default;
+    virtual void on_channel_reply(std::uint64_t id, const transport::ClientReply& reply) = 0;
+    // The connection failed or was lost before the reply: `reason` is
+    // connect_failed or connection_lost.
+    virtual void on_channel_lost(std::uint64_t id, const std::string& reason, const std::string& detail) = 0;
+};
+
+// Connections open now and at most (the `connections` figure).
+struct ConnectionCount {
+    std::uint32_t open = 0, peak = 0;
+};
+
+// One connection to one node, shared by the clients of one slot
+// (--connections): it numbers their requests and hands each reply to the
+// client whose request id it echoes, so several closed loops ride one
+// connection the way a multiplexing client library's callers do. Requests
+// sent before the node's Hello wait for it. A client that leaves (to follow
+// a leader, after a timeout) only stops listening; when the last one lets
+// go, the connection closes. A lost or refused connection fails the attempt
+// of every client waiting on it, and the channel is not used again.
+class Channel : public std::enable_shared_from_this<Channel> {
+public:
+    Channel(boost::asio::io_context& io, std::string endpoint, std::string cluster, ConnectionCount& count)
+        : io_(io), endpoint_(std::move(endpoint)), cluster_(std::move(cluster)), count_(count) {}
+    ~Channel() {
+        if (conn_) conn_->close("closed");
+        if (socket_) {
+            boost::system::error_code ignored;
+            socket_->close(ignored);
+        }
+        if (counted_) --count_.open;
+    }
+    Channel(const Channel&) = delete;
+    Channel& operator=(const Channel&) = delete;
+
+    bool dead() const { return dead_; }
+    NodeId node() const { return node_; }  // kNoNode until the node's Hello
+
+    // Sends `request` under a new request id (returned); the reply or the
+    // loss goes to `listener`, unless it forget()s the id first.
+    std::uint64_t send(transport::ClientRequest request, std::weak_ptr<Listener> listener) {
+        const std::uint64_t id = next_id_++;
+        std::visit([id](auto& r) { r.request_id = id; }, request);
+        waiting_.emplace(id, std::move(listener));
+        if (ready_) {
+            std::visit([this](const auto& r) { conn_->send(r); }, request);
+        } else {
+            held_.emplace_back(id, std::move(request));
+            if (!conn_ && !socket_) connect();
+        }
+        return id;
+    }
+    void forget(std::uint64_t id) {
+        waiting_.erase(id);
+        std::erase_if(held_, [id](const auto& h) { return h.first == id; });
+    }
+
+private:
+    void connect() {
+        const auto [host, port] = tools::split_endpoint(endpoint_);
+        socket_ = std::make_shared<transport::tcp::socket>(io_);
+        socket_->async_connect(transport::tcp::endpoint(boost::asio::ip::make_address(host), port),
+                               [weak = weak_from_this(), socket = socket_](const boost::system::error_code& ec) {
+                                   auto self = weak.lock();
+                                   if (!self || self->dead_) return;
+                                   self->socket_.reset();
+                                   if (ec) return self->lose("connect_failed", ec.message());
+                                   self->on_connected(std::move(*socket));
+                               });
+    }
+
+    void on_connected(transport::tcp::socket socket) {
+        conn_ = std::make_shared<transport::Connection>(std::move(socket), transport::ConnectionLimits{});
+        counted_ = true;
+        count_.peak = std::max(count_.peak, ++count_.open);
+        std::weak_ptr<Channel> weak = shared_from_this();
+        conn_->start(transport::Connection::Handlers{
+            .on_message = [weak](transport::Message&& m) {
+                if (auto self = weak.lock()) self->on_message(m);
+            },
+            .on_close = [weak](const std::string& reason, const std::string& detail) {
+                if (auto self = weak.lock()) self->lose("connection_lost", reason + " " + detail);
+            }});
+        conn_->send(transport::Hello{transport::Role::client, kNoNode, cluster_, transport::kProtocolVersion});
+    }
+
+    void on_message(const transport::Message& m) {
+        if (const auto* hello = std::get_if<transport::Hello>(&m)) {
+            ready_ = true;
+            node_ = hello->node_id;
+            for (const auto& [id, request] : held_) std::visit([this](const auto& r) { conn_->send(r); }, request);
+            held_.clear();
+            return;
+        }
+        if (const auto* refuse = std::get_if<transport::Refuse>(&m)) return lose("connect_failed", "refused: " + refuse->reason);
+        std::visit([this](const auto& msg) {
+            using T = std::decay_t<decltype(msg)>;
+            if constexpr (transport::is_alternative_v<T, transport::ClientReply>) deliver(msg.request_id, msg);
+        }, m);
+    }
+
+    // A reply to its request's client; one the node could not number (id 0:
+    // it could not read the request) to every client waiting here.
+    void deliver(std::uint64_t id, const transport::ClientReply& reply) {
+        auto self = shared_from_this();  // a client may let go of the channel from inside
+        std::vector<std::pair<std::uint64_t, std::weak_ptr<Listener>>> to;
+        if (id == 0) {
+            to.assign(waiting_.begin(), waiting_.end());
+            waiting_.clear();
+        } else if (const auto it = waiting_.find(id); it != waiting_.end()) {
+            to.emplace_back(*it);
+            waiting_.erase(it);
+        }
+        for (const auto& [n, listener] : to) {
+            if (auto l = listener.lock()) l->on_channel_reply(n, reply);
+        }
+    }
+
+    void lose(const std::string& reason, const std::string& detail) {
+        if (dead_) return;
+        auto self = shared_from_this();
+        dead_ = true;
+        ready_ = false;
+        if (conn_) conn_->close("closed");
+        const auto to = std::move(waiting_);
+        waiting_.clear();
+        held_.clear();
+        for (const auto& [n, listener] : to) {
+            if (auto l = listener.lock()) l->on_channel_lost(n, reason, detail);
+        }
+    }
+
+    boost::asio::io_context& io_;
+    std::string endpoint_, cluster_;
+    ConnectionCount& count_;
+    std::shared_ptr<transport::tcp::socket> socket_;  // while connecting
+    std::shared_ptr<transport::Connection> conn_;
+    bool ready_ = false;    // the node answered Hello
+    bool dead_ = false;     // lost or refused: the pool opens a new one
+    bool counted_ = false;  // in count_.open
+    NodeId node_ = kNoNode;
+    std::uint64_t next_id_ = 1;
+    std::unordered_map<std::uint64_t, std::weak_ptr<Listener>> waiting_;
+    std::vector<std::pair<std::uint64_t, transport::ClientRequest>> held_;  // sent before the Hello came
+};
+
+// The channels of the run, by node and slot: client k uses slot
+// k mod --connections. The clients hold them; the pool only finds them.
+class ChannelPool {
+public:
+    ChannelPool(boost::asio::io_context& io, std::string cluster, std::uint32_t slots)
+        : io_(io), cluster_(std::move(cluster)), slots_(slots) {}
+
+    std::shared_ptr<Channel> get(const std::string& endpoint, std::uint32_t client) {
+        auto& weak = channels_[{endpoint, client % slots_}];
+        auto channel = weak.lock();
+        if (!channel || channel->dead()) {
+            channel = std::make_shared<Channel>(io_, endpoint, cluster_, count_);
+            weak = channel;
+        }
+        return channel;
+    }
+    std::uint32_t peak() const { return count_.peak; }
+
+private:
+    boost::asio::io_context& io_;
+    std::string cluster_;
+    std::uint32_t slots_;
+    ConnectionCount count_;
+    std::map<std::pair<std::string, std::uint32_t>, std::weak_ptr<Channel>> channels_;
+};
 // ---- One client ----------------------------------------------------------------
 
-// A closed loop: connect, open a session if the workload needs one, then
-// send, await the reply, record, repeat; retries as the header says. Every
-// callback carries the generation of the connection it belongs to, so one
-// from a connection given up is ignored.
-class LoadClient : public std::enable_shared_from_this<LoadClient> {
+// A closed loop: open a session if the workload needs one, then send, await
+// the reply, record, repeat; retries as the header says. It talks through
+// the channel of its slot to the node it is at; a reply to an earlier
+// attempt carries another request id and is ignored.
+class LoadClient : public Listener, public std::enable_shared_from_this<LoadClient> {
 public:
-    LoadClient(boost::asio::io_context& io, Shared& shared, Target target)
-        : io_(io), shared_(shared), target_(std::move(target)), current_(target_.first), attempt_timer_(io),
-          backoff_timer_(io) {}
+    LoadClient(boost::asio::io_context& io, Shared& shared, ChannelPool& pool, std::uint32_t number, Target target)
+        : shared_(shared), pool_(pool), number_(number), target_(std::move(target)), current_(target_.first),
+          attempt_timer_(io), backoff_timer_(io) {}
 
     ShardId home() const { return target_.home; }
-    NodeId node() const { return node_; }  // kNoNode while not connected
+    NodeId node() const { return channel_ ? channel_->node() : kNoNode; }  // kNoNode while not connected
 
     void start() {
         if (target_.session_item) {
@@ -288,6 +469,13 @@ public:
         } else {
             next(Clock::now());
         }
+    }
+
+    void on_channel_reply(std::uint64_t id, const transport::ClientReply& reply) override {
+        if (waiting_ && id == request_id_) on_reply(reply);
+    }
+    void on_channel_lost(std::uint64_t id, const std::string& reason, const std::string& detail) override {
+        if (waiting_ && id == request_id_) fail_attempt(reason, detail, true, kNoNode);
     }
 
 private:
@@ -301,67 +489,9 @@ private:
             if (!ec && no == self->attempt_no_ && self->waiting_) self->fail_attempt("no_reply", "", true, kNoNode);
         });
         waiting_ = true;
-        if (ready_) return send_op();
-        if (!conn_ && !connecting_) connect();
-    }
-
-    void connect() {
-        connecting_ = true;
-        const auto [host, port] = tools::split_endpoint(target_.nodes[current_].endpoint);
-        auto socket = std::make_shared<transport::tcp::socket>(io_);
-        connecting_socket_ = socket;
-        socket->async_connect(
-            transport::tcp::endpoint(boost::asio::ip::make_address(host), port),
-            [self = shared_from_this(), socket, gen = gen_](const boost::system::error_code& ec) {
-                if (gen != self->gen_) return;
-                self->connecting_ = false;
-                self->connecting_socket_.reset();
-                if (ec) return self->fail_attempt("connect_failed", ec.message(), true, kNoNode);
-                self->on_connected(std::move(*socket));
-            });
-    }
-
-    void on_connected(transport::tcp::socket socket) {
-        conn_ = std::make_shared<transport::Connection>(std::move(socket), transport::ConnectionLimits{});
-        std::weak_ptr<LoadClient> weak = shared_from_this();
-        const auto gen = gen_;
-        conn_->start(transport::Connection::Handlers{
-            .on_message = [weak, gen](transport::Message&& m) {
-                if (auto self = weak.lock(); self && gen == self->gen_) self->on_message(m);
-            },
-            .on_close = [weak, gen](const std::string& reason, const std::string& detail) {
-                auto self = weak.lock();
-                if (!self || gen != self->gen_) return;
-                self->conn_.reset();
-                self->ready_ = false;
-                if (self->waiting_) self->fail_attempt("connection_lost", reason + " " + detail, true, kNoNode);
-            }});
-        conn_->send(transport::Hello{transport::Role::client, kNoNode, shared_.cluster, transport::kProtocolVersion});
-    }
-
-    void on_message(const transport::Message& m) {
-        if (const auto* hello = std::get_if<transport::Hello>(&m)) {
-            ready_ = true;
-            node_ = hello->node_id;
-            if (waiting_) send_op();
-            return;
-        }
-        if (const auto* refuse = std::get_if<transport::Refuse>(&m)) {
-            return fail_attempt("connect_failed", "refused: " + refuse->reason, true, kNoNode);
-        }
-        std::visit([this](const auto& msg) {
-            using T = std::decay_t<decltype(msg)>;
-            if constexpr (transport::is_alternative_v<T, transport::ClientReply>) {
-                if (waiting_ && (msg.request_id == request_id_ || msg.request_id == 0)) on_reply(msg);
-            }
-        }, m);
-    }
-
-    void send_op() {
-        request_id_ = next_request_id_++;
-        std::visit([this](auto& r) { r.request_id = request_id_; }, op_.request);
-        op_.last_sent = Clock::now();
-        std::visit([this](const auto& r) { conn_->send(r); }, op_.request);
+        if (!channel_) channel_ = pool_.get(target_.nodes[current_].endpoint, number_);
+        op_.last_sent = now;
+        request_id_ = channel_->send(op_.request, weak_from_this());
     }
 
     void on_reply(const transport::ClientReply& reply) {
@@ -381,7 +511,7 @@ private:
         if (const auto* s = std::get_if<transport::SessionReply>(&reply)) session_ = s->session;
         if (op_.kind != Kind::session) shared_.record_reply(target_.home, op_, reply, now);
         // Answered through another node: talk to the leader from now on.
-        if (member(hint) && hint != node_) move_to(hint);
+        if (member(hint) && hint != node()) move_to(hint);
         next(now);
     }
 
@@ -390,12 +520,13 @@ private:
     void fail_attempt(const std::string& reason, const std::string& detail, bool move, NodeId hint) {
         attempt_timer_.cancel();
         waiting_ = false;
+        if (channel_) channel_->forget(request_id_);
         const auto now = Clock::now();
         if (op_.attempts > shared_.retries_max) return give_up(reason, detail, now);
-        if (member(hint) && hint != node_) {
+        if (member(hint) && hint != node()) {
             move_to(hint);
         } else if (move) {
-            drop_connection();
+            leave_channel();
             if (target_.nodes.size() > 1) current_ = (current_ + 1) % target_.nodes.size();
         }
         shared_.record_retry(op_, now);
@@ -424,7 +555,7 @@ private:
     }
 
     void finish() {
-        drop_connection();
+        leave_channel();
         attempt_timer_.cancel();
         backoff_timer_.cancel();
         ++shared_.clients_done;
@@ -435,43 +566,30 @@ private:
                std::any_of(target_.nodes.begin(), target_.nodes.end(), [id](const auto& n) { return n.id == id; });
     }
     void move_to(NodeId id) {
-        drop_connection();
+        leave_channel();
         for (std::size_t i = 0; i < target_.nodes.size(); ++i) {
             if (target_.nodes[i].id == id) current_ = i;
         }
     }
-    // Later callbacks of this connection are ignored (a new generation).
-    void drop_connection() {
-        ++gen_;
-        if (conn_) conn_->close("closed");
-        conn_.reset();
-        if (connecting_socket_) {
-            boost::system::error_code ignored;
-            connecting_socket_->close(ignored);
-            connecting_socket_.reset();
-        }
-        ready_ = false;
-        connecting_ = false;
-        node_ = kNoNode;
+    // Stops listening to the channel; the last client to leave closes it.
+    void leave_channel() {
+        if (channel_) channel_->forget(request_id_);
+        channel_.reset();
     }
 
-    boost::asio::io_context& io_;
     Shared& shared_;
+    ChannelPool& pool_;
+    std::uint32_t number_;  // picks the slot
     Target target_;
     std::size_t current_;  // index into target_.nodes
-    std::shared_ptr<transport::Connection> conn_;
-    std::shared_ptr<transport::tcp::socket> connecting_socket_;
-    std::uint64_t gen_ = 0;
+    std::shared_ptr<Channel> channel_;
     std::uint64_t attempt_no_ = 0;
-    bool connecting_ = false;
-    bool ready_ = false;    // the node answered Hello
     bool waiting_ = false;  // an attempt of op_ is under way
-    NodeId node_ = kNoNode;
     boost::asio::steady_timer attempt_timer_, backoff_timer_;
     Op op_;
     std::uint64_t session_ = 0;
     std::uint64_t seq_ = 0;
-    std::uint64_t request_id_ = 0, next_request_id_ = 1;
+    std::uint64_t request_id_ = 0;  // of the attempt under way, in channel_
 };
 // The items of one shard in rank order (its ranges ascending), drawn
 // uniformly or by Zipf's law: rank k (from 1) with weight 1 / k^s, from a
@@ -571,7 +689,9 @@ po::options_description describe_options(Args& a) {
         "rlbench failover --config FILE --run-dir DIR  SIGKILL a shard's leader, time the new one\nOptions");
     d.add_options()("help,h", "show this help")("config", po::value(&a.config), "deployment INI")(
         "clients", po::value<std::uint32_t>(), "concurrent clients, each a closed loop (default 1)")(
-        "connections", po::value<std::uint32_t>(), "same as --clients")(
+        "connections", po::value<std::uint32_t>(), "connections the clients share, at most this many to each node: "
+                                                   "client k uses connection k mod N (default: one per client; "
+                                                   "alone, it sets --clients too)")(
         "requests", po::value<std::uint64_t>(), "stop after this many measured requests in all")(
         "duration", po::value<double>(), "measured run in seconds (default 3)")(
         "duration-ms", po::value<std::uint32_t>(), "measured run in milliseconds")(
@@ -599,10 +719,16 @@ po::options_description describe_options(Args& a) {
 
 // The flags that need more than a type check.
 void check_args(Args& a, const po::variables_map& vm) {
-    if (vm.count("clients") && vm.count("connections")) throw po::error("give --clients or --connections, not both");
-    if (vm.count("clients")) a.clients = vm["clients"].as<std::uint32_t>();
-    if (vm.count("connections")) a.clients = vm["connections"].as<std::uint32_t>();
+    if (vm.count("connections")) a.connections = vm["connections"].as<std::uint32_t>();
+    if (vm.count("clients")) {
+        a.clients = vm["clients"].as<std::uint32_t>();
+    } else if (a.connections) {
+        a.clients = *a.connections;
+    }
     if (a.clients == 0 || a.clients > 10000) throw po::error("--clients must be 1..10000");
+    if (a.connections && (*a.connections == 0 || *a.connections > a.clients)) {
+        throw po::error("--connections must be 1..--clients");
+    }
     if (vm.count("duration") + vm.count("duration-ms") + vm.count("requests") > 1) {
         throw po::error("give one of --requests, --duration and --duration-ms");
     }
@@ -991,13 +1117,13 @@ nlohmann::ordered_json at_ms(const Shared& shared, const std::optional<Clock::ti
     return millis(*t - shared.measure_from);
 }
 
-nlohmann::ordered_json figures(const Args& a, const Plan& p, Shared& shared, double secs) {
+nlohmann::ordered_json figures(const Args& a, const Plan& p, Shared& shared, std::uint32_t connections, double secs) {
     Stats& s = shared.stats;
     const auto n = s.latencies_us.size();
     const auto rate = [secs](std::uint64_t count) {
         return secs > 0 ? static_cast<std::uint64_t>(static_cast<double>(count) / secs) : 0;
     };
-    nlohmann::ordered_json r = {{"workload", a.workload}, {"connections", a.clients}, {"requests", n},
+    nlohmann::ordered_json r = {{"workload", a.workload}, {"clients", a.clients}, {"connections", connections}, {"requests", n},
                                 {"aborted", s.aborted},   {"errors", s.errors},       {"retries", s.retries},
                                 {"seconds", secs},        {"per_second", rate(n)},
                                 {"p50_us", percentile(s.latencies_us, 0.50)},
@@ -1076,9 +1202,10 @@ int run_load(const Args& a) {
     shared.attempt_timeout = std::chrono::milliseconds(a.timeout_ms);
     shared.interval = std::chrono::milliseconds(a.csv_interval_ms);
     if (a.kill_shard) shared.watch = ShardId{*a.kill_shard};
+    ChannelPool pool(io, p.cluster, a.connections.value_or(a.clients));
     std::vector<std::shared_ptr<LoadClient>> clients;
     for (std::uint32_t i = 0; i < a.clients; ++i) {
-        clients.push_back(std::make_shared<LoadClient>(io, shared, p.target(i)));
+        clients.push_back(std::make_shared<LoadClient>(io, shared, pool, i, p.target(i)));
         clients.back()->start();
     }
     boost::asio::steady_timer kill_timer(io);
@@ -1093,7 +1220,7 @@ int run_load(const Args& a) {
     io.poll();  // the cancelled timers' handlers, so none outlives its client
     const auto end = shared.stop_at ? *shared.stop_at : std::max(shared.stats.last_reply, shared.measure_from);
     const double secs = std::chrono::duration<double>(end - shared.measure_from).count();
-    const nlohmann::ordered_json r = figures(a, p, shared, secs);
+    const nlohmann::ordered_json r = figures(a, p, shared, pool.peak(), secs);
     if (!a.csv.empty()) {
         const auto rows = static_cast<std::size_t>((end - shared.measure_from + shared.interval - Clock::duration(1)) /
                                                    shared.interval);

@@ -17,7 +17,7 @@ export BENCH_DOC=$tmp/benchmarks.md BENCH_BIN=$bin TRIALS=1
 section=$script pngs=()
 case "$script" in
   transport|ledger|cross) export DURATION_MS=200 ;;
-  targets) export DURATION_MS=200 IDLE_MS=500 CLIENTS=8 PEAK_CLIENTS=16 BATCH_CLIENTS=4 BATCH=10 ;;
+  targets) export DURATION_MS=200 IDLE_MS=500 CLIENTS=8 PEAK_CLIENTS=16 PEAK_CONNECTIONS=4 BATCH_CLIENTS=4 BATCH=10 ;;
   failover) ;;
   failover_load) export DURATION_MS=1500 KILL_AT_MS=500 CLIENTS=8; pngs=(failover_load_bully.png failover_load_ring.png) ;;
   scaling) export DURATION_MS=300 CLIENTS=16 SHARD_COUNTS="1 2" NODE_COUNTS="3 5"; pngs=(scaling.png) ;;

@@ -21,7 +21,7 @@ expect() {
 c=(--config "$tmp/one.ini")
 expect "unrecognised option '--bogus'" --bogus
 expect "--clients must be 1..10000" "${c[@]}" --clients 0
-expect "give --clients or --connections, not both" "${c[@]}" --clients 2 --connections 2
+expect "--connections must be 1..--clients" "${c[@]}" --clients 2 --connections 3
 expect "give one of --requests, --duration and --duration-ms" "${c[@]}" --requests 5 --duration 1
 expect "--duration must be" "${c[@]}" --duration -1
 expect "--requests must be positive" "${c[@]}" --requests 0
