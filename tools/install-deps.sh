@@ -7,7 +7,7 @@ packages=(
   g++ cmake ninja-build make pkg-config
   libboost-system1.74-dev libboost-program-options1.74-dev libboost-test1.74-dev
   libboost1.74-dev  # header-only parts: Asio, and Beast for tools/bench/compare.cpp
-  libcereal-dev nlohmann-json3-dev libisal-dev liburing-dev
+  libcereal-dev nlohmann-json3-dev libisal-dev liburing-dev libjemalloc-dev
   iptables iproute2 procps gnuplot-nox
 )
 
