@@ -489,7 +489,8 @@ private:
             if (!ec && no == self->attempt_no_ && self->waiting_) self->fail_attempt("no_reply", "", true, kNoNode);
         });
         waiting_ = true;
-        if (!channel_) channel_ = pool_.get(target_.nodes[current_].endpoint, number_);
+        // A channel lost while this client was backing off is not used again.
+        if (!channel_ || channel_->dead()) channel_ = pool_.get(target_.nodes[current_].endpoint, number_);
         op_.last_sent = now;
         request_id_ = channel_->send(op_.request, weak_from_this());
     }
