@@ -500,14 +500,13 @@ private:
         waiting_ = false;
         const auto now = Clock::now();
         const NodeId hint = tools::leader_hint(reply);
-        if (tools::retryable(reply)) {
-            const auto& e = std::get<transport::ErrorReply>(reply);
-            return fail_attempt(e.code, e.message, false, hint);
-        }
-        if (const auto* e = std::get_if<transport::ErrorReply>(&reply)) return give_up(e->code, e->message, now);
         if (const auto* b = std::get_if<transport::TransfersReply>(&reply)) {
             // Some transfers have no outcome yet: the same batch again learns them.
             if (const auto t = tools::tally(*b); t.retry) return fail_attempt("batch_incomplete", "", false, hint);
+        }
+        if (const auto* e = std::get_if<transport::ErrorReply>(&reply)) {
+            if (tools::retryable(reply)) return fail_attempt(e->code, e->message, false, hint);
+            return give_up(e->code, e->message, now);
         }
         if (const auto* s = std::get_if<transport::SessionReply>(&reply)) session_ = s->session;
         if (op_.kind != Kind::session) shared_.record_reply(target_.home, op_, reply, now);
