@@ -14,7 +14,8 @@
 #           IDLE_MS (10000) before any load, and again after the runs:
 #           resident memory and CPU share of the worst node
 # The runs alternate within each trial, so every ratio compares runs of
-# the same minutes. TRIALS runs of DURATION_MS each (defaults 3 and 3000);
+# the same minutes; the cross-shard run comes right after the intra-shard
+# run it is compared with. TRIALS runs of DURATION_MS each (defaults 3 and 3000);
 # medians and PASS/FAIL go to docs/benchmarks.md (BENCH_DOC).
 #   tools/bench/targets.sh
 set -euo pipefail
@@ -82,12 +83,13 @@ read -r idle_cpu idle_rss < <(idle)
 for t in $(seq "$trials"); do
   echo "trial $t of $trials" >&2
   run seq always --clients 1
+  # The two runs of the cross-shard ratio next to each other.
   run intra always --clients "$clients"
+  run cross always --clients "$clients" --cross-shard 100
   run never never --clients "$clients"
   run intra_peak always --clients "$peak_clients" --connections "$peak_conns"
   run never_peak never --clients "$peak_clients" --connections "$peak_conns"
   run batch always --clients "$batch_clients" --batch "$batch"
-  run cross always --clients "$clients" --cross-shard 100
 done
 
 col() { [ -f "$work/$1.txt" ] && awk -v c="$2" '{print $c}' "$work/$1.txt" | median || echo ""; }
@@ -117,7 +119,7 @@ out=$work/section.md
 {
   echo "## Targets: 2 shards x 3 nodes"
   echo
-  echo "rlbench on the same 2-core machine as the six nodes (loopback), closed loops, transfers of 1 between items of one shard unless said; two deployments up side by side (fsync=always and fsync=never), with dedup_window = 128 so that a batch of 100 is allowed. Each client is a closed loop with one request of one transfer in flight (of $batch with --batch); \`clients/connections\` says how many clients and how many connections they share (rlbench \`--connections\`: several clients' requests ride one connection and each reply finds its client by request id, as the callers of a multiplexing client library do). The throughput targets take the better of $clients/$clients and $peak_clients/$peak_conns among those whose p99 stays under 20 ms; the cross-shard ratio compares $clients clients on $clients connections with the same. The seven runs alternate within each trial; medians of $trials trials of ${duration} ms (a failed trial, one with errors, is left out and counted). Idle: the six nodes of the fsync=always deployment, left alone for ${idle_ms} ms before any load (the target) and again after the runs; the worst node each time."
+  echo "rlbench on the same 2-core machine as the six nodes (loopback), closed loops, transfers of 1 between items of one shard unless said; two deployments up side by side (fsync=always and fsync=never), with dedup_window = 128 so that a batch of 100 is allowed. Each client is a closed loop with one request of one transfer in flight (of $batch with --batch); \`clients/connections\` says how many clients and how many connections they share (rlbench \`--connections\`: several clients' requests ride one connection and each reply finds its client by request id, as the callers of a multiplexing client library do). The throughput targets take the better of $clients/$clients and $peak_clients/$peak_conns among those whose p99 stays under 20 ms; the cross-shard ratio compares $clients clients on $clients connections with the same. The seven runs alternate within each trial (the cross-shard run right after the intra-shard run of the same load); medians of $trials trials of ${duration} ms (a failed trial, one with errors, is left out and counted). Idle: the six nodes of the fsync=always deployment, left alone for ${idle_ms} ms before any load (the target) and again after the runs; the worst node each time."
   echo
   echo "Command: \`TRIALS=$trials DURATION_MS=$duration tools/bench/targets.sh\` ($(date -u +%Y-%m-%d), $(nproc) cores, load average at the end $(cut -d' ' -f1 /proc/loadavg))"
   echo
