@@ -306,7 +306,7 @@ public:
             boost::system::error_code ignored;
             socket_->close(ignored);
         }
-        if (counted_) --count_.open;
+        uncount();
     }
     Channel(const Channel&) = delete;
     Channel& operator=(const Channel&) = delete;
@@ -400,12 +400,18 @@ private:
         dead_ = true;
         ready_ = false;
         if (conn_) conn_->close("closed");
+        uncount();  // closed now, though clients backing off still hold it
         const auto to = std::move(waiting_);
         waiting_.clear();
         held_.clear();
         for (const auto& [n, listener] : to) {
             if (auto l = listener.lock()) l->on_channel_lost(n, reason, detail);
         }
+    }
+
+    void uncount() {
+        if (counted_) --count_.open;
+        counted_ = false;
     }
 
     boost::asio::io_context& io_;
@@ -415,7 +421,7 @@ private:
     std::shared_ptr<transport::Connection> conn_;
     bool ready_ = false;    // the node answered Hello
     bool dead_ = false;     // lost or refused: the pool opens a new one
-    bool counted_ = false;  // in count_.open
+    bool counted_ = false;  // connected and not closed: in count_.open
     NodeId node_ = kNoNode;
     std::uint64_t next_id_ = 1;
     std::unordered_map<std::uint64_t, std::weak_ptr<Listener>> waiting_;
