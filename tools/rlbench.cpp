@@ -115,6 +115,10 @@ constexpr const char* kAbortReasons[] = {"insufficient_funds", "overflow", "expi
 // Why a request finally failed: the node's retryable error codes and the
 // client's own (no_reply: --timeout-ms passed; connection_lost; connect_failed).
 constexpr const char* kErrorReasons[] = {"unavailable", "timeout", "no_reply", "connection_lost", "connect_failed"};
+// Why an attempt was sent again: those, and a batch reply in which some
+// transfers have no outcome yet (the same batch again learns them).
+constexpr const char* kRetryReasons[] = {"unavailable",     "timeout",        "no_reply",
+                                         "connection_lost", "connect_failed", "batch_incomplete"};
 
 // ---- Figures ---------------------------------------------------------------
 
@@ -131,6 +135,7 @@ struct Stats {
     std::uint64_t committed = 0, aborted = 0, reads = 0, errors = 0, retries = 0;
     std::map<std::string, std::uint64_t> aborts;  // by reason
     std::map<std::string, std::uint64_t> failed;  // requests that finally failed, by reason
+    std::map<std::string, std::uint64_t> retried; // attempts sent again, by reason
     std::string first_error;
     Clock::time_point last_reply;  // of a measured request
     std::vector<Bucket> timeline;
@@ -207,9 +212,10 @@ struct Shared {
     }
     void record_reply(ShardId home, const Op& op, const transport::ClientReply& reply, Clock::time_point now);
     void record_failure(const Op& op, const std::string& reason, const std::string& detail, Clock::time_point now);
-    void record_retry(const Op& op, Clock::time_point now) {
+    void record_retry(const Op& op, const std::string& reason, Clock::time_point now) {
         if (op.first_sent < measure_from) return;
         ++stats.retries;
+        ++stats.retried[reason];
         ++bucket(now).retries;
     }
 };
@@ -535,7 +541,7 @@ private:
             leave_channel();
             if (target_.nodes.size() > 1) current_ = (current_ + 1) % target_.nodes.size();
         }
-        shared_.record_retry(op_, now);
+        shared_.record_retry(op_, reason, now);
         const auto backoff = std::min<std::int64_t>(500, std::int64_t{20} << std::min<std::uint32_t>(op_.attempts - 1, 5));
         backoff_timer_.expires_after(std::chrono::milliseconds(backoff));
         backoff_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
@@ -1137,6 +1143,8 @@ nlohmann::ordered_json figures(const Args& a, const Plan& p, Shared& shared, std
                                 {"p99_us", percentile(s.latencies_us, 0.99)}, {"max_us", max_of(s.latencies_us)}};
     for (const char* reason : kErrorReasons) r[std::string("errors_") + reason] = s.failed[reason];
     for (const auto& [reason, count] : s.failed) r["errors_" + reason] = count;
+    for (const char* reason : kRetryReasons) r[std::string("retries_") + reason] = s.retried[reason];
+    for (const auto& [reason, count] : s.retried) r["retries_" + reason] = count;
     if (!s.first_error.empty()) r["first_error"] = s.first_error;
     if (a.workload != "transfer") return r;
     for (const auto& [k, v] : p.describe.items()) r[k] = v;
