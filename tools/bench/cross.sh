@@ -2,13 +2,17 @@
 # Cross-shard transfers (two-phase commit between shard leaders) against
 # intra-shard ones, on two shards of three nodes each on loopback with
 # fsync=always, in one run:
-#   a. one connection, sequential: p50 intra vs p50 cross (--cross-shard 100)
+#   a. one connection, sequential: p50 intra vs p50 cross (--cross-shard 100);
+#      and two connections, one client in each shard, intra-shard (intra2):
+#      how much a round in the other shard slows a round here
 #   b. 64 connections: throughput intra vs cross, and the cross run's p99
+#   a and b also record the six nodes' CPU (user + system, from /proc) per
+#   committed transfer
 #   c. 64 connections, 80 % intra / 20 % cross, Zipf-skewed items over two
 #      small shards with a small initial balance: throughput, latency and
 #      aborts by reason
-# a and b alternate within each trial (intra 1, cross 1, intra 64, cross
-# 64), so each ratio compares runs of the same minutes. TRIALS runs of
+# a and b alternate within each trial (intra 1, cross 1, intra 2, intra 64,
+# cross 64), so each ratio compares runs of the same minutes. TRIALS runs of
 # DURATION_MS each (defaults 3 and 3000); medians, ratios of medians and
 # PASS/FAIL against the targets go to docs/benchmarks.md. A failed trial
 # (rlbench errors or no leader) is listed and left out of the medians.
@@ -18,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tools/bench/lib.sh
-trials=${TRIALS:-3}; duration=${DURATION_MS:-3000}
+trials=${TRIALS:-3}; duration=${DURATION_MS:-3000}; warmup=500
 bench_build rlnode rlcat rlbench
 
 bench_workdir
@@ -62,11 +66,22 @@ list() { echo "${vals[$1]:-}" | sed 's/^ //; s/ /\//g'; }
 load_before=$(cut -d' ' -f1 /proc/loadavg)
 failed=0
 : > "$work/failures"
+# node_ticks: CPU clock ticks (user + system) the cluster's nodes used so far
+node_ticks() {
+  local sum=0 f
+  for f in "$work"/node-*.pid; do
+    sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$(cat "$f")/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$sum"
+}
+hz=$(getconf CLK_TCK)
 # trial NAME ARGS...: one rlbench transfer run; its figures are kept under NAME
 trial() {
   local name=$1; shift
-  local line
-  if ! line=$("$bin/tools/rlbench" transfer --config "$work/bench.ini" --duration-ms "$duration" "$@" 2>&1); then
+  local line before
+  before=$(node_ticks)
+  if ! line=$("$bin/tools/rlbench" transfer --config "$work/bench.ini" --duration-ms "$duration" --warmup-ms "$warmup" \
+               "$@" 2>&1); then
     local brief=""
     for key in requests errors per_second p50_us p99_us first_error; do
       brief+=" $key=$(echo "$line" | sed -n "s/.* $key=\(\"[^\"]*\"\|[^ ]*\).*/\1/p")"
@@ -75,8 +90,15 @@ trial() {
     echo "$name (${*}) trial FAILED:$brief" | tee -a "$work/failures" >&2
     failed=$((failed + 1)); return 0
   fi
+  # The nodes' CPU per committed transfer: rlbench counts the measured
+  # part only, /proc the warm-up too, so the CPU is taken at the measured
+  # part's share of the run (a steady rate assumed).
+  local used=$(( $(node_ticks) - before )) committed
+  committed=$(echo "$line" | field committed)
+  line+=" node_cpu_us=$(awk -v t="$used" -v hz="$hz" -v c="$committed" -v d="$duration" -v w="$warmup" \
+    'BEGIN { if (c > 0) printf "%.1f", t / hz * 1e6 * d / (d + w) / c }')"
   echo "$name $line" | tee -a "$work/lines"
-  for key in per_second committed_per_second p50_us p99_us intra_p50_us cross_p50_us cross_p99_us requests aborted \
+  for key in per_second committed_per_second p50_us p99_us intra_p50_us cross_p50_us cross_p99_us requests aborted node_cpu_us \
              aborts_insufficient_funds aborts_overflow aborts_expired aborts_session_expired aborts_timeout \
              aborts_mismatch aborts_bad_request; do
     add "$name.$key" "$(echo "$line" | field "$key")"
@@ -89,6 +111,7 @@ start_cluster "1-3000 3001-6000" 1000000000
 for t in $(seq "$trials"); do
   trial intra1 --connections 1 --seed "$t"
   trial cross1 --connections 1 --cross-shard 100 --seed "$t"
+  trial intra2 --connections 2 --seed "$t"
   trial intra64 --connections 64 --seed "$t"
   trial cross64 --connections 64 --cross-shard 100 --seed "$t"
 done
@@ -120,6 +143,8 @@ per_trial() {
 }
 p50_ratio=$(ratio "$(med cross1.p50_us)" "$(med intra1.p50_us)")
 tput_ratio=$(ratio "$(med cross64.per_second)" "$(med intra64.per_second)")
+cpu_ratio=$(ratio "$(med cross64.node_cpu_us)" "$(med intra64.node_cpu_us)")
+overlap_us=$(awk -v a="$(med intra2.p50_us)" -v b="$(med intra1.p50_us)" 'BEGIN { if (a == "" || b == "") print "n/a"; else print a - b }')
 cross_p99=$(med cross64.p99_us)
 cross_p99_ms=$(awk -v v="$cross_p99" 'BEGIN { if (v == "") print "n/a"; else printf "%.1f\n", v / 1000 }')
 
@@ -127,15 +152,15 @@ out=$work/section.md
 {
   echo "## Cross-shard transfers (two shards of 3 nodes, loopback, fsync=always)"
   echo
-  echo "rlbench closed loops (one transfer of 1 in flight per connection), dealt round-robin to the two shards; each loop sends to the leader of its FROM shard, which for a cross-shard transfer coordinates the two-phase commit (PrepareDebit here and PrepareCredit in the other shard, replicated in parallel; the reply once both are known yes). An intra-shard transfer is one log entry; a cross-shard one adds a Prepare and a Decide entry to each shard's log, and Forget entries later in batches. Runs a and b: items 1-3000 and 3001-6000, initial balance 10^9 (no insufficient funds); the four runs alternate within each trial. Run c: items 1-1000 and 1001-2000, initial balance 20, 20 % of transfers cross-shard, items drawn by Zipf's law (s = 1.1) over their rank in their shard. Default timing (heartbeat_ms 50, suspect_after_ms 200, election_timeout_ms 300). Median of $trials trials of ${duration} ms; ratios are ratios of the medians."
+  echo "rlbench closed loops (one transfer of 1 in flight per connection), dealt round-robin to the two shards; each loop sends to the leader of its FROM shard, which for a cross-shard transfer coordinates the two-phase commit (PrepareDebit here and PrepareCredit in the other shard, replicated in parallel; the reply once both are known yes). An intra-shard transfer is one log entry; a cross-shard one adds a Prepare and a Decide entry to each shard's log, and Forget entries later in batches. Runs a and b: items 1-3000 and 3001-6000, initial balance 10^9 (no insufficient funds); the five runs alternate within each trial. Run c: items 1-1000 and 1001-2000, initial balance 20, 20 % of transfers cross-shard, items drawn by Zipf's law (s = 1.1) over their rank in their shard. Default timing (heartbeat_ms 50, suspect_after_ms 200, election_timeout_ms 300). Median of $trials trials of ${duration} ms; ratios are ratios of the medians."
   echo
   echo "Command: \`TRIALS=$trials DURATION_MS=$duration tools/bench/cross.sh\` ($(date -u +%Y-%m-%d), $(nproc) cores)"
   echo
-  echo "| run | connections | cross-shard | trials ok | transfers/s | p50 (µs) | p99 (µs) |"
-  echo "|---|---:|---:|---:|---:|---:|---:|"
-  for run in intra1:1:0 cross1:1:1 intra64:64:0 cross64:64:1; do
+  echo "| run | connections | cross-shard | trials ok | transfers/s | p50 (µs) | p99 (µs) | node CPU per transfer (µs) |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  for run in intra1:1:0 cross1:1:1 intra2:2:0 intra64:64:0 cross64:64:1; do
     IFS=: read -r name conns frac <<< "$run"
-    echo "| $name | $conns | $frac | $(ok "$name")/$trials | $(med "$name.per_second") | $(med "$name.p50_us") | $(med "$name.p99_us") |"
+    echo "| $name | $conns | $frac | $(ok "$name")/$trials | $(med "$name.per_second") | $(med "$name.p50_us") | $(med "$name.p99_us") | $(med "$name.node_cpu_us") |"
   done
   echo
   echo "| target | measured | result |"
@@ -143,6 +168,8 @@ out=$work/section.md
   echo "| a. one connection: cross p50 / intra p50 <= 1.5 | $p50_ratio | $(verdict "$p50_ratio" "<=" 1.5) |"
   echo "| b. 64 connections: cross transfers/s / intra transfers/s >= 0.5 | $tput_ratio | $(verdict "$tput_ratio" ">=" 0.5) |"
   echo "| b. 64 connections: cross p99 < 20 ms | $cross_p99_ms ms | $(verdict "$cross_p99_ms" "<" 20) |"
+  echo
+  echo "Where the ratios come from, in the same runs: at 64 connections a cross-shard transfer cost the six nodes $cpu_ratio times the CPU of an intra-shard one (node CPU per transfer: user + system time of the nodes from /proc, over the measured part of each run), on $(nproc) cores that the load generator shares with them. intra2 is one client in each shard at once, both intra-shard and sequential: a round in the other shard lengthens a round here by $overlap_us µs of p50 on this machine, and a sequential cross-shard transfer is two such overlapping rounds plus the two messages between the leaders (docs/performance.md)."
   echo
   echo "Run c, mixed (64 connections, 20 % cross-shard, zipf:1.1, initial balance 20): $(ok mixed)/$trials trials ok."
   echo
@@ -166,7 +193,7 @@ out=$work/section.md
   echo
   echo "Per trial, from the runs next to each other: cross/intra p50 with one connection $(per_trial cross1 intra1 p50_us); cross/intra transfers/s with 64 connections $(per_trial cross64 intra64 per_second). Load average of the machine (other jobs share it) $load_before before, $load_after after."
   echo
-  echo "The trials (transfers/s, then p50 µs): intra1 $(list intra1.per_second), $(list intra1.p50_us); cross1 $(list cross1.per_second), $(list cross1.p50_us); intra64 $(list intra64.per_second), $(list intra64.p50_us); cross64 $(list cross64.per_second), $(list cross64.p50_us), p99 $(list cross64.p99_us); mixed $(list mixed.per_second), $(list mixed.p50_us), p99 $(list mixed.p99_us), aborted $(list mixed.aborted) of $(list mixed.requests)."
+  echo "The trials (transfers/s, then p50 µs): intra1 $(list intra1.per_second), $(list intra1.p50_us); cross1 $(list cross1.per_second), $(list cross1.p50_us); intra2 $(list intra2.per_second), $(list intra2.p50_us); intra64 $(list intra64.per_second), $(list intra64.p50_us); cross64 $(list cross64.per_second), $(list cross64.p50_us), p99 $(list cross64.p99_us); mixed $(list mixed.per_second), $(list mixed.p50_us), p99 $(list mixed.p99_us), aborted $(list mixed.aborted) of $(list mixed.requests)."
 } > "$out"
 if [ "$failed" -gt 0 ]; then
   printf '\n%s trial(s) failed and are left out of the medians:\n\n' "$failed" >> "$out"
