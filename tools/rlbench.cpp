@@ -70,6 +70,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <span>
 #include <unordered_map>
 
 namespace po = boost::program_options;
@@ -115,10 +116,9 @@ constexpr const char* kAbortReasons[] = {"insufficient_funds", "overflow", "expi
 // Why a request finally failed: the node's retryable error codes and the
 // client's own (no_reply: --timeout-ms passed; connection_lost; connect_failed).
 constexpr const char* kErrorReasons[] = {"unavailable", "timeout", "no_reply", "connection_lost", "connect_failed"};
-// Why an attempt was sent again: those, and a batch reply in which some
-// transfers have no outcome yet (the same batch again learns them).
-constexpr const char* kRetryReasons[] = {"unavailable",     "timeout",        "no_reply",
-                                         "connection_lost", "connect_failed", "batch_incomplete"};
+// An attempt is sent again for one of those, or for a batch reply in which
+// some transfers have no outcome yet (the same batch again learns them).
+constexpr const char* kBatchIncomplete = "batch_incomplete";
 
 // ---- Figures ---------------------------------------------------------------
 
@@ -514,7 +514,7 @@ private:
         const NodeId hint = tools::leader_hint(reply);
         if (const auto* b = std::get_if<transport::TransfersReply>(&reply)) {
             // Some transfers have no outcome yet: the same batch again learns them.
-            if (const auto t = tools::tally(*b); t.retry) return fail_attempt("batch_incomplete", "", false, hint);
+            if (const auto t = tools::tally(*b); t.retry) return fail_attempt(kBatchIncomplete, "", false, hint);
         }
         if (const auto* e = std::get_if<transport::ErrorReply>(&reply)) {
             if (tools::retryable(reply)) return fail_attempt(e->code, e->message, false, hint);
@@ -1129,6 +1129,16 @@ nlohmann::ordered_json at_ms(const Shared& shared, const std::optional<Clock::ti
     return millis(*t - shared.measure_from);
 }
 
+// Counts by reason as PREFIXreason: each of `always` (0 when none), then any other counted.
+void by_reason(nlohmann::ordered_json& r, const std::string& prefix, std::span<const char* const> always,
+               const std::map<std::string, std::uint64_t>& counts) {
+    for (const char* reason : always) {
+        const auto it = counts.find(reason);
+        r[prefix + reason] = it == counts.end() ? 0 : it->second;
+    }
+    for (const auto& [reason, count] : counts) r[prefix + reason] = count;
+}
+
 nlohmann::ordered_json figures(const Args& a, const Plan& p, Shared& shared, std::uint32_t connections, double secs) {
     Stats& s = shared.stats;
     const auto n = s.latencies_us.size();
@@ -1141,10 +1151,9 @@ nlohmann::ordered_json figures(const Args& a, const Plan& p, Shared& shared, std
                                 {"p50_us", percentile(s.latencies_us, 0.50)},
                                 {"p90_us", percentile(s.latencies_us, 0.90)},
                                 {"p99_us", percentile(s.latencies_us, 0.99)}, {"max_us", max_of(s.latencies_us)}};
-    for (const char* reason : kErrorReasons) r[std::string("errors_") + reason] = s.failed[reason];
-    for (const auto& [reason, count] : s.failed) r["errors_" + reason] = count;
-    for (const char* reason : kRetryReasons) r[std::string("retries_") + reason] = s.retried[reason];
-    for (const auto& [reason, count] : s.retried) r["retries_" + reason] = count;
+    by_reason(r, "errors_", kErrorReasons, s.failed);
+    s.retried.try_emplace(kBatchIncomplete);  // listed like the error reasons, 0 when none
+    by_reason(r, "retries_", kErrorReasons, s.retried);
     if (!s.first_error.empty()) r["first_error"] = s.first_error;
     if (a.workload != "transfer") return r;
     for (const auto& [k, v] : p.describe.items()) r[k] = v;
@@ -1158,8 +1167,7 @@ nlohmann::ordered_json figures(const Args& a, const Plan& p, Shared& shared, std
     r["cross_requests"] = s.cross_latencies_us.size();
     r["cross_p50_us"] = percentile(s.cross_latencies_us, 0.50);
     r["cross_p99_us"] = percentile(s.cross_latencies_us, 0.99);
-    for (const char* reason : kAbortReasons) r[std::string("aborts_") + reason] = s.aborts[reason];
-    for (const auto& [reason, count] : s.aborts) r["aborts_" + reason] = count;
+    by_reason(r, "aborts_", kAbortReasons, s.aborts);
     if (a.kill_shard) {
         r["killed"] = s.killed == kNoNode ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.killed.value);
         r["kill_ms"] = at_ms(shared, s.killed_at);
