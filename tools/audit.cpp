@@ -1,4 +1,5 @@
 #include "tools/audit.hpp"
+#include "tools/commands.hpp"
 
 #include <algorithm>
 #include <limits>
@@ -15,8 +16,6 @@ constexpr std::uint8_t kSideCredit = 2;  // txn::Side::credit
 constexpr std::uint8_t kUndecided = 0;   // txn::Fate
 constexpr std::uint8_t kCommitted = 1;
 constexpr std::uint8_t kAborted = 2;
-
-std::string txid_text(const txn::TxnId& t) { return std::to_string(t.session) + ":" + std::to_string(t.seq); }
 
 // Sums that must not wrap: a wrapped total would balance by accident.
 class Checked {

@@ -7,6 +7,9 @@
 #include <stdexcept>
 
 namespace rl::tools {
+
+std::string txid_text(const txn::TxnId& t) { return std::to_string(t.session) + ":" + std::to_string(t.seq); }
+
 namespace {
 
 using json = nlohmann::ordered_json;
@@ -126,8 +129,6 @@ const std::vector<CommandSpec> kCommands = {
      "while a shard records cross-shard transactions, and retried (needs fault_injection = true)",
      0, 0, [](const std::vector<std::string>&) -> ClientRequest { return ResetRequest{}; }},
 };
-
-std::string txid_text(const txn::TxnId& t) { return std::to_string(t.session) + ":" + std::to_string(t.seq); }
 
 json to_json(const PingReply&) { return {{"ok", true}}; }
 

@@ -52,6 +52,8 @@ nlohmann::ordered_json reply_json(const transport::ClientReply& reply);
 std::string reply_text(const transport::ClientReply& reply);
 // The same text for any reply-shaped object (`ok` first).
 std::string json_text(const nlohmann::ordered_json& j);
+// A txid as `session:seq`, the way replies and the audit print it.
+std::string txid_text(const txn::TxnId& t);
 // The error line for a request that got no reply (timeouts, unreachable).
 nlohmann::ordered_json local_error_json(const std::string& code, const std::string& message);
 

@@ -5,6 +5,7 @@
 // conserved across shards at every moment, persist-before-send on every
 // message, one leader per epoch per shard, and the quiescent accounting.
 #include "election/quorum.hpp"
+#include "describe_txn.hpp"
 #include "sim.hpp"
 
 #include <algorithm>
@@ -13,7 +14,6 @@
 namespace rl::txn::sim {
 namespace {
 
-std::string who(NodeId id) { return "n" + std::to_string(id.value); }
 std::string at(LogIndex i) { return std::to_string(i.value); }
 std::string where(ShardId s, LogIndex i) { return "shard " + std::to_string(s.value) + " entry " + at(i); }
 const char* fate_name(Fate f) {

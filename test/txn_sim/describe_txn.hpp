@@ -11,6 +11,9 @@
 
 namespace rl::txn::sim {
 
+// "n3": a node in traces and failure messages.
+inline std::string who(NodeId id) { return "n" + std::to_string(id.value); }
+
 // "n1 -> n2 AppendEntries{epoch=3 prev=4/2 n=2 commit=4 round=9}"
 std::string describe(NodeId from, NodeId to, const std::variant<election::ElectionMessage, TxnMessage>& mail);
 // "log_truncated peer=0 index=5"

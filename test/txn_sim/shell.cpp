@@ -18,7 +18,6 @@
 namespace rl::txn::sim {
 namespace {
 
-std::string who(NodeId id) { return "n" + std::to_string(id.value); }
 
 // An entry's command in a few words, for traces.
 std::string command_text(const Command& c) {
