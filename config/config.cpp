@@ -546,6 +546,7 @@ const std::vector<std::pair<const char*, ClusterSetter>>& cluster_keys() {
         {"reconnect_ms_max", [](C& c, S v) { c.limits.reconnect_ms_max = parse_u32(v); }},
         {"handshake_timeout_ms", [](C& c, S v) { c.limits.handshake_timeout_ms = parse_u32(v); }},
         {"snapshot_after_entries", [](C& c, S v) { c.limits.snapshot_after_entries = parse_u32(v); }},
+        {"snapshot_after_bytes", [](C& c, S v) { c.limits.snapshot_after_bytes = parse_uint(v, 1, kU64Max); }},
         {"dedup_window", [](C& c, S v) { c.limits.dedup_window = parse_u32(v); }},
         {"dedup_clients_max", [](C& c, S v) { c.limits.dedup_clients_max = parse_u32(v); }},
         {"batch_transfers_max", [](C& c, S v) { c.limits.batch_transfers_max = parse_u32(v); }},

@@ -85,6 +85,7 @@ struct Limits {
     std::uint32_t reconnect_ms_max = 1000;                // backoff cap
     std::uint32_t handshake_timeout_ms = 2000;            // Hello must arrive within this
     std::uint32_t snapshot_after_entries = 50000;         // applied entries kept in the log before a snapshot
+    std::uint64_t snapshot_after_bytes = 64ull << 20;     // or their bytes (as entry_bytes() counts them)
     // Fixed in the shard's replicated state when the shard is created; a
     // node whose INI later disagrees follows the log (docs/design.md section 6).
     std::uint32_t dedup_window = 64;                      // transfer results remembered per client session

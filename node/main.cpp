@@ -13,6 +13,19 @@
 
 namespace po = boost::program_options;
 
+#ifdef RL_JEMALLOC
+// Read by jemalloc when the process starts (docs/design.md section 6.6):
+// a background thread returns freed pages to the system once they have
+// been unused for the default 10 s, so a node that is idle after a load
+// gives back what the load made it hold. Without it the decay advances
+// only while the process allocates, which an idle node hardly does. The
+// thread sleeps while there is nothing to return. MALLOC_CONF overrides.
+extern "C" {
+extern const char* malloc_conf;
+const char* malloc_conf = "background_thread:true";
+}
+#endif
+
 namespace {
 
 constexpr int kExitUsage = 2;

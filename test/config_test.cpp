@@ -376,6 +376,12 @@ BOOST_AUTO_TEST_CASE(zero_tick_is_rejected) {
                  {3, "cluster", "tick_ms", {"0 is out of range, expected 1.."}});
 }
 
+BOOST_AUTO_TEST_CASE(a_zero_snapshot_byte_bound_is_rejected_and_the_default_is_64_mib) {
+    expect_error(edit(base(), "name = t", "name = t\nsnapshot_after_bytes = 0"),
+                 {3, "cluster", "snapshot_after_bytes", {"0 is out of range, expected 1.."}});
+    BOOST_TEST(Config::parse(base(), "t.ini").cluster().limits.snapshot_after_bytes == 64u << 20);
+}
+
 BOOST_AUTO_TEST_CASE(suspect_after_not_above_heartbeat_is_rejected) {
     expect_error(edit(base(), "suspect_after_ms = 200", "suspect_after_ms = 50"),
                  {5, "cluster", "suspect_after_ms", {"suspect_after_ms (50) must be greater than heartbeat_ms (50)"}});
@@ -576,10 +582,11 @@ BOOST_AUTO_TEST_CASE(ipv6_address_without_brackets_is_rejected) {
 
 BOOST_AUTO_TEST_CASE(log_and_dedup_limits_are_read_from_the_cluster_section) {
     const auto c = rl::config::Config::parse(
-        "[cluster]\nname = t\nsnapshot_after_entries = 100\ndedup_window = 8\ndedup_clients_max = 50\n"
-        "[shard.1]\nitems = 1-10\nnodes = 1\n[node.1]\naddress = 127.0.0.1:7000\n",
+        "[cluster]\nname = t\nsnapshot_after_entries = 100\nsnapshot_after_bytes = 1048576\ndedup_window = 8\n"
+        "dedup_clients_max = 50\n[shard.1]\nitems = 1-10\nnodes = 1\n[node.1]\naddress = 127.0.0.1:7000\n",
         "t.ini");
     BOOST_TEST(c.cluster().limits.snapshot_after_entries == 100u);
+    BOOST_TEST(c.cluster().limits.snapshot_after_bytes == 1048576u);
     BOOST_TEST(c.cluster().limits.dedup_window == 8u);
     BOOST_TEST(c.cluster().limits.dedup_clients_max == 50u);
 }

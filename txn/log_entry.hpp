@@ -221,6 +221,16 @@ inline std::size_t entry_weight(const LogEntry& e) {
     return 1;
 }
 
+// A log entry's bytes in a batch, a message or memory, generously: a
+// transfer encodes to well under this, a TransferBatch to under it per
+// weight; a Genesis adds 16 bytes per item range.
+inline constexpr std::size_t kEntryBytes = 128;
+
+inline std::size_t entry_bytes(const LogEntry& e) {
+    const auto* g = std::get_if<Genesis>(&e.command);
+    return kEntryBytes * entry_weight(e) + (g != nullptr ? 16 * g->items.size() : 0);
+}
+
 // What a transfer came to. The names are the `reason` strings of
 // docs/design.md section 4.
 enum class Outcome : std::uint8_t { committed = 1, aborted = 2 };

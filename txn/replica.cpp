@@ -103,6 +103,7 @@ void Replica::tick() {
     retry_parked();
     drive_cross();
     flush_decisions();  // what no other entry carried along this tick
+    compact_when_idle();
 }
 
 void Replica::persisted(LogIndex index) {
@@ -222,6 +223,7 @@ void Replica::drain_log() {
                 "the log installs only a snapshot the replica has read");
         state_ = std::move(*incoming_);
         incoming_.reset();
+        applied_bytes_ = 0;
         compare_genesis();
     }
     apply_committed();
@@ -238,6 +240,7 @@ void Replica::apply_committed() {
         const bool was_created = state_.created();
         note_forgotten(entry);
         const Applied applied = state_.apply(entry);
+        applied_bytes_ += entry_bytes(entry);
         if (!was_created && state_.created()) compare_genesis();
         answer_applied(entry, applied);
     }
@@ -292,14 +295,40 @@ void Replica::compare_genesis() {
     differs("dedup_clients_max", std::to_string(mine.sessions_max), std::to_string(log.sessions_max));
 }
 
-// Keeps the WAL and the in-memory log bounded: once enough entries are
-// applied, the state itself stands in for them.
+// Keeps the WAL and the in-memory log bounded: once enough entries, or
+// enough bytes of them, are applied, the state itself stands in for them
+// (a log of large batches reaches its bytes long before its count).
 void Replica::maybe_compact() {
     const LogIndex applied = state_.applied_index();
-    if (applied.value < log_.snapshot_index().value + params_.snapshot_after_entries) return;
+    if (applied <= log_.snapshot_index()) return;
+    if (applied.value < log_.snapshot_index().value + params_.snapshot_after_entries &&
+        applied_bytes_ < params_.snapshot_after_bytes) {
+        return;
+    }
+    compact();
+}
+
+// A node that applied nothing for idle_compact_ticks need not keep its log
+// until the bound: it compacts once it holds a 64th of the bytes bound, so
+// an idle node holds little memory whatever load came before, and a
+// lightly loaded one does not snapshot every few transfers.
+void Replica::compact_when_idle() {
+    const LogIndex applied = state_.applied_index();
+    if (applied != idle_at_) {
+        idle_at_ = applied;
+        idle_ticks_ = 0;
+        return;
+    }
+    if (++idle_ticks_ != params_.idle_compact_ticks) return;
+    if (applied > log_.snapshot_index() && applied_bytes_ >= params_.snapshot_after_bytes / 64) compact();
+}
+
+void Replica::compact() {
+    const LogIndex applied = state_.applied_index();
     Snapshot s{applied, *log_.epoch_at(applied), state_.snapshot()};
     log_.compact(s);
     out_.compact = std::move(s);
+    applied_bytes_ = 0;
 }
 
 // ---- client operations ----

@@ -36,6 +36,8 @@ struct ReplicaParams {
     // section 6): from its own INI.
     Genesis genesis;
     std::uint64_t snapshot_after_entries = 50000;  // applied entries kept in memory and WAL before a snapshot
+    std::uint64_t snapshot_after_bytes = 64ull << 20;  // or their entry_bytes(), whichever comes first
+    std::uint64_t idle_compact_ticks = 100;  // nothing applied for this long: compact early (compact_when_idle)
     // First forward id of this incarnation; see PendingOps.
     std::uint64_t forward_id_base = 1;
     // Every shard's members and item ranges, from the config: where to
@@ -190,6 +192,8 @@ private:
     void maybe_propose_genesis();
     void compare_genesis();
     void maybe_compact();
+    void compact_when_idle();
+    void compact();
     void complete_reads();
     void fail_leader_waiters(const std::string& why);
     void move_stale_forwards(NodeId leader);
@@ -256,6 +260,9 @@ private:
     bool genesis_compared_ = false; // the config_differs warnings were given
     std::uint64_t snapshots_refused_ = 0;
     std::optional<ShardState> incoming_;  // a peer's snapshot, read, until the log takes it
+    std::uint64_t applied_bytes_ = 0;     // entry_bytes() of the entries applied since the last snapshot
+    LogIndex idle_at_;                    // the applied index idle_ticks_ counts from
+    std::uint64_t idle_ticks_ = 0;        // ticks without an entry applied
 
     Router router_;
     std::uint64_t now_ = 0;  // ticks since start

@@ -9,18 +9,12 @@
 namespace rl::txn {
 namespace {
 
+// A node that applied nothing for this long compacts its log early
+// (Replica::compact_when_idle).
+constexpr std::uint64_t kIdleCompactMs = 1000;
+
 std::uint64_t ms_to_ticks(std::uint64_t ms, std::uint32_t tick_ms) {
     return std::max<std::uint64_t>(1, (ms + tick_ms - 1) / tick_ms);
-}
-
-// A log entry's bytes in a batch or a message, generously: a transfer
-// encodes to well under this, a TransferBatch to under it per weight
-// (txn/log_entry.hpp); a Genesis adds 16 bytes per item range.
-constexpr std::size_t kEntryBytes = 128;
-
-std::size_t entry_bytes(const LogEntry& e) {
-    const auto* g = std::get_if<Genesis>(&e.command);
-    return kEntryBytes * entry_weight(e) + (g != nullptr ? 16 * g->items.size() : 0);
 }
 
 }  // namespace
@@ -46,6 +40,8 @@ ReplicaParams replica_params(const config::Config& config, NodeId self, std::uin
     p.pending.timeout_ticks = ticks(std::max<std::uint64_t>(1000, 2 * (c.suspect_after_ms + c.election_timeout_ms)));
     p.pending.ops_max = std::size_t{c.limits.client_connections_max} * c.limits.client_inflight_max;
     p.snapshot_after_entries = c.limits.snapshot_after_entries;
+    p.snapshot_after_bytes = c.limits.snapshot_after_bytes;
+    p.idle_compact_ticks = ticks(kIdleCompactMs);
     // Forward ids must not repeat across restarts (see PendingOps).
     p.forward_id_base = (seed << 32) | 1;
     p.genesis = ShardState::genesis_of(shard, c);

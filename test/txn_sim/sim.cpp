@@ -33,6 +33,7 @@ std::string ini_text(const SimConfig& c, NodeId id) {
            "\nelection_timeout_ms = " + ms(c.timing.election_timeout_ticks) + "\ntick_ms = " + std::to_string(c.tick_ms) +
            "\ninitial_balance = " + std::to_string(c.initial_balance) + "\nfsync = always\nframe_bytes_max = " +
            std::to_string(c.frame_bytes_max) + "\nsnapshot_after_entries = " + std::to_string(c.snapshot_after_entries) +
+           "\nsnapshot_after_bytes = " + std::to_string(c.snapshot_after_bytes) +
            "\ndedup_window = " + std::to_string(window) + "\ndedup_clients_max = " + std::to_string(sessions) +
            "\nwal_backlog_bytes_max = " + std::to_string(c.wal_backlog_bytes_max) + "\n" + sections;
 }

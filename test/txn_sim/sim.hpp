@@ -56,6 +56,7 @@ struct SimConfig {
     std::int64_t initial_balance = 100;
     std::size_t clients = 4;
     std::uint64_t snapshot_after_entries = 50000;
+    std::uint64_t snapshot_after_bytes = 64ull << 20;
     std::uint32_t frame_bytes_max = 8192;    // small, so catch-up takes several batches
     std::uint32_t dedup_window = 8;          // results kept per session
     std::uint32_t sessions_max = 6;          // sessions kept: fewer than the clients open over a run

@@ -98,8 +98,10 @@ verdict() { awk -v v="$1" -v op="$2" -v lim="$3" 'BEGIN { if (v == "" || v == "n
   if ((op == "<" && v + 0 < lim + 0) || (op == ">=" && v + 0 >= lim + 0)) print "PASS"; else print "FAIL" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f\n", a / b }'; }
 
-# The same nodes once the load is over: the log they keep in memory until
-# the next snapshot (snapshot_after_entries) is most of what they hold.
+# The same nodes once the load is over, measured after a first idle window:
+# by then each has compacted its log (a second without applying anything)
+# and jemalloc's background thread has returned the pages it freed (10 s).
+idle >/dev/null
 read -r after_cpu after_rss < <(idle)
 
 # best RUN RUN: "transfers/s p99 load" of the run with more transfers/s
@@ -144,7 +146,7 @@ out=$work/section.md
   echo "| idle node < 20 MB resident | $idle_rss MB | $(verdict "$idle_rss" "<" 20) |"
   echo "| idle node < 1 % of a core | $idle_cpu % | $(verdict "$idle_cpu" "<" 1) |"
   echo
-  echo "After the runs the same nodes, idle again, used at most $after_cpu % of a core and held at most $after_rss MB: the log kept in memory until the next snapshot (\`snapshot_after_entries\`, 50,000 entries by default, here many of them batches of 100) and the allocator's free lists."
+  echo "After the runs the same nodes, idle again for ${idle_ms} ms and then measured over another ${idle_ms} ms, used at most $after_cpu % of a core and held at most $after_rss MB (an idle node compacts its log, and rlnode's allocator returns what it freed: docs/design.md section 6.2)."
   [ -f "$work/failed" ] && echo && echo "Failed trials (left out of the medians): $(sort "$work/failed" | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "}')."
 } > "$out"
 cat "$out"
