@@ -11,7 +11,8 @@
 #   batch   BATCH_CLIENTS (16) clients, --batch 100, fsync=always
 #   cross   CLIENTS clients, every transfer cross-shard, fsync=always
 #   idle    the six nodes of the fsync=always deployment left alone for
-#           IDLE_MS (10000) before any load, and again after the runs:
+#           IDLE_MS (10000) before any load, and again after the runs
+#           (after a first IDLE_MS to settle):
 #           resident memory and CPU share of the worst node
 # The runs alternate within each trial, so every ratio compares runs of
 # the same minutes; the cross-shard run comes right after the intra-shard
