@@ -1152,8 +1152,9 @@ nlohmann::ordered_json figures(const Args& a, const Plan& p, Shared& shared, std
                                 {"p90_us", percentile(s.latencies_us, 0.90)},
                                 {"p99_us", percentile(s.latencies_us, 0.99)}, {"max_us", max_of(s.latencies_us)}};
     by_reason(r, "errors_", kErrorReasons, s.failed);
-    s.retried.try_emplace(kBatchIncomplete);  // listed like the error reasons, 0 when none
-    by_reason(r, "retries_", kErrorReasons, s.retried);
+    std::vector<const char*> retry_reasons(std::begin(kErrorReasons), std::end(kErrorReasons));
+    retry_reasons.push_back(kBatchIncomplete);
+    by_reason(r, "retries_", retry_reasons, s.retried);
     if (!s.first_error.empty()) r["first_error"] = s.first_error;
     if (a.workload != "transfer") return r;
     for (const auto& [k, v] : p.describe.items()) r[k] = v;

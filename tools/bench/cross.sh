@@ -70,7 +70,7 @@ failed=0
 node_ticks() {
   local sum=0 f
   for f in "$work"/node-*.pid; do
-    sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$(cat "$f")/stat" 2>/dev/null || echo 0)))
+    sum=$((sum + $(cpu_ticks "$(cat "$f")")))
   done
   echo "$sum"
 }

@@ -6,6 +6,10 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print 0} else if (NR%2) {p
 # field KEY from a key=value line
 field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
+# cpu_ticks PID: clock ticks (user + system) the process has used so far; 0
+# once it is gone
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
 # replace_section NAME FILE: replaces the lines between
 # <!-- NAME:begin --> and <!-- NAME:end --> in $BENCH_DOC (default
 # docs/benchmarks.md) with FILE (appending the section if it is not there yet).

@@ -62,16 +62,15 @@ run() {
   fi
 }
 # Idle: CPU share and resident memory of the worst node over IDLE_MS.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 idle() {  # prints "cpu_percent rss_mb"
   local p pids cpu rss worst_cpu=0 worst_rss=0 hz
   pids=$(cat "$work"/always/node-*.pid)
   declare -A before
-  for p in $pids; do before[$p]=$(ticks "$p"); done
+  for p in $pids; do before[$p]=$(cpu_ticks "$p"); done
   sleep "$(awk -v ms="$idle_ms" 'BEGIN { print ms / 1000 }')"
   hz=$(getconf CLK_TCK)
   for p in $pids; do
-    cpu=$(awk -v a="${before[$p]}" -v b="$(ticks "$p")" -v hz="$hz" -v ms="$idle_ms" 'BEGIN { printf "%.2f", (b - a) / hz / (ms / 1000) * 100 }')
+    cpu=$(awk -v a="${before[$p]}" -v b="$(cpu_ticks "$p")" -v hz="$hz" -v ms="$idle_ms" 'BEGIN { printf "%.2f", (b - a) / hz / (ms / 1000) * 100 }')
     rss=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$p/status")
     worst_cpu=$(awk -v a="$worst_cpu" -v b="$cpu" 'BEGIN { print (b > a) ? b : a }')
     worst_rss=$(awk -v a="$worst_rss" -v b="$rss" 'BEGIN { print (b > a) ? b : a }')
