@@ -18,7 +18,6 @@
 namespace rl::txn::sim {
 namespace {
 
-
 // An entry's command in a few words, for traces.
 std::string command_text(const Command& c) {
     const auto amount = [](std::int64_t a) { return " " + std::to_string(a); };
