@@ -117,6 +117,24 @@ void Core::tick() {
     finish();
 }
 
+// What tick() does, read backwards: a candidate's stage and a ring handoff
+// count down to a send (ticked every time, they are short-lived); the
+// heartbeat goes out on the tick that finds heartbeat_ticks_left_ at 0; a
+// suspicion can end a leadership (check-quorum) or let a follower stand;
+// and a follower without a live leader stands once its listening and
+// backoff periods are over.
+std::uint64_t Core::ticks_until_due() const {
+    if (std::holds_alternative<Candidate>(role_) || !ring_handoffs_.empty()) return 1;
+    // A refused redial suspects at once, between ticks: a leader that lost
+    // its majority so steps down on the next one.
+    if (std::holds_alternative<Leader>(role_) && !has_live_majority()) return 1;
+    std::uint64_t due = std::min(heartbeat_ticks_left_ + 1, fd_.ticks_until_suspect());
+    if (std::holds_alternative<Follower>(role_) && !hears_live_leader(kNoNode)) {
+        due = std::min(due, std::max<std::uint64_t>({1, listen_ticks_left_, retry_ticks_left_}));
+    }
+    return due;
+}
+
 // ---- the one gate ----
 
 // Every message passes here first (docs/design.md section 9, habit 3, docs/design.md section 5 fencing):

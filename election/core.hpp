@@ -93,6 +93,10 @@ public:
     void peer_refused(NodeId peer);
     // One tick of logical time.
     void tick();
+    // The coming tick (1: the next one) that may produce output; the ticks
+    // before it only count down (docs/design.md section 6.10). A lower
+    // bound: never later than the first tick that acts, given no input.
+    std::uint64_t ticks_until_due() const;
     // The log layer saw `theirs` on a message from `from`: the same epoch
     // gate as every election message (a higher epoch is adopted and ends any
     // leadership of ours).

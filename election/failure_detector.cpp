@@ -2,6 +2,8 @@
 
 #include "config/check.hpp"
 
+#include <algorithm>
+
 namespace rl::election {
 
 FailureDetector::FailureDetector(const std::vector<NodeId>& peers, std::uint64_t suspect_after_ticks)
@@ -36,6 +38,14 @@ std::vector<DetectorEvent> FailureDetector::tick() {
         }
     }
     return events;
+}
+
+std::uint64_t FailureDetector::ticks_until_suspect() const {
+    std::uint64_t due = UINT64_MAX;
+    for (const auto& [id, state] : peers_) {
+        if (!state.suspected) due = std::min(due, suspect_after_ticks_ - state.silent_ticks);
+    }
+    return due;
 }
 
 bool FailureDetector::suspected(NodeId peer) const {

@@ -41,6 +41,10 @@ public:
     std::vector<DetectorEvent> refused(NodeId peer);
     // One tick of logical time; returns the peers that became suspected.
     std::vector<DetectorEvent> tick();
+    // The coming tick (1: the next one) at which the first peer not
+    // suspected yet would be, if nothing is heard from it meanwhile;
+    // UINT64_MAX when every peer is suspected already.
+    std::uint64_t ticks_until_suspect() const;
 
     bool suspected(NodeId peer) const;
     // Peers not suspected, self excluded.

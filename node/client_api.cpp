@@ -30,6 +30,7 @@ transport::NodeRole node_role(election::RoleKind r) {
 
 void Node::on_peer_message(NodeId from, Message&& m) {
     if (failed_) return;  // fault injection: a failed node hears nothing
+    catch_up();
     std::visit(
         [&](auto&& msg) {
             using T = std::decay_t<decltype(msg)>;
@@ -47,6 +48,7 @@ void Node::on_peer_message(NodeId from, Message&& m) {
 
 void Node::on_client_message(const std::shared_ptr<Connection>& session, Message&& m) {
     if (failed_) return answer_while_failed(session, m);
+    catch_up();
     std::visit(Overload{
                    [&](transport::TransferRequest& r) {
                        ShardId shard;

@@ -39,6 +39,7 @@ void Node::open_wal() {
     const std::uint64_t seed = (std::uint64_t{std::random_device{}()} << 32) | std::random_device{}();
     replica_ = std::make_unique<txn::Replica>(txn::replica_params(config_, self_, seed), std::move(state));
     shell_ = std::make_unique<txn::Shell>(*replica_, *wal_, config_.cluster().limits.wal_backlog_bytes_max, *this);
+    tick_origin_ = std::chrono::steady_clock::now();
     ++shell_generation_;
 }
 
@@ -52,8 +53,6 @@ void Node::start() {
     }
     log_.info("started").kv("shard", me_.shard).kv("peers", links_.size()).kv("election",
                                                                             config::to_string(c.election));
-    next_tick_ = std::chrono::steady_clock::now();
-    schedule_tick();
     schedule_flush();
 }
 
@@ -78,6 +77,7 @@ transport::PeerLink& Node::link(NodeId peer) {
         return [this, to_shell](NodeId who) {
             boost::asio::post(io_, [this, who, to_shell] {
                 if (stopped_ || failed_) return;
+                catch_up();
                 ((*shell_).*to_shell)(who);
                 schedule_flush();
             });
@@ -111,22 +111,30 @@ void Node::on_peer_accepted(NodeId peer) {
     if (auto it = links_.find(peer); it != links_.end()) it->second->redial_now();
 }
 
-// Ticks run against absolute deadlines so a slow turn does not stretch
-// every later timeout.
-void Node::schedule_tick() {
-    next_tick_ += std::chrono::milliseconds(config_.cluster().tick_ms);
-    tick_timer_.expires_at(next_tick_);
-    tick_timer_.async_wait([this](const boost::system::error_code& ec) {
-        if (ec || stopped_) return;
-        on_tick();
-        schedule_tick();
-    });
+std::uint64_t Node::ticks_now() const {
+    return static_cast<std::uint64_t>((std::chrono::steady_clock::now() - tick_origin_) /
+                                      std::chrono::milliseconds(config_.cluster().tick_ms));
 }
 
-void Node::on_tick() {
-    if (failed_) return;  // a failed node's timers do nothing
-    shell_->tick();
-    schedule_flush();
+void Node::catch_up() { shell_->advance_to(ticks_now()); }
+
+// Called after every turn: what the turn did may bring the next tick that
+// acts closer (a client waiting, a heartbeat sent). Ticks run against
+// absolute deadlines, so a slow turn does not stretch later timeouts. An
+// idle node wakes for heartbeats and suspicions only, not every tick_ms.
+void Node::arm_tick() {
+    constexpr std::uint64_t kLongestSleepTicks = 1000;  // a bound, should a core report nothing due
+    const std::uint64_t next = std::min(shell_->next_tick(), shell_->ticks() + kLongestSleepTicks);
+    const auto at = tick_origin_ + std::chrono::milliseconds(config_.cluster().tick_ms) * next;
+    if (tick_armed_ && tick_at_ <= at) return;
+    tick_armed_ = true;
+    tick_at_ = at;
+    tick_timer_.expires_at(at);  // cancels the wait for a later one
+    tick_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec || stopped_) return;
+        tick_armed_ = false;
+        schedule_flush();  // the flush delivers the ticks due, then re-arms
+    });
 }
 
 // Group commit: every input of this turn lands in the replica first; one
@@ -139,8 +147,10 @@ void Node::schedule_flush() {
 
 void Node::flush() {
     flush_scheduled_ = false;
-    if (failed_) return;
+    if (failed_) return;  // a failed node's timers do nothing
+    catch_up();
     shell_->flush();
+    arm_tick();
 }
 
 // A full disk fails every turn: say so once a second, with a count.
@@ -166,7 +176,9 @@ std::optional<std::error_code> Node::start_sync(txn::StorageFile& file) {
     const std::uint64_t generation = shell_generation_;
     const bool started = background_sync_.start(file.native_handle(), [this, generation](std::error_code ec) {
         if (stopped_ || failed_ || generation != shell_generation_) return;
+        catch_up();
         shell_->sync_done(ec);
+        arm_tick();
     });
     if (started) return std::nullopt;
     return file.sync_data();

@@ -66,8 +66,12 @@ private:
     };
 
     void open_wal();
-    void schedule_tick();
-    void on_tick();
+    // Logical time (docs/design.md section 6.10): the ticks since the
+    // shell was made are delivered before every input, and the timer wakes
+    // the node only for the tick the shell says may act.
+    std::uint64_t ticks_now() const;
+    void catch_up();
+    void arm_tick();
     void schedule_flush();
     void flush();
     void log_replica_events(const txn::ReplicaOutput& out);
@@ -116,7 +120,9 @@ private:
     std::map<std::weak_ptr<Connection>, std::size_t, std::owner_less<>> inflight_;
     std::uint64_t next_handle_ = 1;
     boost::asio::steady_timer tick_timer_;
-    std::chrono::steady_clock::time_point next_tick_;
+    std::chrono::steady_clock::time_point tick_origin_;  // tick 0 of the current shell
+    std::chrono::steady_clock::time_point tick_at_;      // when tick_timer_ fires, while tick_armed_
+    bool tick_armed_ = false;
     bool flush_scheduled_ = false;
     std::chrono::steady_clock::time_point wal_error_logged_;  // rate limit for a failing disk
     bool stopped_ = false;

@@ -441,6 +441,18 @@ void ReplicatedLog::tick() {
     tick_leader();
 }
 
+std::uint64_t ReplicatedLog::ticks_until_due() const {
+    if (!leading_) return UINT64_MAX;
+    if (adoption_) return 1;
+    // tick_leader(): the heartbeat is due on the tick that takes the count
+    // to 0, a pipeline restarts on the tick whose silence reaches the limit.
+    std::uint64_t due = std::max<std::uint64_t>(1, heartbeat_ticks_left_);
+    for (const auto& [id, p] : progress_) {
+        if (!p.inflight.empty()) due = std::min(due, limits_.retransmit_ticks - std::min(p.silent_ticks, limits_.retransmit_ticks - 1));
+    }
+    return due;
+}
+
 // The holder must answer within adopt_timeout_ticks; a lost FetchLog or
 // FetchReply is asked for again meanwhile.
 void ReplicatedLog::tick_adoption() {
@@ -459,6 +471,7 @@ void ReplicatedLog::tick_leader() {
         // restart the pipeline from what the follower is known to have.
         if (!p.inflight.empty() && ++p.silent_ticks >= limits_.retransmit_ticks) {
             restart_pipeline(p, p.match.next());
+            ++tick_restarts_;
         }
     }
     if (heartbeat_ticks_left_ > 0) --heartbeat_ticks_left_;

@@ -68,6 +68,10 @@ struct LogOutput {
     std::vector<LogEvent> events;
 
     bool persist_empty() const { return !truncate_after && !install && appended.empty(); }
+    // How many things it holds; grows with every one added.
+    std::size_t count() const {
+        return truncate_after.has_value() + install.has_value() + appended.size() + messages.size() + events.size();
+    }
 };
 
 class ReplicatedLog {
@@ -87,6 +91,11 @@ public:
     std::optional<LogIndex> propose(Command c);
     // A new read-confirmation round; the next heartbeat carries it.
     std::uint64_t start_read_round();
+    // The next take_output() sends a heartbeat to every follower, and the
+    // heartbeat period starts again from it.
+    void heartbeat_now() {
+        if (leading_) heartbeat_due_ = true;
+    }
     // Highest round a majority (self included) has acknowledged.
     std::uint64_t confirmed_round() const;
 
@@ -97,6 +106,16 @@ public:
     void step(NodeId from, const FetchReply& m);
     void step(NodeId from, const InstallSnapshot& m);
     void tick();
+    // The coming tick (1: the next one) that may produce output: a
+    // heartbeat, a retransmission or an adoption step; UINT64_MAX for a
+    // follower, which ticks do nothing to (docs/design.md section 6.10).
+    std::uint64_t ticks_until_due() const;
+    // What waits to be handed over (take_output() and the two flags above),
+    // plus the pipelines a tick restarted (take_output() sends them again):
+    // grows with every output produced.
+    std::size_t effects() const {
+        return out_.count() + heartbeat_due_ + higher_epoch_.has_value() + resign_ + tick_restarts_;
+    }
 
     // ---- from the shell and the state machine ----
     // Everything through `index` is on this node's disk. A sync vouches only
@@ -195,6 +214,7 @@ private:
     std::uint64_t round_ = 0;       // last stamp issued: every append and read round takes a new one
     std::uint64_t heartbeat_ticks_left_ = 0;
     bool heartbeat_due_ = false;
+    std::size_t tick_restarts_ = 0;  // pipelines restarted after a silence
     LogIndex epoch_start_;
     std::optional<std::pair<NodeId, Epoch>> higher_epoch_;
     bool resign_ = false;

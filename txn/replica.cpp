@@ -90,11 +90,22 @@ void Replica::peer_refused(NodeId node) {
     drain_log();
 }
 
-void Replica::tick() {
+bool Replica::tick() {
+    const std::size_t before = effects();
     ++now_;
     sync_positions();
+    const std::size_t sent = out_.election_messages.size();
     election_.tick();
     drain_election();
+    // A leader's log heartbeat goes with its election heartbeat: followers
+    // get both in one write, and an idle leader wakes once per period.
+    const auto is_heartbeat = [](const ElectionEnvelope& m) {
+        return std::holds_alternative<election::Heartbeat>(m.msg);
+    };
+    if (log_.leading() && std::any_of(out_.election_messages.begin() + static_cast<std::ptrdiff_t>(sent),
+                                      out_.election_messages.end(), is_heartbeat)) {
+        log_.heartbeat_now();
+    }
     log_.tick();
     drain_log();
     const std::string late = "no answer in time at node " + std::to_string(params_.election.self.value);
@@ -104,6 +115,34 @@ void Replica::tick() {
     drive_cross();
     flush_decisions();  // what no other entry carried along this tick
     compact_when_idle();
+    return effects() != before;
+}
+
+// A lower bound, checked by the simulator on every tick it delivers (a tick
+// before it that acts is counted in ShellStats::early_ticks). While any
+// client operation waits, or any work of this turn does, every tick counts.
+std::uint64_t Replica::ticks_until_due() const {
+    const bool work_waits = pending_.size() > 0 || !decide_batch_.empty() ||
+                            (!to_forget_.empty() && !forget_proposed_) ||
+                            std::any_of(tell_forget_.begin(), tell_forget_.end(),
+                                        [](const auto& t) { return !t.second.empty(); });
+    if (work_waits) return 1;
+    return std::min({election_.ticks_until_due(), log_.ticks_until_due(), ticks_until_idle_compaction(),
+                     ticks_until_cross_due()});
+}
+
+// Everything produced and not yet taken: take_output() hands all of it over.
+std::size_t Replica::effects() const {
+    std::size_t n = out_.count() + log_.effects() + decide_batch_.size();
+    for (const auto& [to, asks] : asks_out_) n += asks.size();
+    for (const auto& [to, tells] : tells_out_) n += tells.size();
+    return n;
+}
+
+std::size_t ReplicaOutput::count() const {
+    return durable.has_value() + truncate_after.has_value() + install.has_value() + appended.size() +
+           compact.has_value() + election_messages.size() + txn_messages.size() + replies.size() +
+           election_events.size() + log_events.size() + events.size() + leader_change.has_value();
 }
 
 void Replica::persisted(LogIndex index) {
@@ -321,6 +360,17 @@ void Replica::compact_when_idle() {
     }
     if (++idle_ticks_ != params_.idle_compact_ticks) return;
     if (applied > log_.snapshot_index() && applied_bytes_ >= params_.snapshot_after_bytes / 64) compact();
+}
+
+// compact_when_idle(): a tick that sees a new applied index starts the
+// count again, and the tick that takes it to idle_compact_ticks compacts, if
+// what it would compact is worth it (nothing applies without an input).
+std::uint64_t Replica::ticks_until_idle_compaction() const {
+    const LogIndex applied = state_.applied_index();
+    if (applied <= log_.snapshot_index() || applied_bytes_ < params_.snapshot_after_bytes / 64) return UINT64_MAX;
+    if (applied != idle_at_) return params_.idle_compact_ticks + 1;
+    if (idle_ticks_ >= params_.idle_compact_ticks) return UINT64_MAX;
+    return params_.idle_compact_ticks - idle_ticks_;
 }
 
 void Replica::compact() {

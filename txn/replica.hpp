@@ -89,6 +89,9 @@ struct ElectionEnvelope {
 };
 
 struct ReplicaOutput {
+    // How many things it holds; grows with every one added.
+    std::size_t count() const;
+
     // 1. persist, then sync
     std::optional<election::Durable> durable;
     std::optional<LogIndex> truncate_after;
@@ -128,7 +131,13 @@ public:
 
     void step(NodeId from, const election::ElectionMessage& m);
     void step(NodeId from, const TxnMessage& m);
-    void tick();
+    // One tick of logical time; true when it produced output (a message, an
+    // answer, a log entry, an event).
+    bool tick();
+    // The coming tick (1: the next one) that may produce output, given no
+    // input before it; the ticks before it only count time, so a host need
+    // not wake for them (docs/design.md section 6.10).
+    std::uint64_t ticks_until_due() const;
     // A client operation arriving at this node from a local session.
     void submit(std::uint64_t handle, const ClientOp& op);
     // A client operation for another shard: pass it to that shard's leader
@@ -193,7 +202,9 @@ private:
     void compare_genesis();
     void maybe_compact();
     void compact_when_idle();
+    std::uint64_t ticks_until_idle_compaction() const;
     void compact();
+    std::size_t effects() const;
     void complete_reads();
     void fail_leader_waiters(const std::string& why);
     void move_stale_forwards(NodeId leader);
@@ -235,6 +246,7 @@ private:
     void on_state_tell(const StateTell& tell);
     void answer_cross(const Applied& applied);
     void drive_cross(bool every_record = false);
+    std::uint64_t ticks_until_cross_due() const;
     void drive(const CrossTxn& t);
     void arm(const TxnId& txid, std::uint64_t tick) { timers_.emplace(tick, txid); }
     void drive_debit(const CrossTxn& t, Coordinating& c);

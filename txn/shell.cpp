@@ -76,7 +76,19 @@ void Shell::step(NodeId from, const TxnMessage& m) {
     replica_.step(from, m);
 }
 
-void Shell::tick() { replica_.tick(); }
+void Shell::advance_to(std::uint64_t ticks) {
+    if (ticks <= ticks_) return;
+    const std::uint64_t due = next_tick();
+    while (ticks_ < ticks) {
+        ++ticks_;
+        if (replica_.tick() && ticks_ < due) ++stats_.early_ticks;
+    }
+}
+
+std::uint64_t Shell::next_tick() const {
+    const std::uint64_t in = replica_.ticks_until_due();
+    return in > UINT64_MAX - ticks_ ? UINT64_MAX : ticks_ + in;
+}
 
 void Shell::submit(std::uint64_t handle, const ClientOp& op) {
     if (overloaded()) {

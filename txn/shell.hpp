@@ -55,6 +55,10 @@ struct ShellStats {
     std::uint64_t wal_io_errors = 0;      // turns whose persist the disk refused
     std::uint64_t dropped_sends = 0;      // messages not sent because their persist failed
     std::uint64_t refused_overloaded = 0; // inputs turned away while the backlog was full
+    // Ticks that acted although next_tick() had said they would not: the
+    // host woke too late for them. Always 0 unless Replica::ticks_until_due()
+    // is wrong; the simulator checks it after every event.
+    std::uint64_t early_ticks = 0;
 };
 
 // What the shell needs from its host.
@@ -86,9 +90,19 @@ class Shell {
 public:
     Shell(Replica& replica, Wal& wal, std::uint64_t wal_backlog_bytes_max, ShellHost& host);
 
+    // Logical time (docs/design.md section 6.10). The host counts tick_ms
+    // periods from the moment it made the shell, and calls advance_to()
+    // with that count before every other call and when next_tick() comes:
+    // the ticks in between are delivered then, in a row, so a host sleeps
+    // through the ticks that only count time instead of waking for each.
+    void advance_to(std::uint64_t ticks);
+    // The count at which the host must call advance_to() next, at the
+    // latest; always beyond ticks().
+    std::uint64_t next_tick() const;
+    std::uint64_t ticks() const { return ticks_; }
+
     void step(NodeId from, const election::ElectionMessage& m);
     void step(NodeId from, const TxnMessage& m);
-    void tick();
     void submit(std::uint64_t handle, const ClientOp& op);
     void forward_elsewhere(std::uint64_t handle, ShardId shard, const ClientOp& op);
     void peer_unreachable(NodeId node);
@@ -145,6 +159,7 @@ private:
     std::uint64_t durable_ = 0;    // how many of them are durable
     std::uint64_t in_sync_ = 0;    // how many of them the current (or last) sync covers
     bool syncing_ = false;         // a background fdatasync is in flight
+    std::uint64_t ticks_ = 0;      // ticks delivered to the replica
     ShellStats stats_;
 };
 

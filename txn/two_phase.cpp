@@ -427,6 +427,18 @@ void Replica::drive_cross(bool every_record) {
     }
 }
 
+// drive_cross() acts on the walk over every record and on each record's
+// timer, and only once caught up.
+std::uint64_t Replica::ticks_until_cross_due() const {
+    if (!caught_up(log_, state_)) return UINT64_MAX;
+    if (walk_all_) return 1;
+    const auto at = [&](std::uint64_t tick) { return tick > now_ ? tick - now_ : 1; };
+    std::uint64_t due = UINT64_MAX;
+    if (!state_.cross_txns().empty()) due = at(walked_at_ + params_.cross_retry_ticks_max);
+    if (!timers_.empty()) due = std::min(due, at(timers_.begin()->first));
+    return due;
+}
+
 void Replica::drive(const CrossTxn& t) {
     if (!caught_up(log_, state_)) return;
     first_seen_.try_emplace(t.txid, now_);  // a record this node inherited (snapshot, restart)

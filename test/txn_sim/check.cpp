@@ -273,6 +273,8 @@ void Sim::check_invariants() {
         if (!n.replica) continue;
         observe(n);
         if (n.replica->epoch() < max_epoch_[n.id.value - 1]) fail(who(n.id) + " epoch below its durable epoch");
+        // The node slept through a tick that acted: it should have woken.
+        if (n.shell->stats().early_ticks > 0) fail(who(n.id) + " slept through a tick that acted");
         if (n.replica->role() != election::RoleKind::leader) continue;
         const auto [it, fresh] = leaders_.emplace(std::pair{n.shard, n.replica->epoch()}, n.id);
         if (!fresh && it->second != n.id) {

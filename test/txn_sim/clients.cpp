@@ -150,6 +150,7 @@ void Sim::submit(std::size_t index) {
                                                       : std::string(" balance")));
     const std::uint64_t handle = (std::uint64_t{index} << 32) | (c.attempt & 0xffffffffu);
     const ShardId shard = shard_of_item(item_of(*c.op));
+    catch_up(n);
     if (shard == n.shard) {
         n.shell->submit(handle, *c.op);
     } else {

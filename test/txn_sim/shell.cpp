@@ -219,12 +219,14 @@ void Sim::open_node(Node& n) {
 // As rlnode: one flush per turn; a crash anywhere in it takes the node down.
 void Sim::flush(Node& n) {
     try {
+        catch_up(n);
         n.shell->flush();
     } catch (const SimCrash&) {
         crash(n.id);
         return;
     }
     n.shadow_current = true;
+    arm_tick(n);
     observe(n);
 }
 
@@ -232,12 +234,14 @@ void Sim::flush(Node& n) {
 void Sim::finish_sync(Node& n) {
     StorageFile* file = std::exchange(n.sync_file, nullptr);
     try {
+        catch_up(n);
         n.shell->sync_done(file->sync_data());
     } catch (const SimCrash&) {
         crash(n.id);
         return;
     }
     n.shadow_current = true;
+    arm_tick(n);
     observe(n);
 }
 

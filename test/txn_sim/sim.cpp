@@ -137,6 +137,8 @@ std::vector<NodeId> Sim::down_nodes() const {
 bool Sim::is_up(NodeId id) const { return node(id).replica.has_value(); }
 const Replica& Sim::replica(NodeId id) const { return *node(id).replica; }
 
+std::uint64_t Sim::tick_wakes(NodeId id) const { return node(id).tick_wakes; }
+
 std::vector<NodeId> Sim::leaders() const {
     std::vector<NodeId> out;
     for (const auto& n : nodes_) {
@@ -179,9 +181,10 @@ void Sim::start(NodeId id) {
           " last=" + std::to_string(n.model.disk().last_index().value));
     const std::uint64_t phase = now_ms() % config_.tick_ms;
     const std::uint64_t wait = (n.tick_offset_ms + config_.tick_ms - phase) % config_.tick_ms;
-    timeline_.push(
-        Item{now_ms() + (wait == 0 ? config_.tick_ms : wait), 0, Item::Kind::tick, id, kNoNode, n.incarnation});
-    flush(n);  // the constructor's output (a one-node shard leads at once)
+    n.tick_origin_ms = now_ms() + (wait == 0 ? config_.tick_ms : wait) - config_.tick_ms;
+    n.tick_armed = false;
+    n.tick_wakes = 0;
+    flush(n);  // the constructor's output (a one-node shard leads at once); arms the first tick
     check_invariants();
 }
 
@@ -276,10 +279,12 @@ void Sim::process(const Item& item) {
     switch (item.kind) {
         case Item::Kind::tick:
             if (!n.replica || n.incarnation != item.tag) return;  // a tick of a crashed incarnation
-            n.shell->tick();
-            timeline_.push(
-                Item{now_ms() + config_.tick_ms, 0, Item::Kind::tick, n.id, kNoNode, n.incarnation});
+            if (!n.tick_armed || item.time_ms != n.tick_at_ms) return;  // superseded by an earlier one
+            n.tick_armed = false;
+            ++n.tick_wakes;
+            catch_up(n);
             after_input(n);
+            arm_tick(n);  // in case the flush was deferred
             break;
         case Item::Kind::deliver:
             deliver(n, item.from, item.tag);
@@ -301,6 +306,7 @@ void Sim::process(const Item& item) {
             if (!n.replica || n.incarnation != item.tag || is_up(item.from)) return;  // it restarted first
             ++stats_.refusals;
             trace("n" + std::to_string(n.id.value) + " refused by n" + std::to_string(item.from.value));
+            catch_up(n);
             n.shell->peer_refused(item.from);
             after_input(n);
             break;
@@ -317,6 +323,7 @@ void Sim::deliver(Node& n, NodeId from, std::uint64_t slot) {
         return;
     }
     if (config_.trace) trace(describe(from, n.id, mail));
+    catch_up(n);
     std::visit([&](const auto& m) { n.shell->step(from, m); }, mail);
     after_input(n);
 }
@@ -333,6 +340,19 @@ void Sim::after_input(Node& n) {
         return;
     }
     flush(n);
+}
+
+void Sim::catch_up(Node& n) { n.shell->advance_to((now_ms() - n.tick_origin_ms) / config_.tick_ms); }
+
+// After every turn, as rlnode: a timer for the next tick that may act,
+// unless one is set for an earlier moment already.
+void Sim::arm_tick(Node& n) {
+    if (!n.shell) return;  // it crashed in its turn
+    const std::uint64_t at = n.tick_origin_ms + n.shell->next_tick() * config_.tick_ms;
+    if (n.tick_armed && n.tick_at_ms <= at) return;
+    n.tick_armed = true;
+    n.tick_at_ms = at;
+    timeline_.push(Item{at, 0, Item::Kind::tick, n.id, kNoNode, n.incarnation});
 }
 
 void Sim::send(NodeId from, NodeId to, Mail mail) {
@@ -382,6 +402,7 @@ void Sim::on_unreachable(Node& n, NodeId peer) {
     if (is_up(peer)) return;  // it came back meanwhile: the dial succeeded
     ++stats_.unreachable_reports;
     trace("n" + std::to_string(n.id.value) + " cannot reach n" + std::to_string(peer.value));
+    catch_up(n);
     n.shell->peer_unreachable(peer);
     after_input(n);
 }

@@ -173,6 +173,8 @@ public:
     std::vector<NodeId> down_nodes() const;
     bool is_up(NodeId id) const;
     const Replica& replica(NodeId id) const;
+    // How often a timer woke `id` for its ticks since it last started.
+    std::uint64_t tick_wakes(NodeId id) const;
     std::vector<NodeId> leaders() const;
     // The (epoch, leader) every up node in `among` agrees on, that leader up,
     // leading and ready to serve; nullopt otherwise.
@@ -236,6 +238,13 @@ private:
         LogIndex applied_seen;    // applied index observe() has checked
         std::uint64_t incarnation = 0;
         std::uint64_t tick_offset_ms = 0;
+        // As rlnode (docs/design.md section 6.10): ticks count from
+        // tick_origin_ms, and a timer wakes the node for the one its shell
+        // says may act; the others are delivered before each input.
+        std::uint64_t tick_origin_ms = 0;
+        std::uint64_t tick_at_ms = 0;  // the tick item that counts, while tick_armed
+        bool tick_armed = false;
+        std::uint64_t tick_wakes = 0;  // tick items that woke it, this incarnation
         bool flush_scheduled = false;
         StorageFile* sync_file = nullptr;  // its fdatasync runs in the background, as rlnode's
     };
@@ -275,6 +284,8 @@ private:
     void process(const Item& item);
     void deliver(Node& n, NodeId from, std::uint64_t slot);
     void after_input(Node& n);
+    void catch_up(Node& n);
+    void arm_tick(Node& n);
     bool chance(double p) { return simcommon::chance(rng_, p); }
     std::uint64_t uniform(std::uint64_t lo, std::uint64_t hi) { return simcommon::uniform(rng_, lo, hi); }
     void send(NodeId from, NodeId to, Mail mail);

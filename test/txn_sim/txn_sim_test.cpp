@@ -21,6 +21,7 @@
 #include "test/sim_common/cli.hpp"
 
 #include <functional>
+#include <map>
 #include <string>
 
 namespace rl::txn::sim {
@@ -231,6 +232,38 @@ BOOST_AUTO_TEST_CASE(an_idle_node_compacts_its_log) {
             const Replica& r = sim.replica(NodeId{i});
             BOOST_TEST(r.log().snapshot_index() == r.applied_index(), "node " << i << " seed " << seed);
         }
+    });
+}
+
+// Once the load and the cross-shard records are gone, a node's timer wakes
+// it once per heartbeat period (a leader's log heartbeat goes with its
+// election heartbeat), not once per tick (docs/design.md section 6.10); the
+// heartbeats still go out on time, or the failure detectors would suspect
+// and elect.
+BOOST_AUTO_TEST_CASE(an_idle_node_wakes_for_heartbeats_not_ticks) {
+    each_seed([](std::uint64_t seed) {
+        SimConfig c = two_shards(seed, 4);
+        Sim sim(c);
+        settle_shards(sim);
+        sim.run_for(800 + seed % 5 * 110);
+        sim.set_clients_active(false);
+        sim.run_for(3000);  // the last records forgotten, the logs compacted
+        const std::uint64_t window_ms = 2000;
+        const std::uint64_t periods = window_ms / (c.timing.heartbeat_ticks * c.tick_ms);
+        std::map<NodeId, std::uint64_t> before;
+        std::map<NodeId, Epoch> epoch;
+        for (NodeId id : sim.ids()) {
+            before[id] = sim.tick_wakes(id);
+            epoch[id] = sim.replica(id).epoch();
+        }
+        sim.run_for(window_ms);
+        for (NodeId id : sim.ids()) {
+            const std::uint64_t woke = sim.tick_wakes(id) - before[id];
+            BOOST_TEST(woke >= periods - 1, "node " << id.value << " woke " << woke << " times in " << periods << " heartbeats");
+            BOOST_TEST(woke <= periods + 1, "node " << id.value << " woke " << woke << " times in " << periods << " heartbeats");
+            BOOST_TEST(sim.replica(id).epoch() == epoch[id], "node " << id.value << " changed epoch while idle");
+        }
+        BOOST_TEST(sim.stats().cross_committed_acked > 0u);
     });
 }
 
