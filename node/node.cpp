@@ -123,6 +123,7 @@ void Node::catch_up() { shell_->advance_to(ticks_now()); }
 // absolute deadlines, so a slow turn does not stretch later timeouts. An
 // idle node wakes for heartbeats and suspicions only, not every tick_ms.
 void Node::arm_tick() {
+    if (stopped_) return;  // a turn queued before stop() must not leave a wait behind
     constexpr std::uint64_t kLongestSleepTicks = 1000;  // a bound, should a core report nothing due
     const std::uint64_t next = std::min(shell_->next_tick(), shell_->ticks() + kLongestSleepTicks);
     const auto at = tick_origin_ + std::chrono::milliseconds(config_.cluster().tick_ms) * next;

@@ -39,6 +39,23 @@ BOOST_AUTO_TEST_CASE(peer_silent_for_suspect_after_is_suspected_once) {
     for (const auto& ev : tick_n(d, 50)) BOOST_TEST(ev.peer != NodeId{2});
 }
 
+// The node sleeps until the tick this names (docs/design.md section 6.10):
+// it must be exactly the tick whose tick() suspects, never a later one.
+BOOST_AUTO_TEST_CASE(ticks_until_suspect_names_the_tick_that_suspects) {
+    FailureDetector d({NodeId{2}, NodeId{3}}, 20);
+    tick_n(d, 7);
+    d.heard(NodeId{3});
+    BOOST_TEST(d.ticks_until_suspect() == 13u);  // node 2, silent for 7 of its 20
+    BOOST_TEST(tick_n(d, 12).empty());
+    BOOST_TEST(d.ticks_until_suspect() == 1u);
+    const auto e = tick_n(d, 1);
+    BOOST_REQUIRE(e.size() == 1u);
+    BOOST_TEST(e[0].peer == NodeId{2});
+    BOOST_TEST(d.ticks_until_suspect() == 7u);  // node 3, heard 13 ticks ago
+    d.refused(NodeId{3});
+    BOOST_TEST(d.ticks_until_suspect() == UINT64_MAX);  // nobody left to suspect
+}
+
 BOOST_AUTO_TEST_CASE(hearing_a_suspected_peer_recovers_it_once) {
     FailureDetector d({NodeId{2}}, 5);
     tick_n(d, 5);

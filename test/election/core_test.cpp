@@ -419,6 +419,28 @@ BOOST_AUTO_TEST_CASE(follower_between_heartbeats_outputs_nothing) {
     BOOST_TEST(tick_hearing(c, {2, 3}, 1).empty());
 }
 
+// A node sleeps through the ticks before ticks_until_due() (docs/design.md
+// section 6.10): they output nothing, and the one it names acts: here the
+// next heartbeat, until silence makes the first suspicion come sooner.
+BOOST_AUTO_TEST_CASE(ticks_before_the_due_one_output_nothing) {
+    Core c = make(1, 3, ElectionAlgorithm::bully);
+    tick_hearing(c, {2, 3}, 1);  // the first tick heartbeats; the peers were just heard
+    const auto quiet_until_due = [&](std::uint64_t want) {
+        BOOST_TEST_REQUIRE(c.ticks_until_due() == want);
+        for (std::uint64_t t = 1; t < want; ++t) {
+            c.tick();
+            BOOST_TEST(c.take_output().empty());
+        }
+        c.tick();
+        return c.take_output();
+    };
+    for (int period = 0; period < 3; ++period) {
+        BOOST_TEST(sent<Heartbeat>(quiet_until_due(kTiming.heartbeat_ticks)).size() == 2u);
+    }
+    // 16 ticks of silence: both peers are suspected 4 ticks from now.
+    BOOST_TEST(has_event(quiet_until_due(kTiming.suspect_after_ticks - 16), EventKind::peer_suspected));
+}
+
 BOOST_AUTO_TEST_CASE(node_hearing_only_a_minority_never_stands) {
     Core c = make(5, 5, ElectionAlgorithm::bully);
     const Output out = tick_hearing(c, {1}, 10 * kTiming.election_timeout_ticks);
