@@ -247,7 +247,19 @@ void Core::grant_refused_prevotes() {
 void Core::on_message(NodeId from, const Heartbeat& m) {
     const bool newer = m.epoch > epoch();
     if (!admit(from, m.epoch)) return;
-    if (m.leader == from) return recognise_leader(from);
+    if (m.leader == from) {
+        recognise_leader(from);
+        // A follower answers its leader's heartbeat with its own at once, in
+        // the turn that answers the log's heartbeat too: while the leader
+        // lives, the follower's timer need not wake it (docs/design.md
+        // section 6.10). A tick of slack keeps a leader heartbeat that
+        // comes a little late from doubling it.
+        if (leader_ == from && std::holds_alternative<Follower>(role_)) {
+            broadcast(heartbeat());
+            heartbeat_ticks_left_ = params_.timing.heartbeat_ticks + 1;
+        }
+        return;
+    }
     // The leader itself says it no longer leads this epoch (it stepped down
     // on check-quorum or restarted): it is not a live leader any more.
     if (from == leader_) return end_leadership();

@@ -118,19 +118,21 @@ std::uint64_t Node::ticks_now() const {
 
 void Node::catch_up() { shell_->advance_to(ticks_now()); }
 
-// Called after every turn: what the turn did may bring the next tick that
-// acts closer (a client waiting, a heartbeat sent). Ticks run against
-// absolute deadlines, so a slow turn does not stretch later timeouts. An
-// idle node wakes for heartbeats and suspicions only, not every tick_ms.
+// Called after every turn: what the turn did may move the next tick that
+// acts (closer: a client waiting; further: a heartbeat answered), and the
+// timer follows it either way, so the node never wakes for nothing. Ticks
+// run against absolute deadlines, so a slow turn does not stretch later
+// timeouts. An idle node wakes for heartbeats and suspicions only, not
+// every tick_ms.
 void Node::arm_tick() {
     if (stopped_) return;  // a turn queued before stop() must not leave a wait behind
     constexpr std::uint64_t kLongestSleepTicks = 1000;  // a bound, should a core report nothing due
     const std::uint64_t next = std::min(shell_->next_tick(), shell_->ticks() + kLongestSleepTicks);
     const auto at = tick_origin_ + std::chrono::milliseconds(config_.cluster().tick_ms) * next;
-    if (tick_armed_ && tick_at_ <= at) return;
+    if (tick_armed_ && tick_at_ == at) return;
     tick_armed_ = true;
     tick_at_ = at;
-    tick_timer_.expires_at(at);  // cancels the wait for a later one
+    tick_timer_.expires_at(at);  // cancels the wait armed before
     tick_timer_.async_wait([this](const boost::system::error_code& ec) {
         if (ec || stopped_) return;
         tick_armed_ = false;

@@ -344,12 +344,12 @@ void Sim::after_input(Node& n) {
 
 void Sim::catch_up(Node& n) { n.shell->advance_to((now_ms() - n.tick_origin_ms) / config_.tick_ms); }
 
-// After every turn, as rlnode: a timer for the next tick that may act,
-// unless one is set for an earlier moment already.
+// After every turn, as rlnode: the timer follows the next tick that may
+// act; an item armed before and superseded is ignored when it comes.
 void Sim::arm_tick(Node& n) {
     if (!n.shell) return;  // it crashed in its turn
     const std::uint64_t at = n.tick_origin_ms + n.shell->next_tick() * config_.tick_ms;
-    if (n.tick_armed && n.tick_at_ms <= at) return;
+    if (n.tick_armed && n.tick_at_ms == at) return;
     n.tick_armed = true;
     n.tick_at_ms = at;
     timeline_.push(Item{at, 0, Item::Kind::tick, n.id, kNoNode, n.incarnation});
