@@ -40,6 +40,7 @@ void Node::open_wal() {
     replica_ = std::make_unique<txn::Replica>(txn::replica_params(config_, self_, seed), std::move(state));
     shell_ = std::make_unique<txn::Shell>(*replica_, *wal_, config_.cluster().limits.wal_backlog_bytes_max, *this);
     tick_origin_ = std::chrono::steady_clock::now();
+    early_ticks_logged_ = 0;
     ++shell_generation_;
 }
 
@@ -116,7 +117,16 @@ std::uint64_t Node::ticks_now() const {
                                       std::chrono::milliseconds(config_.cluster().tick_ms));
 }
 
-void Node::catch_up() { shell_->advance_to(ticks_now()); }
+void Node::catch_up() {
+    shell_->advance_to(ticks_now());
+    // The node slept through a tick that acted: a heartbeat or a timeout
+    // went out late. The simulator rules this out; say so should it happen.
+    const std::uint64_t early = shell_->stats().early_ticks;
+    if (early > early_ticks_logged_) {
+        log_.warn("tick_slept_through").kv("so_far", early);
+        early_ticks_logged_ = early;
+    }
+}
 
 // Called after every turn: what the turn did may move the next tick that
 // acts (closer: a client waiting; further: a heartbeat answered), and the

@@ -123,6 +123,7 @@ private:
     std::chrono::steady_clock::time_point tick_origin_;  // tick 0 of the current shell
     std::chrono::steady_clock::time_point tick_at_;      // when tick_timer_ fires, while tick_armed_
     bool tick_armed_ = false;
+    std::uint64_t early_ticks_logged_ = 0;  // ShellStats::early_ticks already logged
     bool flush_scheduled_ = false;
     std::chrono::steady_clock::time_point wal_error_logged_;  // rate limit for a failing disk
     bool stopped_ = false;

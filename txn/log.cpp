@@ -448,7 +448,9 @@ std::uint64_t ReplicatedLog::ticks_until_due() const {
     // to 0, a pipeline restarts on the tick whose silence reaches the limit.
     std::uint64_t due = std::max<std::uint64_t>(1, heartbeat_ticks_left_);
     for (const auto& [id, p] : progress_) {
-        if (!p.inflight.empty()) due = std::min(due, limits_.retransmit_ticks - std::min(p.silent_ticks, limits_.retransmit_ticks - 1));
+        if (p.inflight.empty()) continue;
+        const std::uint64_t silent = std::min(p.silent_ticks, limits_.retransmit_ticks - 1);
+        due = std::min(due, limits_.retransmit_ticks - silent);
     }
     return due;
 }

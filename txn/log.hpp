@@ -110,9 +110,9 @@ public:
     // heartbeat, a retransmission or an adoption step; UINT64_MAX for a
     // follower, which ticks do nothing to (docs/design.md section 6.10).
     std::uint64_t ticks_until_due() const;
-    // What waits to be handed over (take_output() and the two flags above),
-    // plus the pipelines a tick restarted (take_output() sends them again):
-    // grows with every output produced.
+    // What waits to be handed over (by take_output(), take_higher_epoch()
+    // and take_resign()), plus the pipelines a tick restarted (take_output()
+    // sends them again): grows with every output produced.
     std::size_t effects() const {
         return out_.count() + heartbeat_due_ + higher_epoch_.has_value() + resign_ + tick_restarts_;
     }
