@@ -359,16 +359,21 @@ void Replica::compact_when_idle() {
         return;
     }
     if (++idle_ticks_ != params_.idle_compact_ticks) return;
-    if (applied > log_.snapshot_index() && applied_bytes_ >= params_.snapshot_after_bytes / 64) compact();
+    if (worth_idle_compaction()) compact();
+}
+
+// What an idle node would compact: something applied since the last
+// snapshot, and at least a 64th of the bytes bound of it.
+bool Replica::worth_idle_compaction() const {
+    return state_.applied_index() > log_.snapshot_index() && applied_bytes_ >= params_.snapshot_after_bytes / 64;
 }
 
 // compact_when_idle(): a tick that sees a new applied index starts the
 // count again, and the tick that takes it to idle_compact_ticks compacts, if
 // what it would compact is worth it (nothing applies without an input).
 std::uint64_t Replica::ticks_until_idle_compaction() const {
-    const LogIndex applied = state_.applied_index();
-    if (applied <= log_.snapshot_index() || applied_bytes_ < params_.snapshot_after_bytes / 64) return UINT64_MAX;
-    if (applied != idle_at_) return params_.idle_compact_ticks + 1;
+    if (!worth_idle_compaction()) return UINT64_MAX;
+    if (state_.applied_index() != idle_at_) return params_.idle_compact_ticks + 1;
     if (idle_ticks_ >= params_.idle_compact_ticks) return UINT64_MAX;
     return params_.idle_compact_ticks - idle_ticks_;
 }

@@ -203,6 +203,7 @@ private:
     void maybe_compact();
     void compact_when_idle();
     std::uint64_t ticks_until_idle_compaction() const;
+    bool worth_idle_compaction() const;
     void compact();
     std::size_t effects() const;
     void complete_reads();
