@@ -27,11 +27,22 @@ replace_section() {
   fi
 }
 
-# A random first port for a cluster, 20000-31999: below the kernel's
-# ephemeral range (32768 up), so no client connection of an earlier run,
-# still in TIME_WAIT, holds a node's port (rlcluster up then stops with
-# "died at start: bind: Address already in use").
-port_base() { echo $(( 20000 + RANDOM % 12000 )); }
+# port_base [COUNT]: a random first port for a cluster of COUNT (default
+# 16) consecutive ports, 20000-31999: below the kernel's ephemeral range
+# (32768 up), so no client connection of an earlier run, still in
+# TIME_WAIT, holds a node's port (rlcluster up then stops with "died at
+# start: bind: Address already in use"); and none of the COUNT in use now
+# on this host, so a cluster another test or a deployment of the same
+# script runs is never in the way.
+port_base() {
+  local count=${1:-16} base used
+  used=$(ss -Htan | awk '{ n = split($4, a, ":"); print a[n] }' | sort -un)
+  while :; do
+    base=$(( 20000 + RANDOM % 12000 ))
+    awk -v lo="$base" -v hi=$((base + count - 1)) '$1 >= lo && $1 <= hi { found = 1 } END { exit !found }' <<< "$used" || break
+  done
+  echo "$base"
+}
 
 # shard_config FILE ITEMS CLUSTER_LINES: a one-shard, 3-node deployment on
 # loopback ports picked at random, with CLUSTER_LINES (one key = value per
