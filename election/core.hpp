@@ -118,6 +118,7 @@ public:
     // Who leads epoch() as far as this node knows; kNoNode if nobody.
     NodeId leader() const { return leader_; }
     std::vector<PeerHealth> peers() const { return fd_.health(); }
+    bool suspects(NodeId peer) const { return fd_.suspected(peer); }
     const Durable& durable() const { return durable_; }
     NodeId self() const { return params_.self; }
     const std::vector<NodeId>& members() const { return params_.members; }

@@ -16,6 +16,7 @@
 #include "txn/log_entry.hpp"
 #include "txn/messages.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -95,6 +96,25 @@ public:
     // heartbeat period starts again from it.
     void heartbeat_now() {
         if (leading_) heartbeat_due_ = true;
+    }
+    // Leader: its followers alone can make what it appends durable on a
+    // majority, so its own sync may wait (docs/design.md section 6.11).
+    // True when at least majority() followers keep up: `suspected` does not
+    // name it, nothing sent to it has gone unanswered through a tick, no
+    // snapshot is on its way to it, and it has answered every send older
+    // than the newest one any follower answered. False on a node that is
+    // not a ready leader, and always in a shard of one or two nodes.
+    template <class Suspected>
+    bool followers_suffice(const Suspected& suspected) const {
+        if (!ready()) return false;
+        LogIndex newest_answered;
+        for (const auto& [id, p] : progress_) newest_answered = std::max(newest_answered, p.match);
+        std::size_t keeping_up = 0;
+        for (const auto& [id, p] : progress_) {
+            const bool behind = !p.inflight.empty() && p.inflight.front() < newest_answered;
+            keeping_up += !suspected(id) && p.silent_ticks == 0 && p.snapshot_sent.value == 0 && !behind;
+        }
+        return keeping_up >= majority();
     }
     // Highest round a majority (self included) has acknowledged.
     std::uint64_t confirmed_round() const;

@@ -152,6 +152,11 @@ public:
     void peer_refused(NodeId node);
     // The WAL holds everything through `index`.
     void persisted(LogIndex index);
+    // A leader whose followers keep up may leave what it appends unsynced
+    // until the next tick (docs/design.md section 6.11).
+    bool own_sync_may_wait() const {
+        return log_.followers_suffice([this](NodeId id) { return election_.suspects(id); });
+    }
     ReplicaOutput take_output();
 
     election::RoleKind role() const { return election_.role_kind(); }

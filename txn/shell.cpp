@@ -87,7 +87,9 @@ void Shell::advance_to(std::uint64_t ticks) {
 
 std::uint64_t Shell::next_tick() const {
     const std::uint64_t in = replica_.ticks_until_due();
-    return in > UINT64_MAX - ticks_ ? UINT64_MAX : ticks_ + in;
+    const std::uint64_t due = in > UINT64_MAX - ticks_ ? UINT64_MAX : ticks_ + in;
+    // Entries a leader left unsynced are synced on the next tick.
+    return waiting_since_ ? std::min(due, std::max(*waiting_since_, ticks_) + 1) : due;
 }
 
 void Shell::submit(std::uint64_t handle, const ClientOp& op) {
@@ -156,8 +158,10 @@ void Shell::enqueue_all(ReplicaOutput& out) {
 }
 
 // Hands the backlog to the WAL and syncs it: at once, or in the background
-// (then sync_done() finishes).
+// (then sync_done() finishes), or, for a leader whose followers suffice,
+// on the next tick or the first turn that needs the disk.
 void Shell::sync_now() {
+    const bool wait = sync_may_wait();
     in_sync_ = enqueued_;
     try {
         while (!backlog_.empty()) {
@@ -166,6 +170,12 @@ void Shell::sync_now() {
             accepted_.push_back(std::move(backlog_.front()));
             backlog_.pop_front();
         }
+        if (wait) {
+            if (!waiting_since_) waiting_since_ = ticks_;
+            ++stats_.syncs_waited;
+            return;
+        }
+        waiting_since_.reset();
         if (StorageFile* file = wal_.dirty() ? wal_.begin_sync() : nullptr) {
             const std::optional<std::error_code> result = host_.start_sync(*file);
             if (!result) {
@@ -179,6 +189,24 @@ void Shell::sync_now() {
         return;
     }
     became_durable();
+}
+
+// A leader's copy counts toward a majority only once synced (section 6.1),
+// so while enough followers keep up (Replica::own_sync_may_wait()) its sync
+// is not on a commit's path: it costs the shard a third concurrent
+// fdatasync and the leader a wake-up for each batch. Its new entries then
+// wait in the WAL's buffer, never longer than until the next tick. Anything
+// else a turn persists (an epoch, a truncation, a snapshot), a send that
+// waits for the disk, or more than kUnsyncedBytesMax syncs at once, with
+// all that waited.
+bool Shell::sync_may_wait() const {
+    constexpr std::size_t kUnsyncedBytesMax = 1u << 20;
+    const auto entry = [](const WalOp& op) { return std::holds_alternative<LogEntry>(op); };
+    if (waiting_since_ && ticks_ > *waiting_since_) return false;
+    if (!held_.empty() || backlog_bytes_ > kUnsyncedBytesMax) return false;
+    if (!std::all_of(backlog_.begin(), backlog_.end(), entry) || !std::all_of(accepted_.begin(), accepted_.end(), entry))
+        return false;
+    return (!backlog_.empty() || !accepted_.empty()) && replica_.own_sync_may_wait();
 }
 
 void Shell::sync_done(std::error_code result) {

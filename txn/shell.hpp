@@ -18,6 +18,9 @@
 // While the backlog holds more than wal_backlog_bytes_max, the node takes no
 // new work: client operations are refused and peer log traffic (which would
 // append) is dropped; the leader retransmits once the disk recovers.
+// A leader whose followers keep up does not sync for its own entries: they
+// wait in the WAL's buffer until the next tick or the first turn whose
+// sends or WAL operations need the disk (docs/design.md section 6.11).
 #pragma once
 
 #include "config/config.hpp"
@@ -59,6 +62,9 @@ struct ShellStats {
     // host woke too late for them. Always 0 unless Replica::ticks_until_due()
     // is wrong; the simulator checks it after every event.
     std::uint64_t early_ticks = 0;
+    // Turns whose entries a leader left unsynced, its followers sufficing
+    // for a majority (docs/design.md section 6.11).
+    std::uint64_t syncs_waited = 0;
 };
 
 // What the shell needs from its host.
@@ -136,6 +142,7 @@ private:
     };
 
     bool flush_round();
+    bool sync_may_wait() const;
     void enqueue_all(ReplicaOutput& out);
     void sync_now();
     void sync_failed(const WalIoError& e);
@@ -159,6 +166,9 @@ private:
     std::uint64_t durable_ = 0;    // how many of them are durable
     std::uint64_t in_sync_ = 0;    // how many of them the current (or last) sync covers
     bool syncing_ = false;         // a background fdatasync is in flight
+    // The tick at which a leader first left entries unsynced since its
+    // last sync (sync_may_wait()); the next tick syncs them.
+    std::optional<std::uint64_t> waiting_since_;
     std::uint64_t ticks_ = 0;      // ticks delivered to the replica
     ShellStats stats_;
 };

@@ -347,6 +347,59 @@ BOOST_AUTO_TEST_CASE(entry_does_not_commit_before_the_leader_persists_with_one_f
     BOOST_TEST(c.log(1).commit_index() == *index);
 }
 
+// Whether a leader's own sync may wait (docs/design.md section 6.11): only
+// while at least a majority of followers keep up, so that they alone commit.
+BOOST_AUTO_TEST_CASE(followers_suffice_only_while_a_majority_of_them_keep_up) {
+    const auto none = [](NodeId) { return false; };
+    Cluster c = settled_three();
+    BOOST_TEST(c.log(1).followers_suffice(none));
+    BOOST_TEST(!c.log(2).followers_suffice(none));  // a follower has no followers
+    BOOST_TEST(!c.log(1).followers_suffice([](NodeId id) { return id == n(3); }));
+
+    // Both followers commit an entry the leader never synced.
+    const auto first = c.log(1).propose(transfer(1));
+    c.flush(1, Sync::no);
+    c.deliver_to(2);
+    c.flush(2);
+    c.deliver_to(1);
+    BOOST_TEST(c.log(1).commit_index() < *first);
+    BOOST_TEST(c.log(1).followers_suffice(none));  // node 3 owes only the send node 2 answered
+    c.deliver_to(3);
+    c.flush(3);
+    c.deliver_to(1);
+    BOOST_TEST(c.log(1).commit_index() == *first);
+
+    // Node 3 leaves a send unanswered that is older than one node 2 answered.
+    c.log(1).propose(transfer(2));
+    c.flush(1, Sync::no);
+    const auto third = c.log(1).propose(transfer(3));
+    c.flush(1, Sync::no);
+    c.deliver_to(2);
+    c.flush(2);
+    c.deliver_to(1);
+    BOOST_TEST(!c.log(1).followers_suffice(none));
+    c.deliver_to(3);
+    c.flush(3);
+    c.deliver_to(1);
+    BOOST_TEST(c.log(1).commit_index() == *third);
+    BOOST_TEST(c.log(1).followers_suffice(none));
+
+    // A send unanswered through a tick.
+    c.log(1).propose(transfer(4));
+    c.flush(1, Sync::no);
+    c.tick_all(1);
+    BOOST_TEST(!c.log(1).followers_suffice(none));
+    c.settle();
+    BOOST_TEST(c.log(1).followers_suffice(none));
+
+    // In a shard of two, the leader's copy is always half the majority.
+    Cluster two(2);
+    two.elect(1, 2);
+    two.settle();
+    BOOST_REQUIRE(two.log(1).ready());
+    BOOST_TEST(!two.log(1).followers_suffice(none));
+}
+
 // Raft figure 8: an entry of an earlier epoch on a majority is not
 // committed by counting; only an entry of the leader's epoch commits it.
 BOOST_AUTO_TEST_CASE(old_epoch_entry_does_not_commit_by_count_alone) {

@@ -138,6 +138,8 @@ bool Sim::is_up(NodeId id) const { return node(id).replica.has_value(); }
 const Replica& Sim::replica(NodeId id) const { return *node(id).replica; }
 
 std::uint64_t Sim::tick_wakes(NodeId id) const { return node(id).tick_wakes; }
+const ShellStats& Sim::shell_stats(NodeId id) const { return node(id).shell->stats(); }
+const WalStats& Sim::wal_stats(NodeId id) const { return node(id).wal->stats(); }
 
 std::vector<NodeId> Sim::leaders() const {
     std::vector<NodeId> out;

@@ -175,6 +175,9 @@ public:
     const Replica& replica(NodeId id) const;
     // How often a timer woke `id` for its ticks since it last started.
     std::uint64_t tick_wakes(NodeId id) const;
+    // `id`'s shell and WAL counters since it last started.
+    const ShellStats& shell_stats(NodeId id) const;
+    const WalStats& wal_stats(NodeId id) const;
     std::vector<NodeId> leaders() const;
     // The (epoch, leader) every up node in `among` agrees on, that leader up,
     // leading and ready to serve; nullopt otherwise.

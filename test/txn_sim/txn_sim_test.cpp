@@ -275,6 +275,51 @@ BOOST_AUTO_TEST_CASE(an_idle_node_wakes_for_heartbeats_not_ticks) {
     });
 }
 
+// A leader whose two followers keep up leaves its own sync to them
+// (docs/design.md section 6.11): it syncs far less often than they do,
+// while transfers commit. With one follower down its own copy is needed
+// for a majority again, and it syncs every turn that wrote.
+BOOST_AUTO_TEST_CASE(a_leader_leaves_its_sync_to_followers_that_keep_up) {
+    each_seed([](std::uint64_t seed) {
+        Sim sim(make_config(seed, 3));
+        const NodeId leader = settle(sim).second;
+        sim.run_for(300);
+        const auto syncs = [&](NodeId id) { return sim.wal_stats(id).syncs; };
+        std::map<NodeId, std::uint64_t> before;
+        for (NodeId id : sim.ids()) before[id] = syncs(id);
+        const std::uint64_t waited = sim.shell_stats(leader).syncs_waited;
+        const auto acked = sim.stats().committed_acked;
+        const SimConfig c = make_config(seed, 3);
+        const std::uint64_t window_ms = 1000;
+        sim.run_for(window_ms);
+        BOOST_TEST_REQUIRE(sim.replica(leader).role() == election::RoleKind::leader);
+        BOOST_TEST(sim.stats().committed_acked > acked);
+        BOOST_TEST(sim.shell_stats(leader).syncs_waited > waited);
+        // Once a tick at most for its entries, plus the turns whose sends
+        // wait for the disk (its election heartbeats), and a few others.
+        const std::uint64_t ticks = window_ms / c.tick_ms;
+        const std::uint64_t bound = ticks + ticks / c.timing.heartbeat_ticks + ticks / 10;
+        const std::uint64_t by_leader = syncs(leader) - before[leader];
+        for (NodeId id : sim.ids()) {
+            if (id == leader) continue;
+            BOOST_TEST_CONTEXT("leader synced " << by_leader << " times (bound " << bound << "), follower " << id.value
+                                                << " " << syncs(id) - before[id]) {
+                BOOST_TEST(by_leader <= bound);
+                BOOST_TEST(syncs(id) - before[id] > by_leader);
+            }
+        }
+        NodeId down = leader.value == 1 ? NodeId{2} : NodeId{1};
+        sim.crash(down);
+        sim.run_for(500);
+        BOOST_TEST_REQUIRE(sim.replica(leader).role() == election::RoleKind::leader);
+        const std::uint64_t waited_alone = sim.shell_stats(leader).syncs_waited;
+        const auto acked_alone = sim.stats().committed_acked;
+        sim.run_for(1000);
+        BOOST_TEST(sim.stats().committed_acked > acked_alone);
+        BOOST_TEST(sim.shell_stats(leader).syncs_waited == waited_alone);
+    });
+}
+
 // One node's INI says other session limits than the shard was created
 // with: it follows the log, so every replica applies every entry alike and
 // holds byte-identical state, through snapshots and restarts.
