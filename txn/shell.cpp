@@ -198,10 +198,13 @@ void Shell::sync_now() {
 // wait in the WAL's buffer, never longer than until the next tick. Anything
 // else a turn persists (an epoch, a truncation, a snapshot), a send that
 // waits for the disk, or more than kUnsyncedBytesMax syncs at once, with
-// all that waited.
+// all that waited. With fsync=never a sync is only a write, over at once:
+// the leader's copy then costs nothing and may spare a commit the slower
+// follower, so it never waits.
 bool Shell::sync_may_wait() const {
     constexpr std::size_t kUnsyncedBytesMax = 1u << 20;
     const auto entry = [](const WalOp& op) { return std::holds_alternative<LogEntry>(op); };
+    if (wal_.fsync_mode() == config::FsyncMode::never) return false;
     if (waiting_since_ && ticks_ > *waiting_since_) return false;
     if (!held_.empty() || backlog_bytes_ > kUnsyncedBytesMax) return false;
     if (!std::all_of(backlog_.begin(), backlog_.end(), entry) || !std::all_of(accepted_.begin(), accepted_.end(), entry))

@@ -217,6 +217,7 @@ public:
     // segment and was synced in place (a rare, synchronous path). Both
     // throw WalIoError as sync() does, keeping the buffer for a retry.
     StorageFile* begin_sync();
+    config::FsyncMode fsync_mode() const { return fsync_; }
     void finish_sync(std::error_code fdatasync_result);
     bool sync_in_flight() const { return batch_in_flight_bytes_ != 0; }
 
