@@ -147,8 +147,11 @@ void LocalCluster::start_with_ini(std::uint64_t id, const fs::path& ini) {
 
 void LocalCluster::partition(const std::vector<std::uint64_t>& a, const std::vector<std::uint64_t>& b) {
     if (!ns_) throw std::logic_error("partition needs a netns cluster");
-    for (auto x : a)
-        for (auto y : b) ns_->cut(hosts_.at(x), hosts_.at(y));
+    std::vector<std::string> ha;
+    std::vector<std::string> hb;
+    for (auto x : a) ha.push_back(hosts_.at(x));
+    for (auto y : b) hb.push_back(hosts_.at(y));
+    ns_->cut_between(ha, hb);
 }
 
 void LocalCluster::cut_one_way(std::uint64_t from, std::uint64_t to) {

@@ -71,9 +71,21 @@ void NetNamespace::cut_one_way(const std::string& from, const std::string& to) {
     iptables({"-A", "INPUT", "-s", from, "-d", to, "-j", "DROP"});
 }
 
-void NetNamespace::cut(const std::string& a, const std::string& b) {
-    cut_one_way(a, b);
-    cut_one_way(b, a);
+void NetNamespace::cut_between(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+    std::string rules = "*filter\n";
+    for (const auto& x : a) {
+        for (const auto& y : b) {
+            rules += "-A INPUT -s " + x + " -d " + y + " -j DROP\n";
+            rules += "-A INPUT -s " + y + " -d " + x + " -j DROP\n";
+        }
+    }
+    rules += "COMMIT\n";
+    std::vector<std::string> argv = exec_prefix();
+    argv.insert(argv.end(), {"iptables-restore", "--noflush"});
+    const auto r = run_command(argv, std::chrono::seconds(10), rules);
+    if (r.code != 0) {
+        throw std::runtime_error("iptables-restore in " + name_ + " failed (exit " + std::to_string(r.code) + "): " + r.output);
+    }
 }
 
 void NetNamespace::heal() { iptables({"-F", "INPUT"}); }

@@ -20,8 +20,11 @@ public:
     const std::string& name() const { return name_; }
     // argv prefix that runs a command inside the namespace.
     std::vector<std::string> exec_prefix() const;
-    // Drops all traffic between hosts a and b, both ways.
-    void cut(const std::string& a, const std::string& b);
+    // Drops all traffic between every host of `a` and every host of `b`,
+    // both ways, in one iptables-restore transaction: the partition starts
+    // at one instant. Rule by rule, the side cut off first could elect a
+    // leader and reach the other side before the last rule was in.
+    void cut_between(const std::vector<std::string>& a, const std::vector<std::string>& b);
     // Drops traffic from a to b only.
     void cut_one_way(const std::string& from, const std::string& to);
     // Removes every rule: the network is whole again.
