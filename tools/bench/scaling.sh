@@ -20,7 +20,8 @@ bench_build rlnode rlcat rlbench
 bench_workdir
 # write_config SHARDS NODES: SHARDS shards of NODES nodes, 1000 items each.
 write_config() {
-  local shards=$1 nodes=$2 base=$(port_base) s n id=0
+  local shards=$1 nodes=$2 base s n id=0
+  base=$(port_base $((shards * nodes)))
   {
     printf '[cluster]\nname = scaling\ninitial_balance = 1000000000\nfsync = always\ndata_dir = data\n'
     for s in $(seq "$shards"); do
