@@ -22,7 +22,7 @@ void Node::open_wal() {
     const auto dir = config_.node_dir(self_);
     // One fdatasync in 4 MiB of log writes a new file size; the others the
     // data alone (docs/design.md section 6.2).
-    wal_.emplace(txn::Wal::open(dir, config_.cluster().fsync, txn::WalLimits{.preallocate_bytes = 4u << 20}, rec));
+    wal_.emplace(txn::Wal::open(dir, config_.cluster().fsync, txn::kNodeWalLimits, rec));
     if (rec.torn_bytes_dropped > 0) {
         log_.warn("wal_torn_tail").kv("file", rec.torn_file).kv("bytes", rec.torn_bytes_dropped).kv("reason",
                                                                                                   rec.torn_reason);

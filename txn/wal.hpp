@@ -94,6 +94,10 @@ struct WalLimits {
     std::uint64_t preallocate_bytes = 0;
 };
 
+// The limits rlnode opens its WAL with (tools that measure the disk as a
+// node uses it open theirs alike): 4 MiB reserved ahead.
+inline constexpr WalLimits kNodeWalLimits{.preallocate_bytes = 4u << 20};
+
 
 // What open() found on disk.
 struct Recovered {

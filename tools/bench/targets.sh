@@ -2,6 +2,9 @@
 # The throughput and latency targets of a 2-shard deployment (2 shards x 3
 # nodes on loopback, the load generator on the same machine), in one run:
 #   seq     one client, sequential intra-shard transfers, fsync=always: p50
+#   seq_never  the same with fsync=never: the messages alone
+#   disk    rlsyncprobe in a folder beside the nodes': rounds of one and of
+#           two WALs syncing at once, what a sequential commit waits for
 #   intra   CLIENTS (64) clients, one transfer per request, fsync=always
 #   never   the same with fsync=never
 #   intra_peak, never_peak   the same two with PEAK_CLIENTS (256) clients
@@ -25,7 +28,7 @@ source tools/bench/lib.sh
 trials=${TRIALS:-3}; duration=${DURATION_MS:-3000}; clients=${CLIENTS:-64}
 batch_clients=${BATCH_CLIENTS:-16}; batch=${BATCH:-100}; idle_ms=${IDLE_MS:-10000}
 peak_clients=${PEAK_CLIENTS:-256}; peak_conns=${PEAK_CONNECTIONS:-16}
-bench_build rlnode rlcat rlbench
+bench_build rlnode rlcat rlbench rlsyncprobe
 
 work=$(mktemp -d)
 stop_all() {
@@ -61,6 +64,17 @@ run() {
     echo "$name" >> "$work/failed"
   fi
 }
+# probe FILE: appends "p50 of one sync, p50 of two at once" (µs) to FILE;
+# PROBE_MS (default 1000, at most DURATION_MS) of rounds for each.
+probe() {
+  local ms=${PROBE_MS:-$(( duration < 1000 ? duration : 1000 ))} out
+  if out=$("$bin/tools/bench/rlsyncprobe" --dir "$work/probe" --writers 1,2 --duration-ms "$ms" 2>&1); then
+    echo "$(echo "$out" | grep '^writers=1 ' | field p50_us) $(echo "$out" | grep '^writers=2 ' | field p50_us)" >> "$1"
+  else
+    echo "rlsyncprobe failed: $out" >&2
+    echo disk >> "$work/failed"
+  fi
+}
 # Idle: CPU share and resident memory of the worst node over IDLE_MS.
 idle() {  # prints "cpu_percent rss_mb"
   local p pids cpu rss worst_cpu=0 worst_rss=0 hz
@@ -82,7 +96,10 @@ idle() {  # prints "cpu_percent rss_mb"
 read -r idle_cpu idle_rss < <(idle)
 for t in $(seq "$trials"); do
   echo "trial $t of $trials" >&2
+  # The disk's price for a commit's two syncs, then the transfer itself.
+  probe "$work/disk.txt"
   run seq always --clients 1
+  run seq_never never --clients 1
   # The two runs of the cross-shard ratio next to each other.
   run intra always --clients "$clients"
   run cross always --clients "$clients" --cross-shard 100
@@ -112,6 +129,9 @@ best() {
     if (y[1] != "" && y[2] + 0 < 20000 && (x[2] + 0 >= 20000 || y[1] + 0 > x[1] + 0)) print b; else print a }'
 }
 seq_p50=$(col seq 2)
+never_seq_p50=$(col seq_never 2)
+disk1=$(col disk 1); disk2=$(col disk 2)
+floor=$(awk -v a="$disk2" -v b="$never_seq_p50" 'BEGIN { if (a == "" || b == "") print "n/a"; else print a + b }')
 read -r intra intra_p99 intra_clients < <(best intra intra_peak)
 read -r never never_p99 never_clients < <(best never never_peak)
 batched=$(col batch 1); cross=$(col cross 1)
@@ -128,6 +148,7 @@ out=$work/section.md
   echo "| run | clients/connections | trials ok | transfers/s | p50 (µs) | p99 (µs) |"
   echo "|---|---:|---:|---:|---:|---:|"
   echo "| seq (fsync=always) | 1/1 | $(ok seq)/$trials | $(col seq 1) | $seq_p50 | $(col seq 3) |"
+  echo "| seq (fsync=never) | 1/1 | $(ok seq_never)/$trials | $(col seq_never 1) | $never_seq_p50 | $(col seq_never 3) |"
   echo "| intra (fsync=always) | $clients/$clients | $(ok intra)/$trials | $(col intra 1) | $(col intra 2) | $(col intra 3) |"
   echo "| intra (fsync=always) | $peak_clients/$peak_conns | $(ok intra_peak)/$trials | $(col intra_peak 1) | $(col intra_peak 2) | $(col intra_peak 3) |"
   echo "| intra (fsync=never) | $clients/$clients | $(ok never)/$trials | $(col never 1) | $(col never 2) | $(col never 3) |"
@@ -145,6 +166,8 @@ out=$work/section.md
   echo "| cross-shard >= half of intra-shard | $cross_ratio | $(verdict "$cross_ratio" ">=" 0.5) |"
   echo "| idle node < 20 MB resident | $idle_rss MB | $(verdict "$idle_rss" "<" 20) |"
   echo "| idle node < 1 % of a core | $idle_cpu % | $(verdict "$idle_cpu" "<" 1) |"
+  echo
+  echo "The disk under the nodes, in the same trials (\`rlsyncprobe\` right before the sequential runs, in a folder beside the nodes' data: rounds in which one WAL, or two at once, append an entry and sync it as a follower does): one sync p50 $disk1 µs, two at once $disk2 µs. A sequential durable intra-shard transfer waits for two such syncs at once (its two followers'; the leader leaves its own to them, docs/design.md section 6.11) and for the four messages the fsync=never run also waits for: $disk2 + $never_seq_p50 = $floor µs is the floor this disk and these cores put under the sequential target."
   echo
   echo "After the runs the same nodes, idle again for ${idle_ms} ms and then measured over another ${idle_ms} ms, used at most $after_cpu % of a core and held at most $after_rss MB (an idle node compacts its log, and rlnode's allocator returns what it freed: docs/design.md section 6.2)."
   [ -f "$work/failed" ] && echo && echo "Failed trials (left out of the medians): $(sort "$work/failed" | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "}')."
