@@ -154,7 +154,20 @@ void Shell::enqueue_all(ReplicaOutput& out) {
     if (out.truncate_after) enqueue(TruncateOp{*out.truncate_after});
     if (out.install) enqueue(InstallOp{std::move(*out.install)});
     for (auto& e : out.appended) enqueue(std::move(e));
-    if (out.compact) enqueue(CompactOp{std::move(*out.compact)});
+    if (out.compact) enqueue(compact_op(std::move(*out.compact)));
+}
+
+// What the WAL keeps after the snapshot comes from the log in memory,
+// which holds every entry since its own snapshot: the WAL then writes the
+// new chain without reading the old one back. The WAL applies this op
+// after every entry enqueued before it, so its log then ends where the
+// replica's does now.
+CompactOp Shell::compact_op(Snapshot snapshot) const {
+    const ReplicatedLog& log = replica_.log();
+    std::vector<LogEntry> kept;
+    kept.reserve(log.last_index().value - snapshot.last_index.value);
+    for (auto i = snapshot.last_index.value + 1; i <= log.last_index().value; ++i) kept.push_back(log.at(LogIndex{i}));
+    return CompactOp{std::move(snapshot), std::move(kept)};
 }
 
 // Hands the backlog to the WAL and syncs it: at once, or in the background
@@ -314,7 +327,7 @@ void Shell::apply_to_wal(const WalOp& op) {
                    [&](const TruncateOp& t) { wal_.truncate_after(t.after); },
                    [&](const InstallOp& i) { wal_.install_snapshot(i.snapshot); },
                    [&](const LogEntry& e) { wal_.append(e); },
-                   [&](const CompactOp& c) { wal_.compact(c.snapshot); },
+                   [&](const CompactOp& c) { wal_.compact(c.snapshot, c.kept); },
                },
                op);
 }
@@ -323,7 +336,11 @@ std::size_t Shell::approx_bytes(const WalOp& op) {
     return std::visit(Overload{
                           [](const LogEntry& e) { return entry_bytes(e); },
                           [](const InstallOp& i) { return kEntryBytes + i.snapshot.state.size(); },
-                          [](const CompactOp& c) { return kEntryBytes + c.snapshot.state.size(); },
+                          [](const CompactOp& c) {
+                              std::size_t bytes = kEntryBytes + c.snapshot.state.size();
+                              for (const LogEntry& e : c.kept) bytes += entry_bytes(e);
+                              return bytes;
+                          },
                           [](const auto&) { return kEntryBytes; },
                       },
                       op);

@@ -51,6 +51,7 @@ struct InstallOp {
 };
 struct CompactOp {
     Snapshot snapshot;
+    std::vector<LogEntry> kept;  // the log's entries after it when it was taken
 };
 using WalOp = std::variant<election::Durable, TruncateOp, InstallOp, LogEntry, CompactOp>;
 
@@ -144,6 +145,7 @@ private:
     bool flush_round();
     bool sync_may_wait() const;
     void enqueue_all(ReplicaOutput& out);
+    CompactOp compact_op(Snapshot snapshot) const;
     void sync_now();
     void sync_failed(const WalIoError& e);
     void became_durable();

@@ -821,18 +821,19 @@ Wal::File Wal::write_file_atomically(const fs::path& path, std::span<const std::
 
 // ---- Snapshots
 
-void Wal::compact(const Snapshot& snapshot) {
+void Wal::compact(const Snapshot& snapshot, std::span<const LogEntry> kept) {
     require(snapshot.last_index >= snapshot_index_ && snapshot.last_index <= last_index_,
                       "Wal::compact: snapshot outside [snapshot_index(), last_index()]");
+    require(kept.size() == last_index_.value - snapshot.last_index.value,
+            "Wal::compact: the kept entries are not those after the snapshot");
+    for (std::size_t k = 0; k < kept.size(); ++k) {
+        require(kept[k].index.value == snapshot.last_index.value + 1 + k,
+                "Wal::compact: the kept entries are not those after the snapshot");
+    }
+    require(snapshot.last_index != snapshot_index_ || snapshot.last_epoch == snapshot_epoch_,
+            "Wal::compact: snapshot epoch differs from the current snapshot's");
     sync();
-    // The entries to keep are read back from disk: the WAL holds no copy of the log in memory.
-    ChainPlan plan{chain_first_seq_, segment_seq_, std::nullopt};
-    Replayed now = replay_chain(*storage_, dir_, plan, limits_, false);
-    require(now.chain.last() == last_index_, "Wal::compact: the log on disk differs from memory");
-    const std::uint64_t kept_from = snapshot.last_index.value - snapshot_index_.value;
-    const Epoch epoch_there = kept_from == 0 ? snapshot_epoch_ : now.chain.entries[kept_from - 1].epoch;
-    require(epoch_there == snapshot.last_epoch, "Wal::compact: snapshot epoch differs from its entry's");
-    restart_chain(&snapshot, std::span(now.chain.entries).subspan(kept_from));
+    restart_chain(&snapshot, kept);
 }
 
 void Wal::install_snapshot(const Snapshot& snapshot) {

@@ -225,13 +225,16 @@ public:
     void finish_sync(std::error_code fdatasync_result);
     bool sync_in_flight() const { return batch_in_flight_bytes_ != 0; }
 
-    // Saves `snapshot` and restarts the log from it, keeping the entries after
-    // snapshot.last_index, then deletes older segments and snapshots. Syncs
-    // first. snapshot_index() <= snapshot.last_index <= last_index(), and the
-    // entry there has snapshot.last_epoch. A crash at any point recovers
+    // Saves `snapshot` and restarts the log from it with `kept`, the entries
+    // after snapshot.last_index through last_index() as the caller holds
+    // them (the replicated log keeps every entry since its snapshot in
+    // memory), then deletes older segments and snapshots. Syncs first. The
+    // log is not read back: a compaction costs the entries it keeps, not
+    // the log it drops (docs/design.md section 6.2). snapshot_index() <=
+    // snapshot.last_index <= last_index(). A crash at any point recovers
     // either the old or the new state. A WalIoError raised while deleting
     // the old files comes after the new state is in effect.
-    void compact(const Snapshot& snapshot);
+    void compact(const Snapshot& snapshot, std::span<const LogEntry> kept);
     // Same, for a snapshot received from the leader: every entry is dropped
     // and the log continues at snapshot.last_index + 1.
     void install_snapshot(const Snapshot& snapshot);

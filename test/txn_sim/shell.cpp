@@ -71,7 +71,7 @@ void apply_to_model(WalModel& m, const WalOp& op) {
                    [&](const TruncateOp& t) { m.truncate_after(t.after); },
                    [&](const InstallOp& i) { (void)m.install(i.snapshot); },
                    [&](const LogEntry& e) { m.append(e); },
-                   [&](const CompactOp& c) { m.compact(c.snapshot); },
+                   [&](const CompactOp& c) { m.compact(c.snapshot, c.kept); },
                },
                op);
 }

@@ -1,6 +1,7 @@
 #include "wal_model.hpp"
 
 #include "failure.hpp"
+#include "txn/wal.hpp"
 
 #include <string>
 
@@ -79,7 +80,7 @@ std::vector<LogEntry> WalModel::install(const Snapshot& s) {
     return dropped;
 }
 
-void WalModel::compact(const Snapshot& s) {
+void WalModel::compact(const Snapshot& s, const std::vector<LogEntry>& kept) {
     wal_require(s.last_index >= disk_.snapshot_index() && s.last_index <= last_,
                 "Wal::compact at " + std::to_string(s.last_index.value) + " outside [snapshot " +
                     std::to_string(disk_.snapshot_index().value) + ", last " + std::to_string(last_.value) + "]");
@@ -87,6 +88,17 @@ void WalModel::compact(const Snapshot& s) {
     const LogEntry* there = disk_.find(s.last_index);
     const Epoch epoch_there = there ? there->epoch : disk_.snapshot ? disk_.snapshot->last_epoch : Epoch{};
     wal_require(epoch_there == s.last_epoch, "Wal::compact: snapshot epoch differs from its entry's");
+    // The node hands txn::Wal the entries to keep from its log in memory;
+    // they must be exactly what its disk holds after the snapshot.
+    std::vector<std::vector<std::uint8_t>> want;
+    for (const auto& e : disk_.entries) {
+        if (e.index > s.last_index) want.push_back(encode_record(e));
+    }
+    wal_require(want.size() == kept.size(), "Wal::compact: the kept entries are not those the disk holds after the snapshot");
+    for (std::size_t k = 0; k < kept.size(); ++k) {
+        wal_require(encode_record(kept[k]) == want[k],
+                    "Wal::compact: kept entry " + std::to_string(kept[k].index.value) + " differs from the disk's");
+    }
     restart(s, s.last_index);
 }
 

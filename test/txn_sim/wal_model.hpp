@@ -35,7 +35,7 @@ public:
     // Like txn::Wal these sync first, then restart the log from the
     // snapshot. install() returns the durable entries it dropped.
     std::vector<LogEntry> install(const Snapshot& s);
-    void compact(const Snapshot& s);
+    void compact(const Snapshot& s, const std::vector<LogEntry>& kept);
     // Makes the buffer durable; returns the durable entries truncations dropped.
     std::vector<LogEntry> sync();
     // The buffer is lost; the durable copy stays.
