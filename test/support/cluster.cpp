@@ -1,9 +1,13 @@
 #include "test/support/cluster.hpp"
 
+#include <boost/test/results_collector.hpp>
+#include <boost/test/unit_test.hpp>
 #include <signal.h>
 
 #include <ctime>
+#include <deque>
 #include <fstream>
+#include <iostream>
 #include <set>
 #include <sstream>
 
@@ -81,6 +85,23 @@ LocalCluster::~LocalCluster() {
     // Processes first, then the namespace they ran in.
     for (auto& [id, p] : procs_) p.reset();
     ns_.reset();
+    // The folder goes with the cluster: a failed test shows what its nodes
+    // logged last, so that a failure seen once (on CI, say) can be read.
+    namespace ut = boost::unit_test;
+    if (!ut::framework::test_in_progress()) return;
+    const ut::test_results& r = ut::results_collector.results(ut::framework::current_test_case().p_id);
+    if (r.p_assertions_failed == 0U) return;
+    constexpr std::size_t kTailLines = 60;
+    for (const auto& [id, port] : ports_) {
+        std::ifstream in(log_path(id));
+        std::deque<std::string> tail;
+        for (std::string line; std::getline(in, line);) {
+            tail.push_back(std::move(line));
+            if (tail.size() > kTailLines) tail.pop_front();
+        }
+        std::cerr << "---- the last " << tail.size() << " lines of node " << id << "'s log (the test failed) ----\n";
+        for (const auto& line : tail) std::cerr << line << '\n';
+    }
 }
 
 void LocalCluster::write_ini() {
