@@ -1140,11 +1140,6 @@ std::unique_ptr<StorageFile> sim_create(SimStorage& disk, const fs::path& path) 
 
 std::vector<std::uint8_t> filled(std::uint64_t bytes, char c) { return std::vector<std::uint8_t>(bytes, c); }
 
-// ---- The simulated disk itself
-
-// One sector of 'a' synced, then four sectors of 'b' written over it and
-// past it, unsynced. Each sector reads whole as it was, as written, as zeros
-// past the old end, or is gone with the end of the file.
 // Compaction writes the entries it is handed and never reads the log back
 // (a node's thread would stall for the whole log, tens of ms at 50,000
 // entries): with every read refused it still succeeds, and the recovered
@@ -1173,6 +1168,11 @@ BOOST_AUTO_TEST_CASE(compaction_reads_nothing_back_and_keeps_the_entries_it_is_h
     }
 }
 
+// ---- The simulated disk itself
+
+// One sector of 'a' synced, then four sectors of 'b' written over it and
+// past it, unsynced. Each sector reads whole as it was, as written, as zeros
+// past the old end, or is gone with the end of the file.
 BOOST_AUTO_TEST_CASE(sim_disk_a_crash_keeps_any_subset_of_the_unsynced_sectors) {
     constexpr std::uint64_t kSector = SimStorage::kSectorBytes;
     std::set<std::string> seen;

@@ -1,7 +1,7 @@
 // rlsyncprobe: what the disk under a deployment's data folders charges for
-// the syncs one commit waits for, so that tools/bench/targets.sh and
-// cross.sh can set a latency beside the floor the disk puts under it
-// (docs/performance.md, "The disk under one machine's shards").
+// the syncs one commit waits for, so that tools/bench/targets.sh can set
+// the sequential latency beside the floor the disk puts under it
+// (docs/performance.md, "Priced in every run").
 //   rlsyncprobe --dir DIR [--writers 1,2,4] [--duration-ms 1000]
 // For each count W of --writers, W WALs (txn::Wal, opened as rlnode opens
 // its own: fsync always, space reserved ahead) in fresh folders under DIR,
@@ -95,23 +95,21 @@ std::vector<std::uint32_t> rounds(const fs::path& dir, unsigned writers, std::ui
 }
 
 std::vector<unsigned> parse_writers(const std::string& list) {
+    const po::error bad("--writers must be a comma-separated list of counts 1..64, got '" + list + "'");
+    if (list.empty() || list.back() == ',') throw bad;
     std::vector<unsigned> out;
     std::stringstream in(list);
-    std::string part;
-    while (std::getline(in, part, ',')) {
+    for (std::string part; std::getline(in, part, ',');) {
         std::size_t used = 0;
         unsigned long n = 0;
         try {
             n = std::stoul(part, &used);
         } catch (const std::exception&) {
-            used = 0;
+            throw bad;
         }
-        if (used != part.size() || part.empty() || n == 0 || n > 64)
-            throw po::error("--writers must be a comma-separated list of counts 1..64, got '" + list + "'");
+        if (used != part.size() || n == 0 || n > 64) throw bad;
         out.push_back(static_cast<unsigned>(n));
     }
-    if (out.empty() || list.back() == ',')
-        throw po::error("--writers must be a comma-separated list of counts 1..64, got '" + list + "'");
     return out;
 }
 
