@@ -12,6 +12,7 @@
 #include <compare>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <variant>
 #include <vector>
 
@@ -28,6 +29,14 @@ struct TxnId {
     auto operator<=>(const TxnId&) const = default;
     template <class Archive>
     void serialize(Archive& ar) { ar(session, seq); }
+};
+
+// For the hash maps a leader looks a transaction up in several times per
+// step of its protocol (docs/design.md section 6.7).
+struct TxnIdHash {
+    std::size_t operator()(const TxnId& t) const noexcept {
+        return std::hash<std::uint64_t>{}(t.session * 0x9E3779B97F4A7C15ull ^ t.seq);
+    }
 };
 
 // A session id names its shard (high 16 bits) and the index of the entry

@@ -609,6 +609,7 @@ AuditDone Replica::audit() const {
                                   t.voted_yes, static_cast<std::uint8_t>(t.fate),
                                   reason == AbortReason::none ? std::string() : to_string(reason), age});
     }
+    std::sort(a.txns.begin(), a.txns.end(), [](const AuditTxn& x, const AuditTxn& y) { return x.txid < y.txid; });
     return a;
 }
 

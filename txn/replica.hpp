@@ -22,6 +22,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -286,13 +287,13 @@ private:
     std::uint64_t now_ = 0;  // ticks since start
     // Two-phase commit bookkeeping of this node while it leads; a new
     // leader rebuilds it from the replicated records (docs/design.md 6.7).
-    std::map<TxnId, Coordinating> coordinating_;
-    std::map<TxnId, Participating> participating_;
-    std::map<TxnId, std::vector<NodeId>> answer_to_;  // Query entries proposed for these askers
+    std::unordered_map<TxnId, Coordinating, TxnIdHash> coordinating_;
+    std::unordered_map<TxnId, Participating, TxnIdHash> participating_;
+    std::unordered_map<TxnId, std::vector<NodeId>, TxnIdHash> answer_to_;  // Query entries proposed for these askers
     std::set<TxnId> to_forget_;                       // debit side, acknowledged: a Forget entry drops them
     bool forget_proposed_ = false;
     std::map<ShardId, std::vector<TxnId>> tell_forget_;  // forgotten here: the receivers may forget too
-    std::map<TxnId, std::uint64_t> first_seen_;          // tick each record was first applied here (audit ages)
+    std::unordered_map<TxnId, std::uint64_t, TxnIdHash> first_seen_;  // tick each record was first applied here (audit ages)
     // When each record's next request or Query is due: a tick drives only
     // those; the walk over every record runs after a change of leadership
     // and at least every cross_retry_ticks_max. An entry whose record moved

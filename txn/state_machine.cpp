@@ -641,8 +641,14 @@ void ShardState::write_snapshot(Archive& ar) const {
             ar(s.seq, static_cast<std::uint8_t>(s.outcome), static_cast<std::uint8_t>(s.reason));
         }
     }
-    ar(cereal::make_size_tag(static_cast<cereal::size_type>(cross_.size())));
-    for (const auto& [txid, t] : cross_) {
+    // By id, so the snapshots of every replica of a state are byte-identical.
+    std::vector<const CrossTxn*> records;
+    records.reserve(cross_.size());
+    for (const auto& [txid, t] : cross_) records.push_back(&t);
+    std::sort(records.begin(), records.end(), [](const CrossTxn* a, const CrossTxn* b) { return a->txid < b->txid; });
+    ar(cereal::make_size_tag(static_cast<cereal::size_type>(records.size())));
+    for (const CrossTxn* record : records) {
+        const CrossTxn& t = *record;
         const auto u8 = [](auto v) { return static_cast<std::uint8_t>(v); };
         ar(u8(t.side), t.txid, t.from, t.to, t.other, t.amount, u8(t.voted_yes), u8(t.vote_reason), u8(t.fate),
            u8(t.fate_reason), u8(t.final_elsewhere), t.prepared_at);
@@ -748,6 +754,7 @@ template <class Archive>
 void ShardState::read_cross(Archive& ar) {
     cereal::size_type count = 0;
     ar(cereal::make_size_tag(count));
+    std::optional<TxnId> previous;  // in ascending order, as write_snapshot() puts them
     for (cereal::size_type c = 0; c < count; ++c) {
         CrossTxn t;
         std::uint8_t side = 0, voted_yes = 0, vote_reason = 0, fate = 0, fate_reason = 0, final_elsewhere = 0;
@@ -763,6 +770,11 @@ void ShardState::read_cross(Archive& ar) {
         t.fate = static_cast<Fate>(fate);
         t.fate_reason = static_cast<AbortReason>(fate_reason);
         t.final_elsewhere = final_elsewhere == 1;
+        if (previous && !(*previous < t.txid)) {
+            reject(shard_, "cross-shard transaction " + std::to_string(t.txid.session) + ":" +
+                               std::to_string(t.txid.seq) + " is out of ascending order");
+        }
+        previous = t.txid;
         add_restored_cross(t);
     }
     // What the holds reserve must still be there.
@@ -778,7 +790,6 @@ void ShardState::read_cross(Archive& ar) {
 // holds go wrong later.
 void ShardState::add_restored_cross(CrossTxn t) {
     const std::string who = "cross-shard transaction " + std::to_string(t.txid.session) + ":" + std::to_string(t.txid.seq);
-    if (!cross_.empty() && !(cross_.rbegin()->first < t.txid)) reject(shard_, who + " is out of ascending order");
     const bool debit = t.side == Side::debit;
     const bool ours = session_shard(t.txid.session) == shard_;
     const ItemId mine = debit ? t.from : t.to;
@@ -793,7 +804,7 @@ void ShardState::add_restored_cross(CrossTxn t) {
         std::int64_t& slot = debit ? reserved_[mine].held : reserved_[mine].pending;
         if (__builtin_add_overflow(slot, t.amount, &slot)) reject(shard_, who + " overflows its item's holds");
     }
-    cross_.emplace_hint(cross_.end(), t.txid, t);
+    cross_.emplace(t.txid, t);
 }
 
 void ShardState::add_restored_session(std::uint64_t id, SessionWindow window) {

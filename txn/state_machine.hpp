@@ -24,6 +24,7 @@
 #include <map>
 #include <optional>
 #include <span>
+#include <unordered_map>
 #include <string>
 #include <variant>
 #include <vector>
@@ -218,7 +219,8 @@ public:
     std::int64_t pending_total() const;
 
     // Cross-shard transactions this shard still records, by txid.
-    const std::map<TxnId, CrossTxn>& cross_txns() const { return cross_; }
+    // In no particular order; write_snapshot() sorts them by id.
+    const std::unordered_map<TxnId, CrossTxn, TxnIdHash>& cross_txns() const { return cross_; }
     const CrossTxn* cross_txn(TxnId txid) const;
     LogIndex applied_index() const { return applied_index_; }
     Epoch applied_epoch() const { return applied_epoch_; }
@@ -296,7 +298,7 @@ private:
     Epoch applied_epoch_;
     std::map<std::uint64_t, SessionWindow> sessions_;         // by id; ordered so snapshots are canonical
     std::map<LogIndex, std::uint64_t> sessions_by_last_used_;  // derived index for eviction; not in snapshots
-    std::map<TxnId, CrossTxn> cross_;  // cross-shard transactions, both sides; ordered for snapshots
+    std::unordered_map<TxnId, CrossTxn, TxnIdHash> cross_;  // cross-shard transactions, both sides
     // Per item: held by undecided debits, pending from undecided credits.
     // Derived from cross_, so rebuilt, not stored.
     struct Reserved {

@@ -136,13 +136,17 @@ void Sim::learn_entry(const Node& n, const LogEntry& e) {
     const auto& mine = mirror.cross_txns();
     const auto& want = oracle.records();
     bool same = mine.size() == want.size();
-    auto b = want.begin();
-    for (auto a = mine.begin(); same && a != mine.end(); ++a, ++b) {
+    for (auto a = mine.begin(); same && a != mine.end(); ++a) {
+        const auto b = want.find(a->first);
+        if (b == want.end()) {
+            same = false;
+            break;
+        }
         const CrossTxn& x = a->second;
         const Oracle::Record& y = b->second;
-        same = a->first == b->first && x.side == y.side && x.amount == y.amount && x.voted_yes == y.voted_yes &&
-               x.fate == y.fate && x.fate_reason == y.fate_reason && x.final_elsewhere == y.final_elsewhere &&
-               x.from == y.from && x.to == y.to && x.other == y.other;
+        same = x.side == y.side && x.amount == y.amount && x.voted_yes == y.voted_yes && x.fate == y.fate &&
+               x.fate_reason == y.fate_reason && x.final_elsewhere == y.final_elsewhere && x.from == y.from &&
+               x.to == y.to && x.other == y.other;
     }
     if (!same) fail("the state machine's cross-shard records differ from the model's after " + where(n.shard, e.index));
     const std::uint64_t h = hash_bytes(mirror.snapshot());
