@@ -601,15 +601,15 @@ AuditDone Replica::audit() const {
     a.total = state_.total();
     a.held = state_.held_total();
     a.pending = state_.pending_total();
-    for (const auto& [txid, t] : state_.cross_txns()) {
-        const auto seen = first_seen_.find(txid);
+    for (const CrossTxn* record : state_.cross_txns_by_id()) {
+        const CrossTxn& t = *record;
+        const auto seen = first_seen_.find(t.txid);
         const std::uint64_t age = seen == first_seen_.end() ? 0 : (now_ - seen->second) * params_.tick_ms;
         const AbortReason reason = t.fate == Fate::aborted ? t.fate_reason : t.vote_reason;
-        a.txns.push_back(AuditTxn{txid, static_cast<std::uint8_t>(t.side), t.from, t.to, t.other, t.amount,
+        a.txns.push_back(AuditTxn{t.txid, static_cast<std::uint8_t>(t.side), t.from, t.to, t.other, t.amount,
                                   t.voted_yes, static_cast<std::uint8_t>(t.fate),
                                   reason == AbortReason::none ? std::string() : to_string(reason), age});
     }
-    std::sort(a.txns.begin(), a.txns.end(), [](const AuditTxn& x, const AuditTxn& y) { return x.txid < y.txid; });
     return a;
 }
 

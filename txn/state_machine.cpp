@@ -192,6 +192,14 @@ std::optional<EdgeError> ShardState::validate(const PrepareDebit& p) const {
     return std::nullopt;
 }
 
+std::vector<const CrossTxn*> ShardState::cross_txns_by_id() const {
+    std::vector<const CrossTxn*> records;
+    records.reserve(cross_.size());
+    for (const auto& [txid, t] : cross_) records.push_back(&t);
+    std::sort(records.begin(), records.end(), [](const CrossTxn* a, const CrossTxn* b) { return a->txid < b->txid; });
+    return records;
+}
+
 const CrossTxn* ShardState::cross_txn(TxnId txid) const {
     auto it = cross_.find(txid);
     return it == cross_.end() ? nullptr : &it->second;
@@ -642,10 +650,7 @@ void ShardState::write_snapshot(Archive& ar) const {
         }
     }
     // By id, so the snapshots of every replica of a state are byte-identical.
-    std::vector<const CrossTxn*> records;
-    records.reserve(cross_.size());
-    for (const auto& [txid, t] : cross_) records.push_back(&t);
-    std::sort(records.begin(), records.end(), [](const CrossTxn* a, const CrossTxn* b) { return a->txid < b->txid; });
+    const std::vector<const CrossTxn*> records = cross_txns_by_id();
     ar(cereal::make_size_tag(static_cast<cereal::size_type>(records.size())));
     for (const CrossTxn* record : records) {
         const CrossTxn& t = *record;
@@ -770,12 +775,8 @@ void ShardState::read_cross(Archive& ar) {
         t.fate = static_cast<Fate>(fate);
         t.fate_reason = static_cast<AbortReason>(fate_reason);
         t.final_elsewhere = final_elsewhere == 1;
-        if (previous && !(*previous < t.txid)) {
-            reject(shard_, "cross-shard transaction " + std::to_string(t.txid.session) + ":" +
-                               std::to_string(t.txid.seq) + " is out of ascending order");
-        }
+        add_restored_cross(t, previous);
         previous = t.txid;
-        add_restored_cross(t);
     }
     // What the holds reserve must still be there.
     for (const auto& [item, r] : reserved_) {
@@ -788,8 +789,9 @@ void ShardState::read_cross(Archive& ar) {
 
 // Checked one by one so that no field of a record can make apply() or the
 // holds go wrong later.
-void ShardState::add_restored_cross(CrossTxn t) {
+void ShardState::add_restored_cross(CrossTxn t, const std::optional<TxnId>& previous) {
     const std::string who = "cross-shard transaction " + std::to_string(t.txid.session) + ":" + std::to_string(t.txid.seq);
+    if (previous && !(*previous < t.txid)) reject(shard_, who + " is out of ascending order");
     const bool debit = t.side == Side::debit;
     const bool ours = session_shard(t.txid.session) == shard_;
     const ItemId mine = debit ? t.from : t.to;

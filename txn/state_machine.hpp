@@ -219,8 +219,10 @@ public:
     std::int64_t pending_total() const;
 
     // Cross-shard transactions this shard still records, by txid.
-    // In no particular order; write_snapshot() sorts them by id.
+    // In no particular order; cross_txns_by_id() for an order that is the
+    // same on every replica (snapshots, audits).
     const std::unordered_map<TxnId, CrossTxn, TxnIdHash>& cross_txns() const { return cross_; }
+    std::vector<const CrossTxn*> cross_txns_by_id() const;
     const CrossTxn* cross_txn(TxnId txid) const;
     LogIndex applied_index() const { return applied_index_; }
     Epoch applied_epoch() const { return applied_epoch_; }
@@ -279,7 +281,7 @@ private:
     static bool settle_no_vote(CrossTxn& t);
     void hold(const CrossTxn& t, std::int64_t sign);
     SessionWindow* session_of(TxnId txid);
-    void add_restored_cross(CrossTxn t);
+    void add_restored_cross(CrossTxn t, const std::optional<TxnId>& previous);
 
     template <class Archive>
     void write_snapshot(Archive& ar) const;

@@ -15,8 +15,10 @@
 #include <cstdint>
 #include <cstdlib>
 #include <iostream>
+#include <span>
 #include <string>
 #include <thread>
+#include <variant>
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -26,18 +28,20 @@ namespace {
 
 constexpr std::uint32_t kFrameBytesMax = 1u << 20;
 
-// The first frame of a connection, if it is a client's Hello.
+// Whether the first frame of a connection is a client's Hello. What comes
+// after it in the same read is dropped with the rest.
 bool client_hello(tcp::socket& s) {
-    std::array<std::uint8_t, transport::kHeaderBytes> header{};
-    asio::read(s, asio::buffer(header));
-    const std::uint32_t length = (std::uint32_t{header[0]} << 24) | (std::uint32_t{header[1]} << 16) |
-                                 (std::uint32_t{header[2]} << 8) | std::uint32_t{header[3]};
-    if (length + transport::kLengthFieldBytes < transport::kHeaderBytes || length > kFrameBytesMax) return false;
-    transport::Bytes payload(length + transport::kLengthFieldBytes - transport::kHeaderBytes);
-    asio::read(s, asio::buffer(payload));
-    const auto m = transport::decode_payload(header[7], payload);
-    const auto* hello = std::get_if<transport::Hello>(std::get_if<transport::Message>(&m));
-    return hello != nullptr && hello->role == transport::Role::client;
+    transport::FrameDecoder decoder(kFrameBytesMax);
+    std::array<std::uint8_t, 4096> bytes{};
+    for (;;) {
+        const transport::FrameDecoder::Result r = decoder.next();
+        if (const auto* m = std::get_if<transport::Message>(&r)) {
+            const auto* hello = std::get_if<transport::Hello>(m);
+            return hello != nullptr && hello->role == transport::Role::client;
+        }
+        if (std::holds_alternative<transport::DecodeFailure>(r)) return false;
+        decoder.feed(std::span<const std::uint8_t>(bytes.data(), s.read_some(asio::buffer(bytes))));
+    }
 }
 
 void serve(tcp::socket s, std::uint64_t node_id, const std::string& cluster) {

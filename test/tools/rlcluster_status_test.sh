@@ -22,8 +22,9 @@ trap 'exit 143' TERM INT
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 rlc() { tools/rlcluster --run "$run" --bin "$bin" "$@"; }
-# row ID: node ID's row of `rlcluster status`, its fields space-separated.
-row() { rlc status | awk -v id="$1" 'NR > 1 && $1 == id { $1 = $1; print }'; }
+# row ID [STATUS]: node ID's row of STATUS (default: `rlcluster status` now),
+# its fields space-separated.
+row() { awk -v id="$1" 'NR > 1 && $1 == id { $1 = $1; print }' <<< "${2:-$(rlc status)}"; }
 port() { sed -n "/^\[node.$1\]/,/^\[/s/^address = 127.0.0.1://p" "$run/c.ini"; }
 
 shard_config "$run/c.ini" 1-100 "name = status
@@ -41,7 +42,7 @@ mute=$MUTE_PID
 read -r -t 10 ready <&"${MUTE[0]}"
 [ "${ready:-}" = listening ] || { echo "FAIL: mute_node did not start" >&2; exit 1; }
 status=$(rlc status)
-[[ "$(echo "$status" | awk '$1 == 3 { $1 = $1; print }')" == "3 1 down - - - - no" ]] ||
+[[ "$(row 3 "$status")" == "3 1 down - - - - no" ]] ||
   fail "node 3 as mute_node:
 $status"
 ! echo "$status" | grep -q '?' || fail "a field rlcluster could not read:
