@@ -192,6 +192,14 @@ std::optional<EdgeError> ShardState::validate(const PrepareDebit& p) const {
     return std::nullopt;
 }
 
+std::vector<std::pair<std::uint64_t, const ShardState::SessionWindow*>> ShardState::sessions_by_id() const {
+    std::vector<std::pair<std::uint64_t, const SessionWindow*>> sessions;
+    sessions.reserve(sessions_.size());
+    for (const auto& [id, w] : sessions_) sessions.emplace_back(id, &w);
+    std::sort(sessions.begin(), sessions.end());
+    return sessions;
+}
+
 std::vector<const CrossTxn*> ShardState::cross_txns_by_id() const {
     std::vector<const CrossTxn*> records;
     records.reserve(cross_.size());
@@ -305,16 +313,27 @@ Applied ShardState::apply(const LogEntry& entry) {
 }
 
 SessionOpened ShardState::open_session(LogIndex index) {
-    if (sessions_.size() >= genesis_->sessions_max) {
-        // Keyed by log index, so every replica forgets the same session.
-        auto oldest = sessions_by_last_used_.begin();
-        sessions_.erase(oldest->second);
-        sessions_by_last_used_.erase(oldest);
-    }
+    if (sessions_.size() >= genesis_->sessions_max) evict_least_recently_used();
     const std::uint64_t id = session_id(shard_, index);
     sessions_.emplace(id, SessionWindow{index, 0, {}});
-    sessions_by_last_used_.emplace(index, id);
+    uses_.emplace_back(index, id);
     return SessionOpened{id};
+}
+
+// The session whose last use has the lowest log index goes, so every
+// replica forgets the same one. Uses are queued in log order; a stale one
+// (its session used again since, or gone) is dropped on the way.
+void ShardState::evict_least_recently_used() {
+    while (true) {
+        require(!uses_.empty(), "every session's last use is queued");
+        const auto [index, id] = uses_.front();
+        uses_.pop_front();
+        auto it = sessions_.find(id);
+        if (it != sessions_.end() && it->second.last_used == index) {
+            sessions_.erase(it);
+            return;
+        }
+    }
 }
 
 // Exactly-once (docs/design.md section 6): a txid seen before gets its first
@@ -354,7 +373,7 @@ BatchApplied ShardState::apply_batch(const TransferBatch& b, LogIndex index) {
 // The session's window answers a known txid; otherwise the transfer runs
 // and its result is recorded in `w`, the window of t.txid's session.
 ApplyResult ShardState::settle_transfer(const Transfer& t, SessionWindow& w) {
-    if (std::optional<ApplyResult> known = lookup(t.txid)) return *known;
+    if (std::optional<ApplyResult> done = known(w, t.txid)) return *done;
     // The txid names a cross-shard transfer still in flight: a client that
     // reused it gets no second movement of money (and nothing is recorded,
     // so the cross-shard decision still answers the txid).
@@ -383,8 +402,14 @@ AbortReason ShardState::execute(const Transfer& t) {
 std::optional<ApplyResult> ShardState::lookup(TxnId txid) const {
     auto session = sessions_.find(txid.session);
     if (session == sessions_.end()) return std::nullopt;
-    const SessionWindow& w = session->second;
+    return known(session->second, txid);
+}
+
+// What `w`, the window of txid's session, holds for txid.
+std::optional<ApplyResult> ShardState::known(const SessionWindow& w, TxnId txid) {
     if (txid.seq < w.floor_seq) return ApplyResult{Outcome::aborted, AbortReason::expired, txid};
+    // The usual case: a client's seqs rise, so a new one is above them all.
+    if (w.results.empty() || w.results.back().seq < txid.seq) return std::nullopt;
     auto r = std::lower_bound(w.results.begin(), w.results.end(), txid.seq, seq_less<SeqResult>);
     if (r == w.results.end() || r->seq != txid.seq) return std::nullopt;
     return ApplyResult{r->outcome, r->reason, txid};
@@ -417,7 +442,7 @@ Applied ShardState::prepare_debit(const PrepareDebit& p, LogIndex index) {
     SessionWindow* w = session_of(p.txid);
     if (w == nullptr) return ApplyResult{Outcome::aborted, AbortReason::session_expired, p.txid};
     touch(p.txid.session, *w, index);
-    if (std::optional<ApplyResult> known = lookup(p.txid)) return *known;
+    if (std::optional<ApplyResult> done = known(*w, p.txid)) return *done;
     if (existing != cross_.end()) return Prepared{existing->second, false};
     // An entry the edge should have refused is settled, never recorded:
     // a record is only ever one a snapshot can carry.
@@ -514,7 +539,7 @@ Decided ShardState::decide(const Decide& d) {
         // session answers session_expired, as for any transfer. The
         // Prepare made the session the most recent; a decision does not
         // (one entry decides for many sessions).
-        if (SessionWindow* w = session_of(t.txid); w != nullptr && !lookup(t.txid)) record(result, *w);
+        if (SessionWindow* w = session_of(t.txid); w != nullptr && !known(*w, t.txid)) record(result, *w);
         out.result = result;
     }
     return out;
@@ -595,9 +620,17 @@ void ShardState::forget(const Forget& f) {
 
 // The session was used by the entry at `index`: it becomes the most recent.
 void ShardState::touch(std::uint64_t session, SessionWindow& w, LogIndex index) {
-    sessions_by_last_used_.erase(w.last_used);
     w.last_used = index;
-    sessions_by_last_used_.emplace(index, session);
+    uses_.emplace_back(index, session);
+    // Stale uses leave the queue at its front as sessions are evicted; a
+    // table that never fills would keep them all, so past twice its size
+    // they are swept at once (amortized one look-up per use).
+    if (uses_.size() > 2 * sessions_.size() + 64) {
+        std::erase_if(uses_, [this](const std::pair<LogIndex, std::uint64_t>& use) {
+            auto it = sessions_.find(use.second);
+            return it == sessions_.end() || it->second.last_used != use.first;
+        });
+    }
 }
 
 void ShardState::record(const ApplyResult& result, SessionWindow& w) {
@@ -611,7 +644,11 @@ void ShardState::record(const ApplyResult& result, SessionWindow& w) {
             return;
         }
         w.floor_seq = w.results.front().seq + 1;
-        w.results.erase(w.results.begin());
+        w.results.pop_front();
+    }
+    if (w.results.empty() || w.results.back().seq < seq) {  // the usual case: seqs rise
+        w.results.push_back(SeqResult{seq, result.outcome, result.reason});
+        return;
     }
     auto pos = std::lower_bound(w.results.begin(), w.results.end(), seq, seq_less<SeqResult>);
     w.results.insert(pos, SeqResult{seq, result.outcome, result.reason});
@@ -642,14 +679,17 @@ void ShardState::write_snapshot(Archive& ar) const {
         ar(cereal::make_size_tag(static_cast<cereal::size_type>(r.balances.size())));
         ar(cereal::binary_data(r.balances.data(), r.balances.size() * sizeof(std::int64_t)));
     }
-    ar(cereal::make_size_tag(static_cast<cereal::size_type>(sessions_.size())));
-    for (const auto& [id, w] : sessions_) {
+    // Sessions and records by id, so the snapshots of every replica of a
+    // state are byte-identical.
+    const std::vector<std::pair<std::uint64_t, const SessionWindow*>> sessions = sessions_by_id();
+    ar(cereal::make_size_tag(static_cast<cereal::size_type>(sessions.size())));
+    for (const auto& [id, window] : sessions) {
+        const SessionWindow& w = *window;
         ar(id, w.last_used, w.floor_seq, cereal::make_size_tag(static_cast<cereal::size_type>(w.results.size())));
         for (const SeqResult& s : w.results) {
             ar(s.seq, static_cast<std::uint8_t>(s.outcome), static_cast<std::uint8_t>(s.reason));
         }
     }
-    // By id, so the snapshots of every replica of a state are byte-identical.
     const std::vector<const CrossTxn*> records = cross_txns_by_id();
     ar(cereal::make_size_tag(static_cast<cereal::size_type>(records.size())));
     for (const CrossTxn* record : records) {
@@ -728,6 +768,7 @@ void ShardState::read_sessions(Archive& ar) {
         reject(shard_, "it holds " + std::to_string(count) + " sessions, more than its sessions_max " +
                            std::to_string(genesis_->sessions_max));
     }
+    std::optional<std::uint64_t> previous;  // in ascending order, as write_snapshot() puts them
     for (cereal::size_type c = 0; c < count; ++c) {
         std::uint64_t id = 0;
         SessionWindow w;
@@ -738,7 +779,6 @@ void ShardState::read_sessions(Archive& ar) {
             reject(shard_, who + " holds " + std::to_string(size) + " results, more than its dedup_window " +
                                std::to_string(genesis_->dedup_window));
         }
-        w.results.reserve(size);
         for (cereal::size_type i = 0; i < size; ++i) {
             SeqResult s;
             std::uint8_t outcome = 0;
@@ -751,7 +791,16 @@ void ShardState::read_sessions(Archive& ar) {
             }
             w.results.push_back(s);
         }
-        add_restored_session(id, std::move(w));
+        add_restored_session(id, std::move(w), previous);
+        previous = id;
+    }
+    // Each entry used at most one session: two at one index is a damaged
+    // table. Sorted, the uses are the eviction order apply() keeps.
+    std::sort(uses_.begin(), uses_.end());
+    auto twice = std::adjacent_find(uses_.begin(), uses_.end(), [](const auto& a, const auto& b) { return a.first == b.first; });
+    if (twice != uses_.end()) {
+        const auto& [index, id] = *std::next(twice);
+        reject(shard_, "session " + std::to_string(id) + " has an impossible last used index " + std::to_string(index.value));
     }
 }
 
@@ -809,10 +858,10 @@ void ShardState::add_restored_cross(CrossTxn t, const std::optional<TxnId>& prev
     cross_.emplace(t.txid, t);
 }
 
-void ShardState::add_restored_session(std::uint64_t id, SessionWindow window) {
+void ShardState::add_restored_session(std::uint64_t id, SessionWindow window, const std::optional<std::uint64_t>& previous) {
     const std::string who = "session " + std::to_string(id);
     // Canonical order is what makes snapshot() after restore() byte-identical.
-    if (!sessions_.empty() && sessions_.rbegin()->first >= id) reject(shard_, who + " is out of ascending order");
+    if (previous && *previous >= id) reject(shard_, who + " is out of ascending order");
     if (session_shard(id) != shard_) reject(shard_, who + " belongs to another shard");
     const bool seqs_ascending = std::adjacent_find(window.results.begin(), window.results.end(),
                                                    [](const SeqResult& a, const SeqResult& b) {
@@ -821,14 +870,15 @@ void ShardState::add_restored_session(std::uint64_t id, SessionWindow window) {
     if (!seqs_ascending || (!window.results.empty() && window.results.front().seq < window.floor_seq)) {
         reject(shard_, who + " has seqs out of order or below its floor");
     }
-    // apply() used it at a unique index no later than the snapshot's, and
-    // not before the entry that opened it.
+    // apply() used it at an index no later than the snapshot's, and not
+    // before the entry that opened it (read_sessions() checks that no two
+    // sessions share one).
     const std::uint64_t opened_at = id & ((std::uint64_t{1} << kSessionIndexBits) - 1);
-    if (opened_at == 0 || window.last_used.value < opened_at || applied_index_ < window.last_used ||
-        !sessions_by_last_used_.emplace(window.last_used, id).second) {
+    if (opened_at == 0 || window.last_used.value < opened_at || applied_index_ < window.last_used) {
         reject(shard_, who + " has an impossible last used index " + std::to_string(window.last_used.value));
     }
-    sessions_.emplace_hint(sessions_.end(), id, std::move(window));
+    uses_.emplace_back(window.last_used, id);
+    sessions_.emplace(id, std::move(window));
 }
 
 }  // namespace rl::txn

@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <span>
@@ -252,7 +253,7 @@ private:
     struct SessionWindow {
         LogIndex last_used;               // index of its latest entry; orders eviction
         std::uint64_t floor_seq = 0;      // every seq below this is expired
-        std::vector<SeqResult> results;   // sorted by seq, at most dedup_window, all >= floor_seq
+        std::deque<SeqResult> results;    // sorted by seq, at most dedup_window, all >= floor_seq
     };
 
     // What is wrong with a transfer, in the order the edge reports it.
@@ -271,6 +272,9 @@ private:
     AbortReason execute(const Transfer& t);
     void record(const ApplyResult& result, SessionWindow& w);
     void touch(std::uint64_t session, SessionWindow& w, LogIndex index);
+    static std::optional<ApplyResult> known(const SessionWindow& w, TxnId txid);
+    void evict_least_recently_used();
+    std::vector<std::pair<std::uint64_t, const SessionWindow*>> sessions_by_id() const;
     Applied prepare_debit(const PrepareDebit& p, LogIndex index);
     Applied prepare_credit(const PrepareCredit& p, LogIndex index);
     Decided decide(const Decide& d);
@@ -291,15 +295,18 @@ private:
     void read_sessions(Archive& ar);
     template <class Archive>
     void read_cross(Archive& ar);
-    void add_restored_session(std::uint64_t session, SessionWindow window);
+    void add_restored_session(std::uint64_t session, SessionWindow window, const std::optional<std::uint64_t>& previous);
 
     ShardId shard_;
     std::optional<Genesis> genesis_;
     std::vector<RangeBalances> ranges_;  // sorted and disjoint, as Genesis requires
     LogIndex applied_index_;
     Epoch applied_epoch_;
-    std::map<std::uint64_t, SessionWindow> sessions_;         // by id; ordered so snapshots are canonical
-    std::map<LogIndex, std::uint64_t> sessions_by_last_used_;  // derived index for eviction; not in snapshots
+    std::unordered_map<std::uint64_t, SessionWindow> sessions_;  // by id; snapshots write them sorted
+    // Every use of a session, (index, id), in log order: the eviction order.
+    // A use whose index is no longer its session's last_used is stale and
+    // skipped. Derived, so rebuilt, not stored.
+    std::deque<std::pair<LogIndex, std::uint64_t>> uses_;
     std::unordered_map<TxnId, CrossTxn, TxnIdHash> cross_;  // cross-shard transactions, both sides
     // Per item: held by undecided debits, pending from undecided credits.
     // Derived from cross_, so rebuilt, not stored.
