@@ -8,6 +8,7 @@ packages=(
   libboost-system1.74-dev libboost-program-options1.74-dev libboost-test1.74-dev
   libboost1.74-dev  # header-only parts: Asio, and Beast for tools/bench/compare.cpp
   libcereal-dev nlohmann-json3-dev libisal-dev liburing-dev libjemalloc-dev
+  libnetfilter-queue-dev  # tools/rldelay: delays for tools/partition where tc netem is missing
   iptables iproute2 procps gnuplot-nox
 )
 

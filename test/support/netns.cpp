@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <sstream>
 #include <stdexcept>
 
 namespace rl::test {
@@ -36,7 +37,7 @@ void remove_stale() {
         if (n.rfind(kPrefix, 0) != 0) continue;
         const auto pid = std::stol(n.substr(std::string(kPrefix).size()));
         if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0) {
-            run_command({ip_binary(), "netns", "del", n}, std::chrono::seconds(10));
+            delete_namespace(n);
         }
     }
 }
@@ -44,6 +45,22 @@ void remove_stale() {
 }  // namespace
 
 bool can_create_namespaces() { return ::geteuid() == 0; }
+
+std::vector<long> namespace_pids(const std::string& name) {
+    std::vector<long> out;
+    if (!std::filesystem::exists("/run/netns/" + name)) return out;
+    std::istringstream in(run_command({ip_binary(), "netns", "pids", name}, std::chrono::seconds(10)).output);
+    for (long pid = 0; in >> pid;) out.push_back(pid);
+    return out;
+}
+
+void delete_namespace(const std::string& name) {
+    if (!std::filesystem::exists("/run/netns/" + name)) return;
+    for (long pid : namespace_pids(name)) {
+        if (pid > 1) ::kill(static_cast<pid_t>(pid), SIGKILL);
+    }
+    run_command({ip_binary(), "netns", "del", name}, std::chrono::seconds(10));
+}
 
 NetNamespace::NetNamespace() {
     if (!can_create_namespaces()) {
@@ -56,7 +73,7 @@ NetNamespace::NetNamespace() {
     must({ip_binary(), "-n", name_, "link", "set", "lo", "up"}, "bringing up lo in " + name_);
 }
 
-NetNamespace::~NetNamespace() { run_command({ip_binary(), "netns", "del", name_}, std::chrono::seconds(10)); }
+NetNamespace::~NetNamespace() { delete_namespace(name_); }
 
 std::vector<std::string> NetNamespace::exec_prefix() const { return {ip_binary(), "netns", "exec", name_}; }
 

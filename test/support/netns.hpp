@@ -38,4 +38,11 @@ private:
 // True when this process may create namespaces (root with CAP_NET_ADMIN).
 bool can_create_namespaces();
 
+// The processes running inside namespace `name` (none if it is gone).
+std::vector<long> namespace_pids(const std::string& name);
+// Kills whatever still runs inside `name` (a node, an rldelay of
+// tools/partition), then deletes it: a process keeps its namespace alive
+// after `ip netns del`. Nothing happens if it does not exist.
+void delete_namespace(const std::string& name);
+
 }  // namespace rl::test

@@ -177,13 +177,19 @@ void enter_namespace(const std::string& name) {
     throw std::runtime_error("network namespace " + name + " does not exist after rlcluster up");
 }
 
-// tc netem inside the namespace this process is in (the cluster's): the
-// kernel may lack it, and then the schedule goes without delays.
-std::string netem_missing() {
+// tools/partition delays with tc netem inside the namespace this process
+// is in (the cluster's) or, where the kernel lacks it, with the build's
+// rldelay; with neither the schedule goes without delays. Empty when one
+// is there, else why neither is.
+std::string delay_missing(const std::string& bin_dir) {
     const Ran add = run_program({"tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"}, std::chrono::seconds(10));
-    if (add.code != 0) return tail_lines(add.output, 1);
-    run_program({"tc", "qdisc", "del", "dev", "lo", "root"}, std::chrono::seconds(10));
-    return {};
+    if (add.code == 0) {
+        run_program({"tc", "qdisc", "del", "dev", "lo", "root"}, std::chrono::seconds(10));
+        return {};
+    }
+    const fs::path rldelay = fs::path(bin_dir) / "tools" / "rldelay";
+    if (::access(rldelay.c_str(), X_OK) == 0) return {};
+    return "tc netem is not available here (" + tail_lines(add.output, 1) + ") and there is no " + rldelay.string();
 }
 
 void check_setup(const config::Config& config, const ClusterTools& t) {
@@ -307,8 +313,8 @@ int run(const Args& a) {
     if (up.code != 0) throw std::runtime_error("rlcluster up exited " + std::to_string(up.code) + ":\n" + up.output);
     if (!a.netns.empty()) enter_namespace(a.netns);
     if (std::find(kinds.begin(), kinds.end(), FaultKind::delay_leader) != kinds.end()) {
-        if (const auto why = netem_missing(); !why.empty()) {
-            std::cout << "delay: left out of the schedule: tc netem is not available here (" << why << ")\n";
+        if (const auto why = delay_missing(a.bin_dir); !why.empty()) {
+            std::cout << "delay: left out of the schedule: " << why << "\n";
             kinds.erase(std::find(kinds.begin(), kinds.end(), FaultKind::delay_leader));
         }
     }
