@@ -85,10 +85,7 @@ public:
 
     // Every held packet goes now.
     void release_all() {
-        while (!held_.empty()) {
-            accept(held_.top().id);
-            held_.pop();
-        }
+        release_until(Clock::time_point::max());
         timer_.cancel();
     }
 
@@ -144,13 +141,17 @@ private:
         timer_.async_wait([this](const boost::system::error_code& ec) {
             if (ec) return;
             armed_ = false;
-            const Clock::time_point now = Clock::now();
-            while (!held_.empty() && held_.top().release <= now) {
-                accept(held_.top().id);
-                held_.pop();
-            }
+            release_until(Clock::now());
             arm();
         });
+    }
+
+    // The held packets due by `t` go, earliest first.
+    void release_until(Clock::time_point t) {
+        while (!held_.empty() && held_.top().release <= t) {
+            accept(held_.top().id);
+            held_.pop();
+        }
     }
 
     void accept(std::uint32_t id) {

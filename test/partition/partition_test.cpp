@@ -68,20 +68,6 @@ std::vector<std::uint64_t> without(const std::vector<std::uint64_t>& ids, std::u
     return out;
 }
 
-bool alive(pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0; }
-
-// Namespaces of this suite whose creating process is gone (it was killed
-// before its fixtures ran) are removed with everything in them.
-void remove_stale_namespaces() {
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator("/run/netns", ec)) {
-        const std::string n = e.path().filename().string();
-        if (n.rfind(kNetnsPrefix, 0) != 0) continue;
-        const auto pid = std::atol(n.c_str() + std::string(kNetnsPrefix).size());
-        if (pid > 0 && !alive(static_cast<pid_t>(pid))) rl::test::delete_namespace(n);
-    }
-}
-
 std::uint64_t to_u64(const std::string& s) { return s == "-" ? 0 : std::stoull(s); }
 
 // A cluster of examples/partition.ini with the given election algorithm, run
@@ -93,7 +79,7 @@ public:
         if (::geteuid() != 0) {
             throw std::runtime_error("the partition suite needs root (CAP_NET_ADMIN) to create network namespaces");
         }
-        remove_stale_namespaces();
+        rl::test::remove_stale_namespaces(kNetnsPrefix);
         rl::test::delete_namespace(ns_);
         write_ini();
         const auto r = rlcluster({"--netns", ns_, "up", ini_.string()}, 90s);

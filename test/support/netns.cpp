@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 #include <stdexcept>
@@ -27,21 +28,6 @@ void must(const std::vector<std::string>& argv, const std::string& what) {
     if (r.code != 0) throw std::runtime_error(what + " failed (exit " + std::to_string(r.code) + "): " + r.output);
 }
 
-// Namespaces left by a test process that died before its destructors ran
-// (named after its pid) are removed, so they never pile up.
-void remove_stale() {
-    const std::filesystem::path dir = "/run/netns";
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-        const std::string n = e.path().filename().string();
-        if (n.rfind(kPrefix, 0) != 0) continue;
-        const auto pid = std::stol(n.substr(std::string(kPrefix).size()));
-        if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0) {
-            delete_namespace(n);
-        }
-    }
-}
-
 }  // namespace
 
 bool can_create_namespaces() { return ::geteuid() == 0; }
@@ -52,6 +38,16 @@ std::vector<long> namespace_pids(const std::string& name) {
     std::istringstream in(run_command({ip_binary(), "netns", "pids", name}, std::chrono::seconds(10)).output);
     for (long pid = 0; in >> pid;) out.push_back(pid);
     return out;
+}
+
+void remove_stale_namespaces(const std::string& prefix) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/run/netns", ec)) {
+        const std::string n = e.path().filename().string();
+        if (n.rfind(prefix, 0) != 0) continue;
+        const long pid = std::atol(n.c_str() + prefix.size());
+        if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0) delete_namespace(n);
+    }
 }
 
 void delete_namespace(const std::string& name) {
@@ -66,7 +62,7 @@ NetNamespace::NetNamespace() {
     if (!can_create_namespaces()) {
         throw std::runtime_error("partition tests need root (CAP_NET_ADMIN) to create a network namespace");
     }
-    remove_stale();
+    remove_stale_namespaces(kPrefix);
     static std::atomic<int> counter{0};
     name_ = kPrefix + std::to_string(::getpid()) + "-" + std::to_string(counter++);
     must({ip_binary(), "netns", "add", name_}, "ip netns add " + name_);

@@ -44,5 +44,9 @@ std::vector<long> namespace_pids(const std::string& name);
 // tools/partition), then deletes it: a process keeps its namespace alive
 // after `ip netns del`. Nothing happens if it does not exist.
 void delete_namespace(const std::string& name);
+// Namespaces named `prefix` + the pid of the test process that made them
+// (and more after it), whose process is gone (killed before its
+// destructors ran), are deleted with everything in them: they never pile up.
+void remove_stale_namespaces(const std::string& prefix);
 
 }  // namespace rl::test
